@@ -1,0 +1,4 @@
+//! placeholder, being written
+pub mod codes;
+pub mod msg;
+pub mod xml;

@@ -1,0 +1,258 @@
+//! The CSP primitives of the protocol core, as plain data.
+//!
+//! These are the messages the client and server state machines exchange. They carry exactly
+//! the information elements that session handling needs (Client-ID, Session-ID, result codes,
+//! nonce, keep-alive times, negotiation flags), with small integer identifiers; [`crate::xml`]
+//! turns them into CSP 1.3 XML and back.
+
+use crate::codes::ResultCode;
+use serde::{Deserialize, Serialize};
+
+/// A user (`UserID`), numbered from 0; on the wire `wv:user<N>@imps.example`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UserId(pub u32);
+
+/// A client device, numbered from 0 across all users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeviceId(pub u32);
+
+/// A Client-ID: slot `slot` of device `device`'s pool (`client.client_id_pool`).
+/// On the wire `<ClientID><URL>imps://dev<D>/c<S></URL></ClientID>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientId {
+    /// The device that owns the pool.
+    pub device: DeviceId,
+    /// The index in the device's pool.
+    pub slot: u8,
+}
+
+/// A Session-ID chosen by the server. Only equality matters to the protocol; the model checker
+/// renumbers them canonically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionId(pub u32);
+
+/// A Transaction-ID. Opaque on the wire; the core numbers them 1..=999 per client and wraps,
+/// as real clients do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Tid(pub u16);
+
+/// Whether an envelope carries a request or a response (`TransactionMode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// `Request`: client requests, and the server's Disconnect.
+    Request,
+    /// `Response`: answers to requests.
+    Response,
+}
+
+/// The session context that the CR requires to be independent per session and to survive a
+/// recovery unchanged: the joined groups (a bit set) and the session's presence value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Context {
+    /// Bit `g` set: the session has joined group `g`.
+    pub groups: u8,
+    /// The presence value published through this session (0 = none published).
+    pub presence: u8,
+}
+
+/// `Login-Request`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// `UserID`.
+    pub user: UserId,
+    /// `ClientID`.
+    pub client_id: ClientId,
+    /// `SessionID`: present when the client asks to re-establish (recover) a stored session.
+    pub session_id: Option<SessionId>,
+    /// `Password` is present (2-way login).
+    pub password: bool,
+    /// `DigestSchema` is present (first request of a 4-way login).
+    pub digest_schema: bool,
+    /// `DigestBytes` (second request of a 4-way login).
+    pub digest_bytes: Option<u32>,
+    /// `TimeToLive` the client asks for, in seconds.
+    pub ttl_s: Option<u32>,
+    /// `Functions` and `CapabilityList` present: login combined with service and capability
+    /// negotiation (CR 7.1).
+    pub negotiation: bool,
+    /// `SystemMessageResponseList` present, and whether the user's replies conform.
+    pub system_message_response: Option<bool>,
+}
+
+/// `Login-Response`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// `ClientID` echoed.
+    pub client_id: ClientId,
+    /// `Result`.
+    pub result: ResultCode,
+    /// `Nonce` (4-way challenge).
+    pub nonce: Option<u32>,
+    /// `SessionID` of the established or recovered session.
+    pub session_id: Option<SessionId>,
+    /// `KeepAliveTime` granted, in seconds.
+    pub keep_alive_s: Option<u32>,
+    /// `CapabilityRequest`: `T` asks the client to negotiate capabilities, `F` says it is done.
+    pub capability_request: Option<bool>,
+    /// `Functions` and `AgreedCapabilityList` present: the negotiation was done in the login.
+    pub negotiated: bool,
+    /// A System Message rides along (`Status` content in the login transaction).
+    pub system_message: bool,
+}
+
+/// A CSP primitive (the child of `TransactionContent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Primitive {
+    /// `Login-Request`.
+    LoginRequest(LoginRequest),
+    /// `Login-Response`.
+    LoginResponse(LoginResponse),
+    /// `Logout-Request`.
+    LogoutRequest,
+    /// `KeepAlive-Request`.
+    KeepAliveRequest {
+        /// `TimeToLive`, seconds.
+        ttl_s: Option<u32>,
+    },
+    /// `KeepAlive-Response`.
+    KeepAliveResponse {
+        /// `Result`.
+        result: ResultCode,
+        /// `KeepAliveTime`, seconds.
+        keep_alive_s: Option<u32>,
+    },
+    /// `Service-Request` (service negotiation).
+    ServiceRequest,
+    /// `Service-Response`.
+    ServiceResponse {
+        /// `Result`.
+        result: ResultCode,
+    },
+    /// `ClientCapability-Request`.
+    ClientCapabilityRequest,
+    /// `ClientCapability-Response`.
+    ClientCapabilityResponse {
+        /// `Result`.
+        result: ResultCode,
+    },
+    /// `JoinGroup-Request`.
+    JoinGroupRequest {
+        /// The group, `wv:group<N>@imps.example` on the wire.
+        group: u8,
+    },
+    /// `JoinGroup-Response`.
+    JoinGroupResponse {
+        /// `Result`.
+        result: ResultCode,
+    },
+    /// `LeaveGroup-Request`.
+    LeaveGroupRequest {
+        /// The group.
+        group: u8,
+    },
+    /// `LeaveGroup-Response`.
+    LeaveGroupResponse {
+        /// `Result`.
+        result: ResultCode,
+    },
+    /// `UpdatePresence-Request` with the session's presence value.
+    UpdatePresenceRequest {
+        /// The presence value.
+        presence: u8,
+    },
+    /// `Polling-Request`.
+    PollingRequest,
+    /// `Status`.
+    Status {
+        /// `Result`.
+        result: ResultCode,
+    },
+    /// `Disconnect`: server-initiated (or a CSP 1.1 logout answer).
+    Disconnect {
+        /// `Result`.
+        result: ResultCode,
+    },
+}
+
+impl Primitive {
+    /// The element name on the wire.
+    pub const fn wire_name(&self) -> &'static str {
+        match self {
+            Primitive::LoginRequest(_) => "Login-Request",
+            Primitive::LoginResponse(_) => "Login-Response",
+            Primitive::LogoutRequest => "Logout-Request",
+            Primitive::KeepAliveRequest { .. } => "KeepAlive-Request",
+            Primitive::KeepAliveResponse { .. } => "KeepAlive-Response",
+            Primitive::ServiceRequest => "Service-Request",
+            Primitive::ServiceResponse { .. } => "Service-Response",
+            Primitive::ClientCapabilityRequest => "ClientCapability-Request",
+            Primitive::ClientCapabilityResponse { .. } => "ClientCapability-Response",
+            Primitive::JoinGroupRequest { .. } => "JoinGroup-Request",
+            Primitive::JoinGroupResponse { .. } => "JoinGroup-Response",
+            Primitive::LeaveGroupRequest { .. } => "LeaveGroup-Request",
+            Primitive::LeaveGroupResponse { .. } => "LeaveGroup-Response",
+            Primitive::UpdatePresenceRequest { .. } => "UpdatePresence-Request",
+            Primitive::PollingRequest => "Polling-Request",
+            Primitive::Status { .. } => "Status",
+            Primitive::Disconnect { .. } => "Disconnect",
+        }
+    }
+
+    /// The `Result` code, for primitives that carry one.
+    pub const fn result(&self) -> Option<ResultCode> {
+        match self {
+            Primitive::LoginResponse(r) => Some(r.result),
+            Primitive::KeepAliveResponse { result, .. }
+            | Primitive::ServiceResponse { result }
+            | Primitive::ClientCapabilityResponse { result }
+            | Primitive::JoinGroupResponse { result }
+            | Primitive::LeaveGroupResponse { result }
+            | Primitive::Status { result }
+            | Primitive::Disconnect { result } => Some(*result),
+            Primitive::LoginRequest(_)
+            | Primitive::LogoutRequest
+            | Primitive::KeepAliveRequest { .. }
+            | Primitive::ServiceRequest
+            | Primitive::ClientCapabilityRequest
+            | Primitive::JoinGroupRequest { .. }
+            | Primitive::LeaveGroupRequest { .. }
+            | Primitive::UpdatePresenceRequest { .. }
+            | Primitive::PollingRequest => None,
+        }
+    }
+}
+
+/// One `WV-CSP-Message`: the session and transaction descriptors around a primitive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Envelope {
+    /// `SessionDescriptor/SessionID` (`SessionType` is `Inband` exactly when present).
+    pub session: Option<SessionId>,
+    /// `TransactionDescriptor/TransactionMode`.
+    pub mode: Mode,
+    /// `TransactionDescriptor/TransactionID`; absent only on a server-initiated Disconnect.
+    pub tid: Option<Tid>,
+    /// The primitive inside `TransactionContent`.
+    pub body: Primitive,
+}
+
+impl Envelope {
+    /// A client request.
+    pub const fn request(session: Option<SessionId>, tid: Tid, body: Primitive) -> Envelope {
+        Envelope {
+            session,
+            mode: Mode::Request,
+            tid: Some(tid),
+            body,
+        }
+    }
+
+    /// The server's answer to `req`: same session descriptor, same Transaction-ID.
+    pub const fn response_to(req: &Envelope, body: Primitive) -> Envelope {
+        Envelope {
+            session: req.session,
+            mode: Mode::Response,
+            tid: req.tid,
+            body,
+        }
+    }
+}

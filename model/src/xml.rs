@@ -1,0 +1,1 @@
+//! CSP 1.3 XML codec (being written).
