@@ -1,0 +1,311 @@
+//! A closed world of one server and its users' devices, connected by an HTTP-like network,
+//! stepped one event at a time.
+//!
+//! This is the driver that the model checker explores (every enabled [`Action`] is a branch)
+//! and that tests script. The network follows the CSP HTTP binding: a client has at most one
+//! request in flight, the answer comes back on the same connection, and the server pushes
+//! Disconnect on a separate channel. A crash loses the device's volatile state, the answers
+//! addressed to it and its pushes; requests it already sent still reach the server, and their
+//! answers are lost with the connection.
+
+use crate::client::{Client, ClientOut, ClientTimer, Phase, UserAction};
+use crate::config::Config;
+use crate::msg::{DeviceId, Envelope, SessionId, UserId};
+use crate::server::{ServerOut, ServerShared, UserServer};
+use arrayvec::ArrayVec;
+use serde::{Deserialize, Serialize};
+
+/// A request on its way to the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InFlight {
+    /// The request.
+    pub env: Envelope,
+    /// Its connection is gone (the sender crashed or lost the connection since): the answer
+    /// will be lost.
+    pub orphan: bool,
+}
+
+/// One device: its client and its links.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Device {
+    /// The client state machine (with its crash-safe storage).
+    pub client: Client,
+    /// Requests on their way to the server, oldest first.
+    pub to_server: ArrayVec<InFlight, 3>,
+    /// The answer on its way back.
+    pub to_client: Option<Envelope>,
+    /// Disconnects pushed by the server, oldest first.
+    pub pushes: ArrayVec<Envelope, 2>,
+}
+
+/// The whole world.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct World {
+    /// The server, one table per user.
+    pub users: Vec<UserServer>,
+    /// Server values across users.
+    pub shared: ServerShared,
+    /// The devices; device `d` belongs to user `d / devices_per_user`.
+    pub devices: Vec<Device>,
+    /// Crashes still allowed.
+    pub crashes_left: u8,
+    /// Connection losses still allowed.
+    pub losses_left: u8,
+}
+
+/// One event of the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// The device powers on (first start, or restart after a crash).
+    Start(u8),
+    /// The server takes the device's oldest request.
+    ServerReceives(u8),
+    /// The device takes the answer addressed to it.
+    ClientReceives(u8),
+    /// The device takes the oldest Disconnect pushed to it.
+    ClientReceivesPush(u8),
+    /// The device's retry timer fires.
+    RetryTimer(u8),
+    /// The device's keep-alive timer fires.
+    KeepAliveTimer(u8),
+    /// The device crashes.
+    Crash(u8),
+    /// The device's connection breaks (no crash).
+    LoseConnection(u8),
+    /// The Time-To-Live of session number `index` of `user` runs out.
+    Expire {
+        /// The user.
+        user: u8,
+        /// Index in the user's session table.
+        index: u8,
+    },
+    /// The device's user does something.
+    User(u8, UserAction),
+}
+
+impl Action {
+    /// The device the action concerns, if any.
+    pub const fn device(&self) -> Option<u8> {
+        match *self {
+            Action::Start(d)
+            | Action::ServerReceives(d)
+            | Action::ClientReceives(d)
+            | Action::ClientReceivesPush(d)
+            | Action::RetryTimer(d)
+            | Action::KeepAliveTimer(d)
+            | Action::Crash(d)
+            | Action::LoseConnection(d)
+            | Action::User(d, _) => Some(d),
+            Action::Expire { .. } => None,
+        }
+    }
+}
+
+/// What a step did: the outputs of the state machines it ran, for monitors and traces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Messages that went on the wire: (device, towards the server?, envelope).
+    pub messages: ArrayVec<(u8, bool, Envelope), 4>,
+    /// The client step's outputs, when a client ran.
+    pub client: Option<ClientOut>,
+    /// The server step's outputs, when the server ran.
+    pub server: Option<ServerOut>,
+    /// The request the server handled (and whether its answer was lost).
+    pub request: Option<InFlight>,
+}
+
+/// The time the world passes to the core: virtual time does not advance in the checker;
+/// timers fire as nondeterministic events instead.
+pub const NOW_MS: u64 = 0;
+
+/// The time passed to a Time-To-Live timer: late enough for any session to be due.
+pub const EXPIRY_NOW_MS: u64 = u64::MAX;
+
+impl World {
+    /// The initial world: every device down with empty storage, no sessions.
+    pub fn new(cfg: &Config) -> World {
+        let per = cfg.env.devices_per_user as u32;
+        let n = cfg.env.users as u32 * per;
+        World {
+            users: vec![UserServer::default(); cfg.env.users as usize],
+            shared: ServerShared::default(),
+            devices: (0..n)
+                .map(|d| Device {
+                    client: Client::new(UserId(d / per), DeviceId(d)),
+                    to_server: ArrayVec::new(),
+                    to_client: None,
+                    pushes: ArrayVec::new(),
+                })
+                .collect(),
+            crashes_left: cfg.env.max_crashes,
+            losses_left: cfg.env.max_connection_losses,
+        }
+    }
+
+    /// The user a device belongs to.
+    pub fn user_of(&self, device: u8) -> usize {
+        self.devices[device as usize].client.user.0 as usize
+    }
+
+    /// The device wants a session: it is not idle by its user's choice.
+    pub fn wants_session(&self, device: usize) -> bool {
+        !matches!(self.devices[device].client.phase, Phase::Idle)
+    }
+
+    /// The device holds a usable session.
+    pub fn holds_session(&self, device: usize) -> bool {
+        matches!(self.devices[device].client.phase, Phase::Established { .. } | Phase::Busy { .. })
+    }
+
+    /// Every action enabled in this state, in a fixed order.
+    pub fn actions(&self, cfg: &Config, out: &mut Vec<Action>) {
+        let env = &cfg.env;
+        for (i, dev) in self.devices.iter().enumerate() {
+            let d = i as u8;
+            let phase = dev.client.phase;
+            if phase == Phase::Down {
+                out.push(Action::Start(d));
+            }
+            if !dev.to_server.is_empty() {
+                out.push(Action::ServerReceives(d));
+            }
+            if dev.to_client.is_some() {
+                out.push(Action::ClientReceives(d));
+            }
+            if !dev.pushes.is_empty() {
+                out.push(Action::ClientReceivesPush(d));
+            }
+            match phase {
+                Phase::Backoff(_) => out.push(Action::RetryTimer(d)),
+                Phase::Established { .. } => {
+                    if env.keep_alives {
+                        out.push(Action::KeepAliveTimer(d));
+                    }
+                    for g in 0..env.groups {
+                        let joined = dev.client.ctx.is_some_and(|c| c.groups & (1 << g) != 0);
+                        out.push(Action::User(d, if joined { UserAction::Leave(g) } else { UserAction::Join(g) }));
+                    }
+                    for p in 1..=env.presence_values {
+                        if dev.client.ctx.is_none_or(|c| c.presence != p) {
+                            out.push(Action::User(d, UserAction::Presence(p)));
+                        }
+                    }
+                    if env.user_logouts {
+                        out.push(Action::User(d, UserAction::Logout));
+                    }
+                }
+                Phase::Idle => out.push(Action::User(d, UserAction::Login)),
+                Phase::Down
+                | Phase::LoggingIn { .. }
+                | Phase::Negotiating { .. }
+                | Phase::Busy { .. }
+                | Phase::LoggingOut { .. } => {}
+            }
+            if self.crashes_left > 0 && phase != Phase::Down {
+                out.push(Action::Crash(d));
+            }
+            if self.losses_left > 0 && phase.awaiting_answer() || self.losses_left > 0 && phase.session().is_some() {
+                out.push(Action::LoseConnection(d));
+            }
+        }
+        if cfg.server.ttl_expiry {
+            for (u, us) in self.users.iter().enumerate() {
+                for (k, s) in us.sessions.iter().enumerate() {
+                    if s.active {
+                        out.push(Action::Expire { user: u as u8, index: k as u8 });
+                    }
+                }
+            }
+        }
+    }
+
+    fn post(&mut self, d: usize, out: &ClientOut, step: &mut Step) {
+        if let Some(env) = out.send {
+            self.devices[d].to_server.push(InFlight { env, orphan: false });
+            step.messages.push((d as u8, true, env));
+        }
+    }
+
+    fn deliver_server_out(&mut self, d: usize, sout: &ServerOut, orphan: bool, step: &mut Step) {
+        if let Some(reply) = sout.reply {
+            step.messages.push((d as u8, false, reply));
+            if !orphan {
+                self.devices[d].to_client = Some(reply);
+            }
+        }
+        for &(to, env) in &sout.pushes {
+            step.messages.push((to.0 as u8, false, env));
+            let dev = &mut self.devices[to.0 as usize];
+            if dev.client.phase != Phase::Down {
+                dev.pushes.push(env);
+            }
+        }
+    }
+
+    /// Run one action. The action must be enabled ([`World::actions`]).
+    pub fn step(&mut self, cfg: &Config, action: Action) -> Step {
+        let mut step = Step::default();
+        let mut out = ClientOut::default();
+        match action {
+            Action::Start(d) => {
+                self.devices[d as usize].client.start(cfg, &mut out);
+            }
+            Action::ServerReceives(d) => {
+                let dev = &mut self.devices[d as usize];
+                let req = dev.to_server.remove(0);
+                let user = dev.client.user;
+                let mut sout = ServerOut::default();
+                self.users[user.0 as usize].handle(cfg, &mut self.shared, user, NOW_MS, &req.env, &mut sout);
+                self.deliver_server_out(d as usize, &sout, req.orphan, &mut step);
+                step.request = Some(req);
+                step.server = Some(sout);
+                return step;
+            }
+            Action::ClientReceives(d) => {
+                let dev = &mut self.devices[d as usize];
+                let env = dev.to_client.take().expect("invariant: ClientReceives is enabled only with an answer in flight");
+                dev.client.on_message(cfg, &env, &mut out);
+            }
+            Action::ClientReceivesPush(d) => {
+                let dev = &mut self.devices[d as usize];
+                let env = dev.pushes.remove(0);
+                dev.client.on_message(cfg, &env, &mut out);
+            }
+            Action::RetryTimer(d) => self.devices[d as usize].client.on_timer(cfg, ClientTimer::Retry, &mut out),
+            Action::KeepAliveTimer(d) => {
+                let c = &mut self.devices[d as usize].client;
+                let after_s = c.keep_alive_s;
+                c.on_timer(cfg, ClientTimer::KeepAlive { after_s }, &mut out);
+            }
+            Action::Crash(d) => {
+                self.crashes_left -= 1;
+                let dev = &mut self.devices[d as usize];
+                dev.client.crash();
+                dev.to_client = None;
+                dev.pushes.clear();
+                dev.to_server.iter_mut().for_each(|r| r.orphan = true);
+            }
+            Action::LoseConnection(d) => {
+                self.losses_left -= 1;
+                let dev = &mut self.devices[d as usize];
+                dev.to_client = None;
+                dev.to_server.iter_mut().for_each(|r| r.orphan = true);
+                dev.client.connection_lost(&mut out);
+            }
+            Action::Expire { user, index } => {
+                let us = &mut self.users[user as usize];
+                let id: SessionId = us.sessions[index as usize].id;
+                let mut sout = ServerOut::default();
+                us.expire(cfg, &mut self.shared, EXPIRY_NOW_MS, id, &mut sout);
+                self.deliver_server_out(usize::MAX, &sout, true, &mut step);
+                step.server = Some(sout);
+                return step;
+            }
+            Action::User(d, a) => self.devices[d as usize].client.user_action(cfg, a, &mut out),
+        }
+        let d = action.device().expect("invariant: every client action names a device") as usize;
+        self.post(d, &out, &mut step);
+        step.client = Some(out);
+        step
+    }
+}
