@@ -34,6 +34,7 @@ pub mod client;
 pub mod codes;
 pub mod config;
 pub mod msg;
+pub mod props;
 pub mod server;
 pub mod world;
 pub mod xml;

@@ -1,1 +1,70 @@
-fn main() {}
+//! `imps`: validate the IMPS CSP 1.3 session-recovery CR with a model checker and a simulator.
+
+use clap::{Parser, Subcommand};
+use imps_model::config::{resolve_variant, variants_dir, Config};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "imps", version, about = "Validate the IMPS CSP 1.3 session-recovery change request: model checker, simulator, CSP XML codec")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the named variants, and every knob with its default and meaning.
+    Variants {
+        /// Print this variant's resolved knobs (name or path) instead of the listing.
+        #[arg(long)]
+        show: Option<String>,
+        /// Override a knob of the shown variant: section.knob=value.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Decode CSP XML messages (CSP 1.1, 1.2 or 1.3) and print one JSON object per message.
+    Decode {
+        /// The files, one WV-CSP-Message each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Exit code for bad input (files, flags, variants).
+const BAD_INPUT: u8 = 2;
+
+fn load(name: &str, sets: &[String]) -> Result<(String, Config), String> {
+    let (name, mut cfg) = resolve_variant(name, &variants_dir()).map_err(|e| e.to_string())?;
+    for s in sets {
+        cfg.apply_set(s).map_err(|e| e.to_string())?;
+    }
+    Ok((name, cfg))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result: Result<(), String> = match cli.command {
+        Command::Variants { show: None, set } if set.is_empty() => {
+            imps_sim::variants_cmd::list(&variants_dir(), &mut out).map_err(|e| e.to_string())
+        }
+        Command::Variants { show, set } => {
+            let name = show.unwrap_or_else(|| "post-cr".to_string());
+            load(&name, &set).and_then(|(name, cfg)| {
+                imps_sim::variants_cmd::show(&name, &cfg, &mut out).map_err(|e| e.to_string())
+            })
+        }
+        Command::Decode { files } => {
+            imps_sim::decode_cmd::decode_files(&files, &mut out).map_err(|e| e.to_string())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imps: error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! `imps variants`: the named variants and every knob with its default and meaning.
+
+use imps_model::config::{knob_values, named_variants, Config, ConfigError, KNOBS};
+use std::io::Write;
+use std::path::Path;
+
+/// Print the listing of named variants under `dir`, then every knob.
+pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), ConfigError> {
+    let named = named_variants(dir)?;
+    let io = |e: std::io::Error| ConfigError::Io {
+        path: "<stdout>".into(),
+        source: e,
+    };
+    writeln!(out, "Named variants ({}):", dir.display()).map_err(io)?;
+    let width = named.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, path) in &named {
+        let cfg = Config::load(path)?;
+        writeln!(out, "  {name:width$}  {}", cfg.description).map_err(io)?;
+    }
+    writeln!(out, "\nKnobs (default, values: meaning); override any with --set section.knob=value:").map_err(io)?;
+    let defaults = knob_values(&Config::default());
+    for k in KNOBS {
+        let default = defaults
+            .iter()
+            .find(|(key, _)| key == k.key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("?");
+        writeln!(out, "  {} = {}\n      {}: {}", k.key, default, k.values, k.meaning).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Print one variant's resolved knobs (after `--set`), as TOML.
+pub fn show(name: &str, cfg: &Config, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "# variant {name}: {}", cfg.description)?;
+    let mut section = String::new();
+    for (key, value) in knob_values(cfg) {
+        let (s, k) = key.split_once('.').unwrap_or(("", &key));
+        if s != section {
+            writeln!(out, "\n[{s}]")?;
+            section = s.to_string();
+        }
+        writeln!(out, "{k} = {value}")?;
+    }
+    Ok(())
+}
