@@ -7,12 +7,11 @@
 
 use crate::codes::ResultCode;
 use crate::config::{
-    CapabilityNegotiation, CombinedNegotiation, Config, LoginKind, On436, On608,
-    OnRecoveryFailure,
+    CapabilityNegotiation, CombinedNegotiation, Config, LoginKind, On436, On608, OnRecoveryFailure,
 };
 use crate::msg::{
-    ClientId, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Primitive, SessionId,
-    Tid, UserId,
+    ClientId, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Primitive, SessionId, Tid,
+    UserId,
 };
 use crate::server::{digest, nonce_for};
 use serde::{Deserialize, Serialize};
@@ -127,7 +126,9 @@ impl Phase {
     /// The session the client believes it holds.
     pub const fn session(&self) -> Option<SessionId> {
         match *self {
-            Phase::Established { session } | Phase::Busy { session, .. } | Phase::LoggingOut { session, .. } => Some(session),
+            Phase::Established { session }
+            | Phase::Busy { session, .. }
+            | Phase::LoggingOut { session, .. } => Some(session),
             Phase::Negotiating { session, .. } => session,
             Phase::Down | Phase::Idle | Phase::Backoff(_) | Phase::LoggingIn { .. } => None,
         }
@@ -135,8 +136,10 @@ impl Phase {
 
     /// The device wants a session and does not hold a usable one.
     pub const fn is_seeking(&self) -> bool {
-        matches!(self, Phase::Down | Phase::Backoff(_) | Phase::LoggingIn { .. })
-            || matches!(self, Phase::LoggingOut { relogin: true, .. })
+        matches!(
+            self,
+            Phase::Down | Phase::Backoff(_) | Phase::LoggingIn { .. }
+        ) || matches!(self, Phase::LoggingOut { relogin: true, .. })
             || matches!(self, Phase::Negotiating { session: None, .. })
     }
 
@@ -144,7 +147,10 @@ impl Phase {
     pub const fn awaiting_answer(&self) -> bool {
         matches!(
             self,
-            Phase::LoggingIn { .. } | Phase::Negotiating { .. } | Phase::Busy { .. } | Phase::LoggingOut { .. }
+            Phase::LoggingIn { .. }
+                | Phase::Negotiating { .. }
+                | Phase::Busy { .. }
+                | Phase::LoggingOut { .. }
         )
     }
 }
@@ -317,7 +323,10 @@ impl Client {
                 self.phase = Phase::Backoff(attempt);
                 out.timer = Some(ClientTimer::Retry);
             }
-            Phase::Negotiating { .. } | Phase::Established { .. } | Phase::Busy { .. } | Phase::LoggingOut { .. } => {
+            Phase::Negotiating { .. }
+            | Phase::Established { .. }
+            | Phase::Busy { .. }
+            | Phase::LoggingOut { .. } => {
                 match self.stored {
                     Some(s) => {
                         self.slot = s.slot;
@@ -346,7 +355,14 @@ impl Client {
         self.send_login(cfg, attempt, step, None, out);
     }
 
-    fn send_login(&mut self, cfg: &Config, attempt: Attempt, step: LoginStep, nonce: Option<u32>, out: &mut ClientOut) {
+    fn send_login(
+        &mut self,
+        cfg: &Config,
+        attempt: Attempt,
+        step: LoginStep,
+        nonce: Option<u32>,
+        out: &mut ClientOut,
+    ) {
         let completes = step != LoginStep::Challenge;
         let negotiation = match cfg.client.combined_negotiation {
             CombinedNegotiation::Never => false,
@@ -360,7 +376,10 @@ impl Client {
             password: step == LoginStep::Password,
             digest_schema: step == LoginStep::Challenge,
             digest_bytes: match step {
-                LoginStep::Digest => Some(digest(self.user, nonce.unwrap_or_else(|| nonce_for(self.client_id())))),
+                LoginStep::Digest => Some(digest(
+                    self.user,
+                    nonce.unwrap_or_else(|| nonce_for(self.client_id())),
+                )),
                 LoginStep::Password | LoginStep::Challenge => None,
             },
             ttl_s: Some(cfg.client.ttl_s),
@@ -395,28 +414,57 @@ impl Client {
         match (action, self.phase) {
             (UserAction::Login, Phase::Idle) => self.start(cfg, out),
             (UserAction::Logout, Phase::Established { session }) => {
-                self.phase = Phase::LoggingOut { session, relogin: false };
+                self.phase = Phase::LoggingOut {
+                    session,
+                    relogin: false,
+                };
                 self.send(Some(session), Primitive::LogoutRequest, out);
             }
             (UserAction::Join(g), Phase::Established { session }) => {
-                self.phase = Phase::Busy { session, pending: Pending::Join(g) };
+                self.phase = Phase::Busy {
+                    session,
+                    pending: Pending::Join(g),
+                };
                 self.send(Some(session), Primitive::JoinGroupRequest { group: g }, out);
             }
             (UserAction::Leave(g), Phase::Established { session }) => {
-                self.phase = Phase::Busy { session, pending: Pending::Leave(g) };
-                self.send(Some(session), Primitive::LeaveGroupRequest { group: g }, out);
+                self.phase = Phase::Busy {
+                    session,
+                    pending: Pending::Leave(g),
+                };
+                self.send(
+                    Some(session),
+                    Primitive::LeaveGroupRequest { group: g },
+                    out,
+                );
             }
             (UserAction::Presence(p), Phase::Established { session }) => {
-                self.phase = Phase::Busy { session, pending: Pending::Presence(p) };
-                self.send(Some(session), Primitive::UpdatePresenceRequest { presence: p }, out);
+                self.phase = Phase::Busy {
+                    session,
+                    pending: Pending::Presence(p),
+                };
+                self.send(
+                    Some(session),
+                    Primitive::UpdatePresenceRequest { presence: p },
+                    out,
+                );
             }
-            (UserAction::Login | UserAction::Logout | UserAction::Join(_) | UserAction::Leave(_) | UserAction::Presence(_), _) => {}
+            (
+                UserAction::Login
+                | UserAction::Logout
+                | UserAction::Join(_)
+                | UserAction::Leave(_)
+                | UserAction::Presence(_),
+                _,
+            ) => {}
         }
     }
 
     fn established(&mut self, session: SessionId, recovered: bool, out: &mut ClientOut) {
         self.phase = Phase::Established { session };
-        out.timer = Some(ClientTimer::KeepAlive { after_s: self.keep_alive_s });
+        out.timer = Some(ClientTimer::KeepAlive {
+            after_s: self.keep_alive_s,
+        });
         out.note = Some(ClientNote::Established { recovered });
     }
 
@@ -449,14 +497,24 @@ impl Client {
         if let Primitive::Disconnect { result } = env.body {
             if cfg.client.answers_disconnect {
                 // What CR 6.6.1 forbids: answering the Disconnect.
-                self.send(env.session, Primitive::Status { result: ResultCode::Success }, out);
+                self.send(
+                    env.session,
+                    Primitive::Status {
+                        result: ResultCode::Success,
+                    },
+                    out,
+                );
             }
             match self.phase {
-                Phase::LoggingOut { session, relogin } if env.session.is_none_or(|s| s == session) => {
+                Phase::LoggingOut { session, relogin }
+                    if env.session.is_none_or(|s| s == session) =>
+                {
                     self.logged_out(cfg, relogin, out)
                 }
                 phase => {
-                    if phase.session().is_some() && env.session.is_none_or(|s| Some(s) == phase.session()) {
+                    if phase.session().is_some()
+                        && env.session.is_none_or(|s| Some(s) == phase.session())
+                    {
                         self.session_lost(cfg, result, out);
                     }
                 }
@@ -469,16 +527,29 @@ impl Client {
             ResultCode::SessionExpired | ResultCode::ForcedLogout | ResultCode::NotLoggedIn
         );
         match (self.phase, env.body) {
-            (Phase::LoggingIn { attempt, step }, Primitive::LoginResponse(r)) => self.on_login_response(cfg, attempt, step, &r, out),
-            (Phase::LoggingOut { relogin, .. }, Primitive::Status { .. }) => self.logged_out(cfg, relogin, out),
+            (Phase::LoggingIn { attempt, step }, Primitive::LoginResponse(r)) => {
+                self.on_login_response(cfg, attempt, step, &r, out)
+            }
+            (Phase::LoggingOut { relogin, .. }, Primitive::Status { .. }) => {
+                self.logged_out(cfg, relogin, out)
+            }
             (Phase::Negotiating { session: None, .. }, _) => {
                 // Carried on after 436 without a session: the server refuses; start over.
                 self.phase = Phase::Backoff(Attempt::FRESH);
                 out.timer = Some(ClientTimer::Retry);
                 out.note = Some(ClientNote::LoginRefused(code));
             }
-            (Phase::Negotiating { .. } | Phase::Busy { .. }, _) if lost => self.session_lost(cfg, code, out),
-            (Phase::Negotiating { session: Some(session), step, capability_requested }, _) => {
+            (Phase::Negotiating { .. } | Phase::Busy { .. }, _) if lost => {
+                self.session_lost(cfg, code, out)
+            }
+            (
+                Phase::Negotiating {
+                    session: Some(session),
+                    step,
+                    capability_requested,
+                },
+                _,
+            ) => {
                 let ask_caps = capability_requested
                     && step == Negotiation::Service
                     && cfg.client.capability_negotiation == CapabilityNegotiation::WhenRequested;
@@ -501,14 +572,20 @@ impl Client {
                         Pending::Leave(g) => ctx.groups &= !(1 << g),
                         Pending::Presence(p) => ctx.presence = p,
                         Pending::KeepAlive => {
-                            if let Primitive::KeepAliveResponse { keep_alive_s: Some(ka), .. } = env.body {
+                            if let Primitive::KeepAliveResponse {
+                                keep_alive_s: Some(ka),
+                                ..
+                            } = env.body
+                            {
                                 self.keep_alive_s = ka;
                             }
                         }
                     }
                 }
                 self.phase = Phase::Established { session };
-                out.timer = Some(ClientTimer::KeepAlive { after_s: self.keep_alive_s });
+                out.timer = Some(ClientTimer::KeepAlive {
+                    after_s: self.keep_alive_s,
+                });
             }
             // Anything else is stale or unsolicited: ignore it.
             (
@@ -523,7 +600,14 @@ impl Client {
         }
     }
 
-    fn on_login_response(&mut self, cfg: &Config, attempt: Attempt, step: LoginStep, r: &LoginResponse, out: &mut ClientOut) {
+    fn on_login_response(
+        &mut self,
+        cfg: &Config,
+        attempt: Attempt,
+        step: LoginStep,
+        r: &LoginResponse,
+        out: &mut ClientOut,
+    ) {
         let code = r.result;
         if step == LoginStep::Challenge && code == ResultCode::Unauthorized && r.nonce.is_some() {
             self.send_login(cfg, attempt, LoginStep::Digest, r.nonce, out);
@@ -540,7 +624,10 @@ impl Client {
                     Some(_) => self.established(session, true, out),
                     None if cfg.client.logout_after_recovery => {
                         // CR 7.1.1: recovered without the context: log out, then in again.
-                        self.phase = Phase::LoggingOut { session, relogin: true };
+                        self.phase = Phase::LoggingOut {
+                            session,
+                            relogin: true,
+                        };
                         self.send(Some(session), Primitive::LogoutRequest, out);
                     }
                     None => {
@@ -552,19 +639,30 @@ impl Client {
             }
             self.ctx = Some(Context::default());
             if cfg.client.stores_session_id {
-                let rec = Stored { session, slot: self.slot };
+                let rec = Stored {
+                    session,
+                    slot: self.slot,
+                };
                 self.store(StoreOp::Store(rec), out);
             }
             let capability_requested = r.capability_request == Some(true);
             if r.negotiated && !capability_requested {
                 self.established(session, false, out);
             } else {
-                let step = if r.negotiated { Negotiation::Capability } else { Negotiation::Service };
+                let step = if r.negotiated {
+                    Negotiation::Capability
+                } else {
+                    Negotiation::Service
+                };
                 let body = match step {
                     Negotiation::Service => Primitive::ServiceRequest,
                     Negotiation::Capability => Primitive::ClientCapabilityRequest,
                 };
-                self.phase = Phase::Negotiating { session: Some(session), step, capability_requested };
+                self.phase = Phase::Negotiating {
+                    session: Some(session),
+                    step,
+                    capability_requested,
+                };
                 self.send(Some(session), body, out);
             }
             return;
@@ -573,7 +671,10 @@ impl Client {
         if code == ResultCode::SystemMessageResponseRequired {
             match cfg.client.on_436 {
                 On436::ResendWithResponse => {
-                    let a = Attempt { system_reply: true, ..attempt };
+                    let a = Attempt {
+                        system_reply: true,
+                        ..attempt
+                    };
                     let first = match cfg.client.login {
                         LoginKind::TwoWay => LoginStep::Password,
                         LoginKind::FourWay => step,
@@ -581,7 +682,11 @@ impl Client {
                     self.send_login(cfg, a, first, Some(nonce_for(self.client_id())), out);
                 }
                 On436::Continue => {
-                    self.phase = Phase::Negotiating { session: None, step: Negotiation::Service, capability_requested: false };
+                    self.phase = Phase::Negotiating {
+                        session: None,
+                        step: Negotiation::Service,
+                        capability_requested: false,
+                    };
                     self.send(None, Primitive::ServiceRequest, out);
                 }
             }
@@ -590,7 +695,9 @@ impl Client {
         if attempt.recover.is_some() {
             let fresh = match cfg.client.on_recovery_failure {
                 OnRecoveryFailure::FreshLogin => true,
-                OnRecoveryFailure::RetryStaleUnless502 => code == ResultCode::CouldNotRecoverSession,
+                OnRecoveryFailure::RetryStaleUnless502 => {
+                    code == ResultCode::CouldNotRecoverSession
+                }
                 OnRecoveryFailure::RetryStale => false,
             };
             if fresh {
@@ -614,7 +721,10 @@ impl Client {
     }
 
     fn retry(&mut self, attempt: Attempt, code: ResultCode, out: &mut ClientOut) {
-        self.phase = Phase::Backoff(Attempt { system_reply: false, ..attempt });
+        self.phase = Phase::Backoff(Attempt {
+            system_reply: false,
+            ..attempt
+        });
         out.timer = Some(ClientTimer::Retry);
         out.note = Some(ClientNote::LoginRefused(code));
     }

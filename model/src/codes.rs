@@ -136,7 +136,10 @@ mod tests {
         ];
         for n in required {
             let c = ResultCode::from_number(n);
-            assert!(!matches!(c, ResultCode::Other(_)), "{n} must be a named code");
+            assert!(
+                !matches!(c, ResultCode::Other(_)),
+                "{n} must be a named code"
+            );
             assert_eq!(c.number(), n);
             assert_ne!(c.description(), ResultCode::Other(0).description());
         }

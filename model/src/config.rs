@@ -419,10 +419,12 @@ impl Config {
         let (key, raw) = assignment
             .split_once('=')
             .ok_or_else(|| invalid(&origin, "expected section.knob=value"))?;
-        let (section, knob) = key
-            .trim()
-            .split_once('.')
-            .ok_or_else(|| invalid(&origin, "expected section.knob=value, e.g. server.recovery=unsupported"))?;
+        let (section, knob) = key.trim().split_once('.').ok_or_else(|| {
+            invalid(
+                &origin,
+                "expected section.knob=value, e.g. server.recovery=unsupported",
+            )
+        })?;
         let raw = raw.trim();
         let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
@@ -435,21 +437,32 @@ impl Config {
             .ok_or_else(|| {
                 invalid(
                     &origin,
-                    format!("unknown section `{section}`, expected one of: server, client, env, expect"),
+                    format!(
+                        "unknown section `{section}`, expected one of: server, client, env, expect"
+                    ),
                 )
             })?;
         if section != "expect" && !table.contains_key(knob) {
             let known: Vec<&str> = KNOBS
                 .iter()
-                .filter_map(|k| k.key.strip_prefix(section).and_then(|s| s.strip_prefix('.')))
+                .filter_map(|k| {
+                    k.key
+                        .strip_prefix(section)
+                        .and_then(|s| s.strip_prefix('.'))
+                })
                 .collect();
             return Err(invalid(
                 &origin,
-                format!("unknown knob `{knob}` in [{section}], expected one of: {}", known.join(", ")),
+                format!(
+                    "unknown knob `{knob}` in [{section}], expected one of: {}",
+                    known.join(", ")
+                ),
             ));
         }
         table.insert(knob.to_string(), value);
-        let cfg: Config = doc.try_into().map_err(|e: toml::de::Error| invalid(&origin, e.message().to_string()))?;
+        let cfg: Config = doc
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(&origin, e.message().to_string()))?;
         cfg.validate().map_err(|m| invalid(&origin, m))?;
         *self = cfg;
         Ok(())
@@ -466,6 +479,12 @@ impl Config {
         }
         if e.users == 0 || e.devices_per_user == 0 {
             return Err("env.users and env.devices_per_user must be at least 1".into());
+        }
+        if u32::from(e.users) * u32::from(e.devices_per_user) > 8 {
+            return Err(format!(
+                "env.users x env.devices_per_user must be at most 8 (the checker tracks devices in 8-bit masks), got {} x {}",
+                e.users, e.devices_per_user
+            ));
         }
         if e.groups > 8 {
             return Err("env.groups must be at most 8".into());
@@ -600,7 +619,10 @@ mod tests {
 
     #[test]
     fn every_knob_is_documented_and_every_doc_is_a_knob() {
-        let keys: Vec<String> = knob_values(&Config::default()).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = knob_values(&Config::default())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         let mut documented: Vec<&str> = KNOBS.iter().map(|k| k.key).collect();
         let mut sorted = keys.clone();
         sorted.sort();
@@ -618,10 +640,19 @@ mod tests {
         c.apply_set("server.ttl_expiry=true").unwrap();
         assert!(c.server.ttl_expiry);
         let e = c.apply_set("server.nope=1").unwrap_err().to_string();
-        assert!(e.contains("unknown knob `nope`") && e.contains("duplicate_client_id"), "{e}");
-        let e = c.apply_set("server.recovery=maybe").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown knob `nope`") && e.contains("duplicate_client_id"),
+            "{e}"
+        );
+        let e = c
+            .apply_set("server.recovery=maybe")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("maybe") && e.contains("supported"), "{e}");
-        let e = c.apply_set("client.client_id_pool=0").unwrap_err().to_string();
+        let e = c
+            .apply_set("client.client_id_pool=0")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 1"), "{e}");
         let e = c.apply_set("bogus").unwrap_err().to_string();
         assert!(e.contains("section.knob=value"), "{e}");
@@ -629,10 +660,16 @@ mod tests {
 
     #[test]
     fn unknown_fields_in_a_file_name_the_file_and_the_place() {
-        let e = Config::from_toml("[server]\nduplicate_clientid = \"allow\"\n", "specs/variants/x.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml(
+            "[server]\nduplicate_clientid = \"allow\"\n",
+            "specs/variants/x.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("specs/variants/x.toml:"), "{e}");
-        assert!(e.contains("line 2") && e.contains("duplicate_clientid"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("duplicate_clientid"),
+            "{e}"
+        );
     }
 }

@@ -30,11 +30,13 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod checker;
 pub mod client;
 pub mod codes;
 pub mod config;
 pub mod msg;
 pub mod props;
 pub mod server;
+pub mod trace;
 pub mod world;
 pub mod xml;

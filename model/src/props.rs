@@ -204,8 +204,14 @@ pub fn check_user_state(cfg: &Config, us: &UserServer, found: &mut PropSet) {
         .filter(|s| s.ctx.presence != 0)
         .map(|s| (s.client_id, s.ctx.presence))
         .collect();
-    found.flag(Prop::PresenceMergedAcrossSessions, us.presence_document(cfg) != merged);
-    let recovers = matches!(cfg.server.recovery, Recovery::Supported | Recovery::ResetContext);
+    found.flag(
+        Prop::PresenceMergedAcrossSessions,
+        us.presence_document(cfg) != merged,
+    );
+    let recovers = matches!(
+        cfg.server.recovery,
+        Recovery::Supported | Recovery::ResetContext
+    );
     found.flag(
         Prop::SessionContextDroppedAfterLogout,
         !recovers && us.sessions.iter().any(|s| !s.active),
@@ -240,14 +246,32 @@ pub enum ClientInput<'a> {
 }
 
 /// Monitors of one client step.
-pub fn check_client_step(before: &Client, input: ClientInput<'_>, out: &ClientOut, after: &Client, found: &mut PropSet) {
+pub fn check_client_step(
+    before: &Client,
+    input: ClientInput<'_>,
+    out: &ClientOut,
+    after: &Client,
+    found: &mut PropSet,
+) {
     if let Some(Primitive::LoginRequest(lr)) = out.send.map(|e| e.body) {
-        found.flag(Prop::NoCombinedNegotiationOnRecovery, lr.session_id.is_some() && lr.negotiation);
+        found.flag(
+            Prop::NoCombinedNegotiationOnRecovery,
+            lr.session_id.is_some() && lr.negotiation,
+        );
         let first_four_way = lr.digest_schema && !lr.password && lr.digest_bytes.is_none();
-        found.flag(Prop::NoNegotiationInFirstFourWayRequest, first_four_way && lr.negotiation);
+        found.flag(
+            Prop::NoNegotiationInFirstFourWayRequest,
+            first_four_way && lr.negotiation,
+        );
     }
-    if let (Phase::Negotiating { session: Some(_), step: crate::client::Negotiation::Service, capability_requested: true }, Phase::Established { .. }) =
-        (before.phase, after.phase)
+    if let (
+        Phase::Negotiating {
+            session: Some(_),
+            step: crate::client::Negotiation::Service,
+            capability_requested: true,
+        },
+        Phase::Established { .. },
+    ) = (before.phase, after.phase)
     {
         found.insert(Prop::CapabilityNegotiationWhenRequested);
     }
@@ -260,13 +284,22 @@ pub fn check_client_step(before: &Client, input: ClientInput<'_>, out: &ClientOu
         }
         ClientInput::Message(env) => {
             if let Primitive::Disconnect { .. } = env.body {
-                found.flag(Prop::ClientNeverAnswersDisconnect, out.send.is_some());
+                // A new Login-Request (after a logout completed this way) is not an answer.
+                let answered = out
+                    .send
+                    .is_some_and(|e| !matches!(e.body, Primitive::LoginRequest(_)));
+                found.flag(Prop::ClientNeverAnswersDisconnect, answered);
             }
             let ended = before.phase.session().is_some() && after.phase.session().is_none();
             if ended {
-                found.flag(Prop::StoredSessionIdRemovedOnLogout, after.stored.is_some() && after.stored == before.stored);
+                found.flag(
+                    Prop::StoredSessionIdRemovedOnLogout,
+                    after.stored.is_some() && after.stored == before.stored,
+                );
             }
-            if let (Phase::LoggingIn { attempt, .. }, Primitive::LoginResponse(r)) = (before.phase, env.body) {
+            if let (Phase::LoggingIn { attempt, .. }, Primitive::LoginResponse(r)) =
+                (before.phase, env.body)
+            {
                 let sent = out.send.map(|e| e.body);
                 if r.result == ResultCode::SystemMessageResponseRequired {
                     let resent = matches!(sent, Some(Primitive::LoginRequest(lr)) if lr.system_message_response.is_some());
@@ -275,7 +308,10 @@ pub fn check_client_step(before: &Client, input: ClientInput<'_>, out: &ClientOu
                 if r.result.is_success() && r.session_id.is_some() {
                     match attempt.recover {
                         Some(_) if before.ctx.is_none() => {
-                            found.flag(Prop::LogoutAfterRecoveryWithoutContext, sent != Some(Primitive::LogoutRequest));
+                            found.flag(
+                                Prop::LogoutAfterRecoveryWithoutContext,
+                                sent != Some(Primitive::LogoutRequest),
+                            );
                         }
                         Some(_) => {}
                         None => {
@@ -287,7 +323,10 @@ pub fn check_client_step(before: &Client, input: ClientInput<'_>, out: &ClientOu
                 if attempt.recover.is_some() && r.result == ResultCode::CouldNotRecoverSession {
                     let carries_id = matches!(sent, Some(Primitive::LoginRequest(lr)) if lr.session_id.is_some())
                         || matches!(after.phase, Phase::Backoff(a) if a.recover.is_some());
-                    found.flag(Prop::FreshLoginAfterFailedRecoveryHasNoSessionId, carries_id);
+                    found.flag(
+                        Prop::FreshLoginAfterFailedRecoveryHasNoSessionId,
+                        carries_id,
+                    );
                 }
             }
         }
@@ -319,15 +358,25 @@ pub fn check_server_step(s: ServerStep<'_>, found: &mut PropSet) {
     }
     // Sessions that were active before and are not after.
     let logout_of = match s.request {
-        Some(Envelope { body: Primitive::LogoutRequest, session, .. }) => *session,
+        Some(Envelope {
+            body: Primitive::LogoutRequest,
+            session,
+            ..
+        }) => *session,
         _ => None,
     };
-    for gone in s.before.active().filter(|b| s.after.active_session(b.id).is_none()) {
+    for gone in s
+        .before
+        .active()
+        .filter(|b| s.after.active_session(b.id).is_none())
+    {
         if Some(gone.id) == logout_of {
             continue;
         }
         let pushed = s.out.pushes.iter().any(|(d, e)| {
-            *d == gone.client_id.device && e.session == Some(gone.id) && matches!(e.body, Primitive::Disconnect { .. })
+            *d == gone.client_id.device
+                && e.session == Some(gone.id)
+                && matches!(e.body, Primitive::Disconnect { .. })
         });
         found.flag(Prop::DisconnectAlwaysSent, !pushed);
         if let Some(Primitive::LoginRequest(_)) = s.request.map(|r| r.body) {
@@ -337,44 +386,70 @@ pub fn check_server_step(s: ServerStep<'_>, found: &mut PropSet) {
     let Some(req) = s.request else { return };
     match (req.body, reply.map(|r| r.body)) {
         (Primitive::LogoutRequest, Some(body)) => {
-            let had_session = req.session.is_some_and(|id| s.before.active_session(id).is_some());
-            found.flag(Prop::LogoutAnsweredWithStatus, had_session && !matches!(body, Primitive::Status { .. }));
+            let had_session = req
+                .session
+                .is_some_and(|id| s.before.active_session(id).is_some());
+            found.flag(
+                Prop::LogoutAnsweredWithStatus,
+                had_session && !matches!(body, Primitive::Status { .. }),
+            );
         }
         (Primitive::LoginRequest(lr), Some(Primitive::LoginResponse(r))) => {
             let credentials = lr.password || lr.digest_bytes.is_some();
-            let system_message = matches!(r.result, ResultCode::SystemMessageResponseRequired | ResultCode::TooManyNonConformantReplies);
+            let system_message = matches!(
+                r.result,
+                ResultCode::SystemMessageResponseRequired | ResultCode::TooManyNonConformantReplies
+            );
             if r.result.is_success() && r.negotiated {
-                found.flag(Prop::CapabilityRequestFalseAfterNegotiation, r.capability_request != Some(false));
+                found.flag(
+                    Prop::CapabilityRequestFalseAfterNegotiation,
+                    r.capability_request != Some(false),
+                );
             }
             match lr.session_id {
                 None => {
                     let in_use = s.before.active().any(|x| x.client_id == lr.client_id);
                     if credentials && in_use && !system_message {
-                        found.flag(Prop::LoginWithClientIdInUseAnswered608, r.result != ResultCode::ClientIdNotUnique);
+                        found.flag(
+                            Prop::LoginWithClientIdInUseAnswered608,
+                            r.result != ResultCode::ClientIdNotUnique,
+                        );
                     }
                     if r.result == ResultCode::UserSessionLimit {
                         found.flag(Prop::MultipleSessionsSupported, s.before.active_count() < 2);
                     }
                 }
                 Some(sid) => {
-                    let refused = !r.result.is_success() && r.result != ResultCode::Unauthorized && !system_message;
+                    let refused = !r.result.is_success()
+                        && r.result != ResultCode::Unauthorized
+                        && !system_message;
                     if refused {
-                        let admitted = s.after.active().any(|a| s.before.active_session(a.id).is_none());
+                        let admitted = s
+                            .after
+                            .active()
+                            .any(|a| s.before.active_session(a.id).is_none());
                         found.flag(Prop::FailedRecoveryNotLoggedIn, admitted);
                         let separately_named = match r.result {
                             ResultCode::CouldNotRecoverSession
                             | ResultCode::ClientIdNotUnique
                             | ResultCode::SapSessionLimit
                             | ResultCode::UserSessionLimit => true,
-                            ResultCode::SessionUserClientMismatch => {
-                                s.before.sessions.iter().any(|x| x.id == sid && x.client_id != lr.client_id)
-                            }
+                            ResultCode::SessionUserClientMismatch => s
+                                .before
+                                .sessions
+                                .iter()
+                                .any(|x| x.id == sid && x.client_id != lr.client_id),
                             _ => false,
                         };
                         found.flag(Prop::RecoveryRefusalAnswered502, !separately_named);
                     }
                     if r.result.is_success() {
-                        let before = s.before.sessions.iter().find(|x| x.id == sid).map(|x| x.ctx);
+                        let before = s
+                            .before
+                            .sessions
+                            .iter()
+                            .find(|x| x.id == sid)
+                            .map(|x| x.ctx);
                         let after = s.after.sessions.iter().find(|x| x.id == sid).map(|x| x.ctx);
                         found.flag(Prop::RecoveredContextUnchanged, before != after);
                     }
@@ -387,26 +462,48 @@ pub fn check_server_step(s: ServerStep<'_>, found: &mut PropSet) {
 
 /// Witnesses reached by one server step.
 pub fn server_witnesses(s: ServerStep<'_>, seen: &mut PropSet) {
-    for e in s.out.pushes.iter().map(|(_, e)| e).chain(s.out.reply.iter()) {
+    for e in s
+        .out
+        .pushes
+        .iter()
+        .map(|(_, e)| e)
+        .chain(s.out.reply.iter())
+    {
         if let Primitive::Disconnect { .. } = e.body {
             seen.insert(Prop::ReachDisconnect);
         }
     }
     for ev in &s.out.events {
         match ev {
-            ServerEvent::Admitted { recovered: true, .. } => seen.insert(Prop::ReachRecovery),
-            ServerEvent::Ended { cause: EndCause::Expired, .. } => seen.insert(Prop::ReachExpiry),
-            ServerEvent::Admitted { recovered: false, .. } | ServerEvent::Ended { .. } => {}
+            ServerEvent::Admitted {
+                recovered: true, ..
+            } => seen.insert(Prop::ReachRecovery),
+            ServerEvent::Ended {
+                cause: EndCause::Expired,
+                ..
+            } => seen.insert(Prop::ReachExpiry),
+            ServerEvent::Admitted {
+                recovered: false, ..
+            }
+            | ServerEvent::Ended { .. } => {}
         }
     }
-    if let (Some(Primitive::LoginRequest(lr)), Some(Primitive::LoginResponse(r))) = (s.request.map(|r| r.body), s.out.reply.map(|r| r.body)) {
+    if let (Some(Primitive::LoginRequest(lr)), Some(Primitive::LoginResponse(r))) =
+        (s.request.map(|r| r.body), s.out.reply.map(|r| r.body))
+    {
         match r.result {
             ResultCode::ClientIdNotUnique => seen.insert(Prop::Reach608),
-            ResultCode::CouldNotRecoverSession if lr.session_id.is_some() => seen.insert(Prop::Reach502),
-            ResultCode::SapSessionLimit | ResultCode::UserSessionLimit => seen.insert(Prop::Reach609Or610),
+            ResultCode::CouldNotRecoverSession if lr.session_id.is_some() => {
+                seen.insert(Prop::Reach502)
+            }
+            ResultCode::SapSessionLimit | ResultCode::UserSessionLimit => {
+                seen.insert(Prop::Reach609Or610)
+            }
             ResultCode::SystemMessageResponseRequired => seen.insert(Prop::Reach436),
             ResultCode::Success if lr.password => seen.insert(Prop::ReachTwoWayLogin),
-            ResultCode::Success if lr.digest_bytes.is_some() => seen.insert(Prop::ReachFourWayLogin),
+            ResultCode::Success if lr.digest_bytes.is_some() => {
+                seen.insert(Prop::ReachFourWayLogin)
+            }
             _ => {}
         }
     }
@@ -414,7 +511,9 @@ pub fn server_witnesses(s: ServerStep<'_>, seen: &mut PropSet) {
 
 /// Witnesses reached by one client step.
 pub fn client_witnesses(before: &Client, out: &ClientOut, seen: &mut PropSet) {
-    if let (Phase::LoggingIn { attempt, .. }, Some(Primitive::LogoutRequest)) = (before.phase, out.send.map(|e| e.body)) {
+    if let (Phase::LoggingIn { attempt, .. }, Some(Primitive::LogoutRequest)) =
+        (before.phase, out.send.map(|e| e.body))
+    {
         if attempt.recover.is_some() {
             seen.insert(Prop::ReachLogoutAfterRecovery);
         }

@@ -13,8 +13,8 @@ use crate::config::{
     Recovery, SystemMessage,
 };
 use crate::msg::{
-    ClientId, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Mode, Primitive,
-    SessionId, Tid, UserId,
+    ClientId, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Mode, Primitive, SessionId,
+    Tid, UserId,
 };
 use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,12 @@ impl UserServer {
     ) {
         let answer = |body| Some(Envelope::response_to(req, body));
         match req.body {
-            Primitive::LoginRequest(lr) => {
+            Primitive::LoginRequest(mut lr) => {
+                // Android re-establishes with the old Session-ID in the SessionDescriptor
+                // (Inband) instead of a SessionID child: both ask for a recovery.
+                if lr.session_id.is_none() {
+                    lr.session_id = req.session;
+                }
                 let resp = self.login(cfg, shared, user, now_ms, &lr, out);
                 out.reply = answer(Primitive::LoginResponse(resp));
             }
@@ -252,7 +257,8 @@ impl UserServer {
                 }
             }
             Primitive::KeepAliveRequest { ttl_s } => {
-                let granted = granted_keep_alive_s(cfg, ttl_s.or(Some(self.sessions[idx].keep_alive_s)));
+                let granted =
+                    granted_keep_alive_s(cfg, ttl_s.or(Some(self.sessions[idx].keep_alive_s)));
                 self.sessions[idx].keep_alive_s = granted;
                 Primitive::KeepAliveResponse {
                     result: ok,
@@ -260,7 +266,9 @@ impl UserServer {
                 }
             }
             Primitive::ServiceRequest => Primitive::ServiceResponse { result: ok },
-            Primitive::ClientCapabilityRequest => Primitive::ClientCapabilityResponse { result: ok },
+            Primitive::ClientCapabilityRequest => {
+                Primitive::ClientCapabilityResponse { result: ok }
+            }
             Primitive::JoinGroupRequest { group } => {
                 self.update_ctx(cfg, idx, |c| c.groups |= 1 << group);
                 self.roster |= 1 << group;
@@ -295,7 +303,11 @@ impl UserServer {
     fn update_ctx(&mut self, cfg: &Config, idx: usize, f: impl Fn(&mut Context)) {
         match cfg.server.context_scope {
             ContextScope::PerSession => f(&mut self.sessions[idx].ctx),
-            ContextScope::PerUser => self.sessions.iter_mut().filter(|s| s.active).for_each(|s| f(&mut s.ctx)),
+            ContextScope::PerUser => self
+                .sessions
+                .iter_mut()
+                .filter(|s| s.active)
+                .for_each(|s| f(&mut s.ctx)),
         }
     }
 
@@ -321,10 +333,15 @@ impl UserServer {
         };
         let refuse = |mut r: LoginResponse, code| {
             r.result = code;
+            r.keep_alive_s = None;
+            r.capability_request = None;
+            r.negotiated = false;
             r
         };
         let recovery_refused = match cfg.server.recovery {
-            Recovery::Unsupported | Recovery::FallbackLogin => Some(ResultCode::CouldNotRecoverSession),
+            Recovery::Unsupported | Recovery::FallbackLogin => {
+                Some(ResultCode::CouldNotRecoverSession)
+            }
             Recovery::Reject422 => Some(ResultCode::SessionUserClientMismatch),
             Recovery::Supported | Recovery::ResetContext => None,
         };
@@ -361,7 +378,8 @@ impl UserServer {
             (SystemMessage::RequireResponse, Some(false)) => {
                 return refuse(resp, ResultCode::TooManyNonConformantReplies)
             }
-            (SystemMessage::RequireResponse, Some(true)) | (SystemMessage::None | SystemMessage::Notify, _) => {}
+            (SystemMessage::RequireResponse, Some(true))
+            | (SystemMessage::None | SystemMessage::Notify, _) => {}
         }
         let ka = granted_keep_alive_s(cfg, lr.ttl_s);
         resp.keep_alive_s = Some(ka);
@@ -397,12 +415,20 @@ impl UserServer {
                     return refuse(resp, code);
                 }
                 // `admit` may have removed sessions: find ours again.
-                let idx = self.sessions.iter().position(|s| s.id == sid).expect("invariant: admit keeps kept sessions of this Client-ID");
+                let idx = self
+                    .sessions
+                    .iter()
+                    .position(|s| s.id == sid)
+                    .expect("invariant: admit keeps kept sessions of this Client-ID");
                 self.sessions[idx].active = true;
                 shared.active_total += 1;
                 self.roster |= self.sessions[idx].ctx.groups;
             }
-            let idx = self.sessions.iter().position(|s| s.id == sid).expect("invariant: recovered session present");
+            let idx = self
+                .sessions
+                .iter()
+                .position(|s| s.id == sid)
+                .expect("invariant: recovered session present");
             let s = &mut self.sessions[idx];
             s.last_active_ms = now_ms;
             s.keep_alive_s = ka;
@@ -438,13 +464,22 @@ impl UserServer {
         check_limits: bool,
         out: &mut ServerOut,
     ) -> Result<(), ResultCode> {
-        if let Some(idx) = self.sessions.iter().position(|s| s.active && s.client_id == cid) {
+        if let Some(idx) = self
+            .sessions
+            .iter()
+            .position(|s| s.active && s.client_id == cid)
+        {
             match cfg.server.duplicate_client_id {
                 DuplicateClientId::Reject608 => return Err(ResultCode::ClientIdNotUnique),
                 DuplicateClientId::RejectGeneric => return Err(ResultCode::ServiceUnavailable),
-                DuplicateClientId::ReplaceOld => {
-                    self.end(cfg, shared, idx, EndCause::Replaced, ResultCode::ForcedLogout, out)
-                }
+                DuplicateClientId::ReplaceOld => self.end(
+                    cfg,
+                    shared,
+                    idx,
+                    EndCause::Replaced,
+                    ResultCode::ForcedLogout,
+                    out,
+                ),
                 DuplicateClientId::Allow => {}
             }
         }
@@ -461,7 +496,14 @@ impl UserServer {
         Ok(())
     }
 
-    fn create(&mut self, shared: &mut ServerShared, cid: ClientId, now_ms: u64, ka: u32, out: &mut ServerOut) -> SessionId {
+    fn create(
+        &mut self,
+        shared: &mut ServerShared,
+        cid: ClientId,
+        now_ms: u64,
+        ka: u32,
+        out: &mut ServerOut,
+    ) -> SessionId {
         let id = SessionId(shared.next_session_id);
         shared.next_session_id += 1;
         shared.active_total += 1;
@@ -483,7 +525,15 @@ impl UserServer {
 
     /// End the active session at `idx` by the server's decision: push Disconnect (when the
     /// server does), keep the context when configured, update the roster.
-    fn end(&mut self, cfg: &Config, shared: &mut ServerShared, idx: usize, cause: EndCause, code: ResultCode, out: &mut ServerOut) {
+    fn end(
+        &mut self,
+        cfg: &Config,
+        shared: &mut ServerShared,
+        idx: usize,
+        cause: EndCause,
+        code: ResultCode,
+        out: &mut ServerOut,
+    ) {
         let s = self.sessions[idx];
         if cfg.server.keep_context_after_termination {
             self.sessions[idx].active = false;
@@ -493,7 +543,8 @@ impl UserServer {
         shared.active_total = shared.active_total.saturating_sub(1);
         self.roster = self.joined_groups();
         if cfg.server.sends_disconnect {
-            out.pushes.push((s.client_id.device, disconnect(cfg, s.id, code)));
+            out.pushes
+                .push((s.client_id.device, disconnect(cfg, s.id, code)));
         }
         out.events.push(ServerEvent::Ended {
             session: s.id,
@@ -504,18 +555,39 @@ impl UserServer {
 
     /// The Time-To-Live timer of `session` fired at `now_ms`: expire it if the server expires
     /// sessions and nothing was heard from it for its KeepAliveTime. Returns whether it ended.
-    pub fn expire(&mut self, cfg: &Config, shared: &mut ServerShared, now_ms: u64, session: SessionId, out: &mut ServerOut) -> bool {
+    pub fn expire(
+        &mut self,
+        cfg: &Config,
+        shared: &mut ServerShared,
+        now_ms: u64,
+        session: SessionId,
+        out: &mut ServerOut,
+    ) -> bool {
         if !cfg.server.ttl_expiry {
             return false;
         }
-        let Some(idx) = self.sessions.iter().position(|s| s.active && s.id == session) else {
+        let Some(idx) = self
+            .sessions
+            .iter()
+            .position(|s| s.active && s.id == session)
+        else {
             return false;
         };
         let s = &self.sessions[idx];
-        if now_ms < s.last_active_ms.saturating_add(u64::from(s.keep_alive_s) * 1000) {
+        if now_ms
+            < s.last_active_ms
+                .saturating_add(u64::from(s.keep_alive_s) * 1000)
+        {
             return false;
         }
-        self.end(cfg, shared, idx, EndCause::Expired, ResultCode::SessionExpired, out);
+        self.end(
+            cfg,
+            shared,
+            idx,
+            EndCause::Expired,
+            ResultCode::SessionExpired,
+            out,
+        );
         true
     }
 

@@ -34,7 +34,8 @@ pub struct Device {
     pub to_server: ArrayVec<InFlight, 3>,
     /// The answer on its way back.
     pub to_client: Option<Envelope>,
-    /// Disconnects pushed by the server, oldest first.
+    /// Disconnects pushed by the server, oldest first (at most two are kept: see
+    /// `deliver_server_out`).
     pub pushes: ArrayVec<Envelope, 2>,
 }
 
@@ -154,7 +155,10 @@ impl World {
 
     /// The device holds a usable session.
     pub fn holds_session(&self, device: usize) -> bool {
-        matches!(self.devices[device].client.phase, Phase::Established { .. } | Phase::Busy { .. })
+        matches!(
+            self.devices[device].client.phase,
+            Phase::Established { .. } | Phase::Busy { .. }
+        )
     }
 
     /// Every action enabled in this state, in a fixed order.
@@ -183,7 +187,14 @@ impl World {
                     }
                     for g in 0..env.groups {
                         let joined = dev.client.ctx.is_some_and(|c| c.groups & (1 << g) != 0);
-                        out.push(Action::User(d, if joined { UserAction::Leave(g) } else { UserAction::Join(g) }));
+                        out.push(Action::User(
+                            d,
+                            if joined {
+                                UserAction::Leave(g)
+                            } else {
+                                UserAction::Join(g)
+                            },
+                        ));
                     }
                     for p in 1..=env.presence_values {
                         if dev.client.ctx.is_none_or(|c| c.presence != p) {
@@ -204,24 +215,51 @@ impl World {
             if self.crashes_left > 0 && phase != Phase::Down {
                 out.push(Action::Crash(d));
             }
-            if self.losses_left > 0 && phase.awaiting_answer() || self.losses_left > 0 && phase.session().is_some() {
+            if self.losses_left > 0 && (phase.awaiting_answer() || phase.session().is_some())
+            {
                 out.push(Action::LoseConnection(d));
             }
         }
         if cfg.server.ttl_expiry {
             for (u, us) in self.users.iter().enumerate() {
                 for (k, s) in us.sessions.iter().enumerate() {
-                    if s.active {
-                        out.push(Action::Expire { user: u as u8, index: k as u8 });
+                    if s.active && self.silent(cfg, s) {
+                        out.push(Action::Expire {
+                            user: u as u8,
+                            index: k as u8,
+                        });
                     }
                 }
             }
         }
     }
 
+    /// Whether nothing keeps `session` alive, so that its Time-To-Live can run out: its
+    /// device does not use it (crashed, or moved on), or holds it idle without sending
+    /// keep-alives (`env.keep_alives = false`). Time is abstract in the checker, so this is
+    /// what stands for "the keep-alive stopped" (CR 6.6.1).
+    pub fn silent(&self, cfg: &Config, session: &crate::server::Session) -> bool {
+        let dev = &self.devices[session.client_id.device.0 as usize];
+        let refers = |e: &Envelope| {
+            e.session == Some(session.id)
+                || matches!(e.body, crate::msg::Primitive::LoginResponse(r) if r.session_id == Some(session.id))
+        };
+        if dev.to_server.iter().any(|r| !r.orphan && refers(&r.env))
+            || dev.to_client.as_ref().is_some_and(refers)
+        {
+            return false;
+        }
+        match dev.client.phase {
+            Phase::Established { session: s } if s == session.id => !cfg.env.keep_alives,
+            phase => phase.session() != Some(session.id),
+        }
+    }
+
     fn post(&mut self, d: usize, out: &ClientOut, step: &mut Step) {
         if let Some(env) = out.send {
-            self.devices[d].to_server.push(InFlight { env, orphan: false });
+            self.devices[d]
+                .to_server
+                .push(InFlight { env, orphan: false });
             step.messages.push((d as u8, true, env));
         }
     }
@@ -237,6 +275,17 @@ impl World {
             step.messages.push((to.0 as u8, false, env));
             let dev = &mut self.devices[to.0 as usize];
             if dev.client.phase != Phase::Down {
+                if dev.pushes.is_full() {
+                    // The channel keeps the pushes that can matter: at most one concerns the
+                    // session the device holds; an older one for a session it has left goes.
+                    let current = dev.client.phase.session();
+                    let stale = dev
+                        .pushes
+                        .iter()
+                        .position(|p| p.session != current)
+                        .unwrap_or(0);
+                    dev.pushes.remove(stale);
+                }
                 dev.pushes.push(env);
             }
         }
@@ -255,7 +304,14 @@ impl World {
                 let req = dev.to_server.remove(0);
                 let user = dev.client.user;
                 let mut sout = ServerOut::default();
-                self.users[user.0 as usize].handle(cfg, &mut self.shared, user, NOW_MS, &req.env, &mut sout);
+                self.users[user.0 as usize].handle(
+                    cfg,
+                    &mut self.shared,
+                    user,
+                    NOW_MS,
+                    &req.env,
+                    &mut sout,
+                );
                 self.deliver_server_out(d as usize, &sout, req.orphan, &mut step);
                 step.request = Some(req);
                 step.server = Some(sout);
@@ -263,7 +319,10 @@ impl World {
             }
             Action::ClientReceives(d) => {
                 let dev = &mut self.devices[d as usize];
-                let env = dev.to_client.take().expect("invariant: ClientReceives is enabled only with an answer in flight");
+                let env = dev
+                    .to_client
+                    .take()
+                    .expect("invariant: ClientReceives is enabled only with an answer in flight");
                 dev.client.on_message(cfg, &env, &mut out);
             }
             Action::ClientReceivesPush(d) => {
@@ -271,7 +330,11 @@ impl World {
                 let env = dev.pushes.remove(0);
                 dev.client.on_message(cfg, &env, &mut out);
             }
-            Action::RetryTimer(d) => self.devices[d as usize].client.on_timer(cfg, ClientTimer::Retry, &mut out),
+            Action::RetryTimer(d) => {
+                self.devices[d as usize]
+                    .client
+                    .on_timer(cfg, ClientTimer::Retry, &mut out)
+            }
             Action::KeepAliveTimer(d) => {
                 let c = &mut self.devices[d as usize].client;
                 let after_s = c.keep_alive_s;
@@ -301,11 +364,119 @@ impl World {
                 step.server = Some(sout);
                 return step;
             }
-            Action::User(d, a) => self.devices[d as usize].client.user_action(cfg, a, &mut out),
+            Action::User(d, a) => self.devices[d as usize]
+                .client
+                .user_action(cfg, a, &mut out),
         }
-        let d = action.device().expect("invariant: every client action names a device") as usize;
+        let d = action
+            .device()
+            .expect("invariant: every client action names a device") as usize;
         self.post(d, &out, &mut step);
         step.client = Some(out);
         step
+    }
+}
+
+/// Visit every Session-ID in the world, user by user in a fixed order: the user's session
+/// table first, then each of the user's devices (stored record, phase, requests in flight,
+/// answer in flight, pushes).
+fn visit_session_ids(w: &mut World, per_user: usize, mut f: impl FnMut(usize, &mut SessionId)) {
+    fn env_ids(u: usize, e: &mut Envelope, f: &mut impl FnMut(usize, &mut SessionId)) {
+        if let Some(s) = e.session.as_mut() {
+            f(u, s);
+        }
+        match &mut e.body {
+            crate::msg::Primitive::LoginRequest(lr) => {
+                if let Some(s) = lr.session_id.as_mut() {
+                    f(u, s);
+                }
+            }
+            crate::msg::Primitive::LoginResponse(r) => {
+                if let Some(s) = r.session_id.as_mut() {
+                    f(u, s);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (u, us) in w.users.iter_mut().enumerate() {
+        for s in &mut us.sessions {
+            f(u, &mut s.id);
+        }
+        for dev in w.devices.iter_mut().skip(u * per_user).take(per_user) {
+            let c = &mut dev.client;
+            if let Some(st) = c.stored.as_mut() {
+                f(u, &mut st.session);
+            }
+            match &mut c.phase {
+                Phase::Backoff(a) | Phase::LoggingIn { attempt: a, .. } => {
+                    if let Some(s) = a.recover.as_mut() {
+                        f(u, s);
+                    }
+                }
+                Phase::Negotiating { session, .. } => {
+                    if let Some(s) = session.as_mut() {
+                        f(u, s);
+                    }
+                }
+                Phase::Established { session }
+                | Phase::Busy { session, .. }
+                | Phase::LoggingOut { session, .. } => f(u, session),
+                Phase::Down | Phase::Idle => {}
+            }
+            for r in &mut dev.to_server {
+                env_ids(u, &mut r.env, &mut f);
+            }
+            if let Some(e) = dev.to_client.as_mut() {
+                env_ids(u, e, &mut f);
+            }
+            for e in &mut dev.pushes {
+                env_ids(u, e, &mut f);
+            }
+        }
+    }
+}
+
+impl World {
+    /// Put the world in canonical form, so that states that differ only in names the protocol
+    /// never interprets are one state: Session-IDs are renumbered per user in order of first
+    /// appearance (the protocol only compares them for equality, and a user's devices only
+    /// ever see that user's sessions), Transaction-IDs are zeroed (the HTTP binding matches an
+    /// answer to its request by connection), and the server's Session-ID counter is set past
+    /// every ID in use.
+    pub fn canonicalize(&mut self) {
+        let per_user = if self.users.is_empty() {
+            0
+        } else {
+            self.devices.len() / self.users.len()
+        };
+        let mut map: ArrayVec<(usize, u32, u32), 64> = ArrayVec::new();
+        let mut next = [0u32; 16];
+        let mut max = 0u32;
+        visit_session_ids(self, per_user, |u, s| {
+            let to = match map.iter().find(|(mu, from, _)| *mu == u && *from == s.0) {
+                Some(&(_, _, to)) => to,
+                None => {
+                    let to = next[u];
+                    next[u] += 1;
+                    map.push((u, s.0, to));
+                    to
+                }
+            };
+            max = max.max(to + 1);
+            s.0 = to;
+        });
+        self.shared.next_session_id = max;
+        for dev in &mut self.devices {
+            dev.client.last_tid = 0;
+            let zero = |e: &mut Envelope| {
+                if e.tid.is_some() {
+                    e.tid = Some(crate::msg::Tid(0));
+                }
+            };
+            dev.to_server.iter_mut().for_each(|r| zero(&mut r.env));
+            dev.to_client.iter_mut().for_each(zero);
+            dev.pushes.iter_mut().for_each(zero);
+        }
     }
 }

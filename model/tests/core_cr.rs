@@ -19,7 +19,11 @@ struct T {
 impl T {
     fn new(cfg: Config) -> T {
         let w = World::new(&cfg);
-        T { cfg, w, log: Vec::new() }
+        T {
+            cfg,
+            w,
+            log: Vec::new(),
+        }
     }
 
     fn with(sets: &[&str]) -> T {
@@ -33,7 +37,10 @@ impl T {
     fn act(&mut self, a: Action) -> Step {
         let mut enabled = Vec::new();
         self.w.actions(&self.cfg, &mut enabled);
-        assert!(enabled.contains(&a), "{a:?} not enabled; enabled: {enabled:?}");
+        assert!(
+            enabled.contains(&a),
+            "{a:?} not enabled; enabled: {enabled:?}"
+        );
         let s = self.w.step(&self.cfg, a);
         self.log.extend(s.messages.iter().copied());
         s
@@ -61,7 +68,11 @@ impl T {
     fn login(&mut self, d: u8) {
         self.act(Action::Start(d));
         self.settle(d);
-        assert!(self.w.holds_session(d as usize), "device {d} should hold a session: {:?}", self.phase(d));
+        assert!(
+            self.w.holds_session(d as usize),
+            "device {d} should hold a session: {:?}",
+            self.phase(d)
+        );
     }
 
     fn phase(&self, d: u8) -> Phase {
@@ -84,7 +95,11 @@ impl T {
     }
 
     fn sent_by_client(&self, d: u8) -> Vec<Primitive> {
-        self.log.iter().filter(|(dd, up, _)| *dd == d && *up).map(|(_, _, e)| e.body).collect()
+        self.log
+            .iter()
+            .filter(|(dd, up, _)| *dd == d && *up)
+            .map(|(_, _, e)| e.body)
+            .collect()
     }
 
     fn last_login_request(&self, d: u8) -> imps_model::msg::LoginRequest {
@@ -120,14 +135,21 @@ fn reject_608_answers_a_login_with_a_client_id_in_use() {
     crash_and_restart(&mut t, 0);
     t.settle(0);
     assert_eq!(t.login_codes(), vec![200, 608]);
-    assert_eq!(t.active(0), 1, "the server MUST NOT allow a second session with the same Client-ID");
+    assert_eq!(
+        t.active(0),
+        1,
+        "the server MUST NOT allow a second session with the same Client-ID"
+    );
     assert!(matches!(t.phase(0), Phase::Backoff(_)));
 }
 
 /// Before the CR the refusal does not say why.
 #[test]
 fn reject_generic_answers_503() {
-    let mut t = T::with(&["server.duplicate_client_id=reject-generic", "client.stores_session_id=false"]);
+    let mut t = T::with(&[
+        "server.duplicate_client_id=reject-generic",
+        "client.stores_session_id=false",
+    ]);
     t.login(0);
     crash_and_restart(&mut t, 0);
     t.settle(0);
@@ -139,7 +161,11 @@ fn reject_generic_answers_503() {
 /// which CR 6.6.1 forbids.
 #[test]
 fn replace_old_disconnects_the_old_session_to_admit_the_login() {
-    let mut t = T::with(&["server.duplicate_client_id=replace-old", "client.stores_session_id=false", "env.devices_per_user=1"]);
+    let mut t = T::with(&[
+        "server.duplicate_client_id=replace-old",
+        "client.stores_session_id=false",
+        "env.devices_per_user=1",
+    ]);
     t.login(0);
     let old = t.session(0);
     crash_and_restart(&mut t, 0);
@@ -150,15 +176,27 @@ fn replace_old_disconnects_the_old_session_to_admit_the_login() {
         client_id: t.w.devices[0].client.client_id(),
         cause: EndCause::Replaced
     }));
-    assert_eq!(sout.pushes.len(), 1, "the old session's device is sent a Disconnect");
-    assert!(matches!(sout.pushes[0].1.body, Primitive::Disconnect { result: ResultCode::ForcedLogout }));
+    assert_eq!(
+        sout.pushes.len(),
+        1,
+        "the old session's device is sent a Disconnect"
+    );
+    assert!(matches!(
+        sout.pushes[0].1.body,
+        Primitive::Disconnect {
+            result: ResultCode::ForcedLogout
+        }
+    ));
     assert_eq!(t.active(0), 1);
 }
 
 /// `allow`: both sessions carry the Client-ID (Baraza).
 #[test]
 fn allow_admits_a_duplicate_client_id() {
-    let mut t = T::with(&["server.duplicate_client_id=allow", "client.stores_session_id=false"]);
+    let mut t = T::with(&[
+        "server.duplicate_client_id=allow",
+        "client.stores_session_id=false",
+    ]);
     t.login(0);
     crash_and_restart(&mut t, 0);
     t.settle(0);
@@ -182,8 +220,15 @@ fn parallel_sessions_of_one_user_from_two_devices() {
 /// `retry-same` it keeps its one Client-ID.
 #[test]
 fn on_608_new_client_id_takes_the_next_slot_of_the_pool() {
-    for (knob, slot, codes) in [("new-client-id", 1u8, vec![200, 608, 200]), ("retry-same", 0, vec![200, 608, 608])] {
-        let mut t = T::with(&["client.stores_session_id=false", "client.client_id_pool=2", &format!("client.on_608={knob}")]);
+    for (knob, slot, codes) in [
+        ("new-client-id", 1u8, vec![200, 608, 200]),
+        ("retry-same", 0, vec![200, 608, 608]),
+    ] {
+        let mut t = T::with(&[
+            "client.stores_session_id=false",
+            "client.client_id_pool=2",
+            &format!("client.on_608={knob}"),
+        ]);
         t.login(0);
         crash_and_restart(&mut t, 0);
         t.settle(0);
@@ -205,7 +250,10 @@ fn session_id_is_stored_and_survives_a_crash() {
     assert_eq!(t.w.devices[0].client.stored.map(|s| s.session), Some(sid));
     t.act(Action::Crash(0));
     assert_eq!(t.w.devices[0].client.stored.map(|s| s.session), Some(sid));
-    assert_eq!(t.w.devices[0].client.ctx, None, "the session context is volatile");
+    assert_eq!(
+        t.w.devices[0].client.ctx, None,
+        "the session context is volatile"
+    );
     let mut t = T::with(&["client.stores_session_id=false"]);
     t.login(0);
     assert_eq!(t.w.devices[0].client.stored, None);
@@ -224,16 +272,33 @@ fn recovery_first_then_logout_and_login_again() {
     let ctx = t.w.users[0].sessions[0].ctx;
     assert_eq!(ctx.groups, 1);
     crash_and_restart(&mut t, 0);
-    assert_eq!(t.last_login_request(0).session_id, Some(sid), "recovery first, with the stored Session-ID");
+    assert_eq!(
+        t.last_login_request(0).session_id,
+        Some(sid),
+        "recovery first, with the stored Session-ID"
+    );
     let step = t.act(Action::ServerReceives(0));
-    assert!(step.server.unwrap().events.contains(&ServerEvent::Admitted {
-        session: sid,
-        client_id: t.w.devices[0].client.client_id(),
-        recovered: true
-    }));
-    assert_eq!(t.w.users[0].sessions[0].ctx, ctx, "recovered context unchanged");
+    assert!(step
+        .server
+        .unwrap()
+        .events
+        .contains(&ServerEvent::Admitted {
+            session: sid,
+            client_id: t.w.devices[0].client.client_id(),
+            recovered: true
+        }));
+    assert_eq!(
+        t.w.users[0].sessions[0].ctx, ctx,
+        "recovered context unchanged"
+    );
     t.act(Action::ClientReceives(0));
-    assert_eq!(t.phase(0), Phase::LoggingOut { session: sid, relogin: true });
+    assert_eq!(
+        t.phase(0),
+        Phase::LoggingOut {
+            session: sid,
+            relogin: true
+        }
+    );
     t.settle(0);
     assert!(t.w.holds_session(0));
     assert_ne!(t.session(0), sid, "a fresh session after the logout");
@@ -272,12 +337,19 @@ fn recovery_with_context_carries_on() {
 /// not logged in, and the client logs in normally without the Session-ID.
 #[test]
 fn unsupported_recovery_answers_502_and_the_client_logs_in_without_session_id() {
-    let mut t = T::with(&["server.recovery=unsupported", "client.on_608=new-client-id", "client.client_id_pool=2"]);
+    let mut t = T::with(&[
+        "server.recovery=unsupported",
+        "client.on_608=new-client-id",
+        "client.client_id_pool=2",
+    ]);
     t.login(0);
     crash_and_restart(&mut t, 0);
     let before = t.active(0);
     let step = t.act(Action::ServerReceives(0));
-    assert!(step.server.unwrap().events.is_empty(), "the user MUST NOT be logged in after a failed recovery");
+    assert!(
+        step.server.unwrap().events.is_empty(),
+        "the user MUST NOT be logged in after a failed recovery"
+    );
     assert_eq!(t.active(0), before);
     let step = t.act(Action::ClientReceives(0));
     assert_eq!(step.client.unwrap().store, Some(StoreOp::Remove));
@@ -308,20 +380,30 @@ fn reject_422_and_the_clients_answers_to_it() {
     assert_eq!(t.login_codes(), vec![200, 422]);
     assert_eq!(t.last_login_request(0).session_id, None, "fresh-login");
 
-    let mut t = T::with(&["server.recovery=reject-422", "client.on_recovery_failure=retry-stale-unless-502"]);
+    let mut t = T::with(&[
+        "server.recovery=reject-422",
+        "client.on_recovery_failure=retry-stale-unless-502",
+    ]);
     t.login(0);
     let sid = t.session(0);
     crash_and_restart(&mut t, 0);
     t.settle(0);
     t.act(Action::RetryTimer(0));
-    assert_eq!(t.last_login_request(0).session_id, Some(sid), "Android retries the stale Session-ID");
+    assert_eq!(
+        t.last_login_request(0).session_id,
+        Some(sid),
+        "Android retries the stale Session-ID"
+    );
     assert_eq!(t.w.devices[0].client.stored.map(|s| s.session), Some(sid));
 }
 
 /// `retry-stale` ignores even 502 (violating 7.1.1).
 #[test]
 fn retry_stale_retries_after_502() {
-    let mut t = T::with(&["server.recovery=unsupported", "client.on_recovery_failure=retry-stale"]);
+    let mut t = T::with(&[
+        "server.recovery=unsupported",
+        "client.on_recovery_failure=retry-stale",
+    ]);
     t.login(0);
     let sid = t.session(0);
     crash_and_restart(&mut t, 0);
@@ -345,12 +427,21 @@ fn reset_context_recovers_with_an_empty_context() {
 /// `fallback-login` answers 502 but logs the user in (violating 7.1.1).
 #[test]
 fn fallback_login_answers_502_but_logs_in() {
-    let mut t = T::with(&["server.recovery=fallback-login", "server.duplicate_client_id=allow"]);
+    let mut t = T::with(&[
+        "server.recovery=fallback-login",
+        "server.duplicate_client_id=allow",
+    ]);
     t.login(0);
     crash_and_restart(&mut t, 0);
     let step = t.act(Action::ServerReceives(0));
     assert_eq!(t.login_codes().last(), Some(&502));
-    assert!(matches!(step.server.unwrap().events[0], ServerEvent::Admitted { recovered: false, .. }));
+    assert!(matches!(
+        step.server.unwrap().events[0],
+        ServerEvent::Admitted {
+            recovered: false,
+            ..
+        }
+    ));
     assert_eq!(t.active(0), 2);
 }
 
@@ -379,7 +470,11 @@ fn crash_between_login_request_and_answer_orphans_a_session() {
     assert_eq!(t.w.devices[0].to_client, None, "its answer is lost");
     t.act(Action::Start(0));
     t.settle(0);
-    assert_eq!(t.login_codes(), vec![200, 608], "the orphaned session blocks the Client-ID");
+    assert_eq!(
+        t.login_codes(),
+        vec![200, 608],
+        "the orphaned session blocks the Client-ID"
+    );
 }
 
 // ---------------------------------------------------------------- 6.6: logout, Disconnect
@@ -395,7 +490,12 @@ fn logout_answers_status_leaves_groups_and_removes_the_stored_id() {
     assert_eq!(t.w.users[0].roster, 1);
     t.act(Action::User(0, UserAction::Logout));
     let steps = t.settle(0);
-    assert!(matches!(steps[0].server.as_ref().unwrap().reply.unwrap().body, Primitive::Status { result: ResultCode::Success }));
+    assert!(matches!(
+        steps[0].server.as_ref().unwrap().reply.unwrap().body,
+        Primitive::Status {
+            result: ResultCode::Success
+        }
+    ));
     assert_eq!(t.w.users[0].roster, 0);
     assert_eq!(t.active(0), 0);
     assert_eq!(t.w.devices[0].client.stored, None);
@@ -405,16 +505,31 @@ fn logout_answers_status_leaves_groups_and_removes_the_stored_id() {
 /// Knobs that break 6.6.1 / 7.1.1 at logout.
 #[test]
 fn logout_knobs_that_break_the_cr() {
-    let mut t = T::with(&["env.user_logouts=true", "server.logout_leaves_groups=false", "server.logout_reply=disconnect", "client.remove_stored_on_logout=false"]);
+    let mut t = T::with(&[
+        "env.user_logouts=true",
+        "server.logout_leaves_groups=false",
+        "server.logout_reply=disconnect",
+        "client.remove_stored_on_logout=false",
+    ]);
     t.login(0);
     t.act(Action::User(0, UserAction::Join(0)));
     t.settle(0);
     t.act(Action::User(0, UserAction::Logout));
     let steps = t.settle(0);
-    assert!(matches!(steps[0].server.as_ref().unwrap().reply.unwrap().body, Primitive::Disconnect { .. }));
+    assert!(matches!(
+        steps[0].server.as_ref().unwrap().reply.unwrap().body,
+        Primitive::Disconnect { .. }
+    ));
     assert_eq!(t.w.users[0].roster, 1, "still a member of the group");
-    assert!(t.w.devices[0].client.stored.is_some(), "stored Session-ID kept");
-    assert_eq!(t.phase(0), Phase::Idle, "a CSP 1.1 Disconnect still ends the logout");
+    assert!(
+        t.w.devices[0].client.stored.is_some(),
+        "stored Session-ID kept"
+    );
+    assert_eq!(
+        t.phase(0),
+        Phase::Idle,
+        "a CSP 1.1 Disconnect still ends the logout"
+    );
 }
 
 /// CR 6.6.1: an expired session is ended with a Disconnect (600) that carries no
@@ -426,7 +541,12 @@ fn expiry_sends_disconnect_without_transaction_id_and_the_client_does_not_answer
     let step = t.act(Action::Expire { user: 0, index: 0 });
     let sout = step.server.unwrap();
     let (_, d) = sout.pushes[0];
-    assert_eq!(d.body, Primitive::Disconnect { result: ResultCode::SessionExpired });
+    assert_eq!(
+        d.body,
+        Primitive::Disconnect {
+            result: ResultCode::SessionExpired
+        }
+    );
     assert_eq!(d.tid, None);
     let step = t.act(Action::ClientReceivesPush(0));
     let out = step.client.unwrap();
@@ -438,17 +558,27 @@ fn expiry_sends_disconnect_without_transaction_id_and_the_client_does_not_answer
 /// Knobs that break the Disconnect rules, and expiry switched off.
 #[test]
 fn disconnect_knobs() {
-    let mut t = T::with(&["server.ttl_expiry=true", "server.disconnect_has_tid=true", "client.answers_disconnect=true"]);
+    let mut t = T::with(&[
+        "server.ttl_expiry=true",
+        "server.disconnect_has_tid=true",
+        "client.answers_disconnect=true",
+    ]);
     t.login(0);
     let step = t.act(Action::Expire { user: 0, index: 0 });
     assert!(step.server.unwrap().pushes[0].1.tid.is_some());
     let step = t.act(Action::ClientReceivesPush(0));
-    assert!(matches!(step.client.unwrap().send.unwrap().body, Primitive::Status { .. }));
+    assert!(matches!(
+        step.client.unwrap().send.unwrap().body,
+        Primitive::Status { .. }
+    ));
 
     let mut t = T::with(&["server.ttl_expiry=true", "server.sends_disconnect=false"]);
     t.login(0);
     let step = t.act(Action::Expire { user: 0, index: 0 });
-    assert!(step.server.unwrap().pushes.is_empty(), "Baraza deletes silently");
+    assert!(
+        step.server.unwrap().pushes.is_empty(),
+        "Baraza deletes silently"
+    );
     assert_eq!(t.active(0), 0);
 
     let t = T::with(&["server.ttl_expiry=false"]);
@@ -460,7 +590,11 @@ fn disconnect_knobs() {
 /// A server that keeps an expired session's context lets the client recover it.
 #[test]
 fn kept_context_is_recovered_after_expiry() {
-    let mut t = T::with(&["server.ttl_expiry=true", "server.keep_context_after_termination=true", "server.sends_disconnect=false"]);
+    let mut t = T::with(&[
+        "server.ttl_expiry=true",
+        "server.keep_context_after_termination=true",
+        "server.sends_disconnect=false",
+    ]);
     t.login(0);
     let sid = t.session(0);
     t.act(Action::User(0, UserAction::Join(0)));
@@ -518,7 +652,10 @@ fn recovery_can_exceed_the_limit_when_the_limit_does_not_apply_to_it() {
 #[test]
 fn session_contexts_are_independent_per_session() {
     for (scope, other_groups) in [("per-session", 0), ("per-user", 1)] {
-        let mut t = T::with(&["env.devices_per_user=2", &format!("server.context_scope={scope}")]);
+        let mut t = T::with(&[
+            "env.devices_per_user=2",
+            &format!("server.context_scope={scope}"),
+        ]);
         t.login(0);
         t.login(1);
         t.act(Action::User(0, UserAction::Join(0)));
@@ -532,14 +669,22 @@ fn session_contexts_are_independent_per_session() {
 #[test]
 fn presence_is_merged_across_sessions() {
     for (merge, entries) in [("merged", 2), ("last-writer", 1)] {
-        let mut t = T::with(&["env.devices_per_user=2", "env.presence_values=2", &format!("server.presence_merge={merge}")]);
+        let mut t = T::with(&[
+            "env.devices_per_user=2",
+            "env.presence_values=2",
+            &format!("server.presence_merge={merge}"),
+        ]);
         t.login(0);
         t.login(1);
         t.act(Action::User(0, UserAction::Presence(1)));
         t.settle(0);
         t.act(Action::User(1, UserAction::Presence(2)));
         t.settle(1);
-        assert_eq!(t.w.users[0].presence_document(&t.cfg).len(), entries, "{merge}");
+        assert_eq!(
+            t.w.users[0].presence_document(&t.cfg).len(),
+            entries,
+            "{merge}"
+        );
     }
 }
 
@@ -552,10 +697,14 @@ fn login_two_way_and_four_way_supported() {
     let mut t = T::with(&["client.login=four-way"]);
     t.login(0);
     assert_eq!(t.login_codes(), vec![401, 200]);
-    let reqs: Vec<_> = t.sent_by_client(0).into_iter().filter_map(|p| match p {
-        Primitive::LoginRequest(lr) => Some(lr),
-        _ => None,
-    }).collect();
+    let reqs: Vec<_> = t
+        .sent_by_client(0)
+        .into_iter()
+        .filter_map(|p| match p {
+            Primitive::LoginRequest(lr) => Some(lr),
+            _ => None,
+        })
+        .collect();
     assert!(reqs[0].digest_schema && !reqs[0].password && reqs[0].digest_bytes.is_none());
     assert!(reqs[1].digest_bytes.is_some() && !reqs[1].password);
     let mut t = T::with(&["client.login=two-way"]);
@@ -573,7 +722,10 @@ fn client_chooses_one_access_control() {
         t.login(0);
         for p in t.sent_by_client(0) {
             if let Primitive::LoginRequest(lr) = p {
-                assert!(lr.password != (lr.digest_schema || lr.digest_bytes.is_some()), "{kind}: {lr:?}");
+                assert!(
+                    lr.password != (lr.digest_schema || lr.digest_bytes.is_some()),
+                    "{kind}: {lr:?}"
+                );
             }
         }
     }
@@ -604,10 +756,14 @@ fn negotiation_after_login() {
     assert_eq!(sent[2], Primitive::ClientCapabilityRequest);
     let mut t = T::with(&["client.capability_negotiation=never"]);
     t.login(0);
-    assert!(!t.sent_by_client(0).contains(&Primitive::ClientCapabilityRequest));
+    assert!(!t
+        .sent_by_client(0)
+        .contains(&Primitive::ClientCapabilityRequest));
     let mut t = T::with(&["server.capability_request=never"]);
     t.login(0);
-    assert!(!t.sent_by_client(0).contains(&Primitive::ClientCapabilityRequest));
+    assert!(!t
+        .sent_by_client(0)
+        .contains(&Primitive::ClientCapabilityRequest));
 }
 
 /// 7.1: the combined login+negotiation is used on fresh logins only (never on a
@@ -615,21 +771,36 @@ fn negotiation_after_login() {
 /// `CapabilityRequest` F (`when-needed`), or T (`always`, violating).
 #[test]
 fn combined_negotiation() {
-    let mut t = T::with(&["client.combined_negotiation=fresh-login", "client.login=four-way"]);
+    let mut t = T::with(&[
+        "client.combined_negotiation=fresh-login",
+        "client.login=four-way",
+    ]);
     t.login(0);
-    let reqs: Vec<_> = t.sent_by_client(0).into_iter().filter_map(|p| match p {
-        Primitive::LoginRequest(lr) => Some(lr),
-        _ => None,
-    }).collect();
+    let reqs: Vec<_> = t
+        .sent_by_client(0)
+        .into_iter()
+        .filter_map(|p| match p {
+            Primitive::LoginRequest(lr) => Some(lr),
+            _ => None,
+        })
+        .collect();
     assert!(!reqs[0].negotiation && reqs[1].negotiation);
     assert_eq!(t.sent_by_client(0).len(), 2, "no separate negotiation");
     crash_and_restart(&mut t, 0);
-    assert!(!t.last_login_request(0).negotiation, "never on a re-establishment");
+    assert!(
+        !t.last_login_request(0).negotiation,
+        "never on a re-establishment"
+    );
 
-    let mut t = T::with(&["client.combined_negotiation=always", "server.capability_request=always"]);
+    let mut t = T::with(&[
+        "client.combined_negotiation=always",
+        "server.capability_request=always",
+    ]);
     t.login(0);
     assert!(t.last_login_request(0).negotiation);
-    assert!(t.sent_by_client(0).contains(&Primitive::ClientCapabilityRequest));
+    assert!(t
+        .sent_by_client(0)
+        .contains(&Primitive::ClientCapabilityRequest));
     crash_and_restart(&mut t, 0);
     assert!(t.last_login_request(0).negotiation && t.last_login_request(0).session_id.is_some());
 }
@@ -642,28 +813,51 @@ fn system_message_flow() {
     t.login(0);
     assert_eq!(t.login_codes(), vec![436, 200]);
     assert_eq!(t.last_login_request(0).system_message_response, Some(true));
-    let mut t = T::with(&["server.system_message=require-response", "client.system_message_replies_conform=false"]);
+    let mut t = T::with(&[
+        "server.system_message=require-response",
+        "client.system_message_replies_conform=false",
+    ]);
     t.act(Action::Start(0));
     t.settle(0);
     assert_eq!(t.login_codes(), vec![436, 607]);
-    let mut t = T::with(&["server.system_message=require-response", "client.on_436=continue"]);
+    let mut t = T::with(&[
+        "server.system_message=require-response",
+        "client.on_436=continue",
+    ]);
     t.act(Action::Start(0));
     t.settle(0);
-    assert_eq!(t.sent_by_client(0)[1], Primitive::ServiceRequest, "carried on after 436");
+    assert_eq!(
+        t.sent_by_client(0)[1],
+        Primitive::ServiceRequest,
+        "carried on after 436"
+    );
     let mut t = T::with(&["server.system_message=notify"]);
     t.login(0);
-    assert!(t.log.iter().any(|(_, _, e)| matches!(e.body, Primitive::LoginResponse(r) if r.system_message)));
+    assert!(t
+        .log
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Primitive::LoginResponse(r) if r.system_message)));
 }
 
 /// Keep-alive: the TimeToLive asked for is clamped to the server's maximum.
 #[test]
 fn keep_alive_time_is_granted_within_the_server_maximum() {
-    let mut t = T::with(&["env.keep_alives=true", "client.ttl_s=900", "server.max_keep_alive_s=300"]);
+    let mut t = T::with(&[
+        "env.keep_alives=true",
+        "client.ttl_s=900",
+        "server.max_keep_alive_s=300",
+    ]);
     t.login(0);
     assert_eq!(t.w.devices[0].client.keep_alive_s, 300);
     t.act(Action::KeepAliveTimer(0));
     let steps = t.settle(0);
-    assert!(matches!(steps[0].server.as_ref().unwrap().reply.unwrap().body, Primitive::KeepAliveResponse { keep_alive_s: Some(300), .. }));
+    assert!(matches!(
+        steps[0].server.as_ref().unwrap().reply.unwrap().body,
+        Primitive::KeepAliveResponse {
+            keep_alive_s: Some(300),
+            ..
+        }
+    ));
     assert!(t.w.holds_session(0));
 }
 
@@ -678,10 +872,16 @@ fn every_named_variant_parses() {
         assert!(!cfg.description.is_empty(), "{name} has a description");
     }
     let (_, pre) = resolve_variant("pre-cr", &dir).unwrap();
-    assert_eq!(pre.server.duplicate_client_id, DuplicateClientId::RejectGeneric);
+    assert_eq!(
+        pre.server.duplicate_client_id,
+        DuplicateClientId::RejectGeneric
+    );
     assert!(!pre.client.stores_session_id && !pre.server.ttl_expiry);
     assert_eq!(pre.server.recovery, Recovery::Unsupported);
     let (_, post) = resolve_variant("post-cr", &dir).unwrap();
     assert_eq!(post.server, ServerConfig::default());
-    assert!(resolve_variant("no-such-variant", &dir).unwrap_err().to_string().contains("post-cr"));
+    assert!(resolve_variant("no-such-variant", &dir)
+        .unwrap_err()
+        .to_string()
+        .contains("post-cr"));
 }

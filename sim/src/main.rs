@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "imps", version, about = "Validate the IMPS CSP 1.3 session-recovery change request: model checker, simulator, CSP XML codec")]
+#[command(
+    name = "imps",
+    version,
+    about = "Validate the IMPS CSP 1.3 session-recovery change request: model checker, simulator, CSP XML codec"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +26,20 @@ enum Command {
         /// Override a knob of the shown variant: section.knob=value.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+    },
+    /// Model-check variants: every property of the CR, variant by variant, with counterexamples.
+    Check(imps_sim::check_cmd::CheckArgs),
+    /// Serve stateright's Explorer for a variant on 127.0.0.1, to walk its state space in a browser.
+    Explore {
+        /// The variant (name or path).
+        #[arg(long, default_value = "post-cr")]
+        variant: String,
+        /// Override a knob: section.knob=value.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// The port on 127.0.0.1.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
     },
     /// Decode CSP XML messages (CSP 1.1, 1.2 or 1.3) and print one JSON object per message.
     Decode {
@@ -42,6 +60,19 @@ fn load(name: &str, sets: &[String]) -> Result<(String, Config), String> {
     Ok((name, cfg))
 }
 
+fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
+    use stateright::Model;
+    let addr = ("127.0.0.1", port);
+    // stateright's server panics on a bind error: find out first, and say so clearly.
+    std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    eprintln!("imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)");
+    let _checker = imps_model::checker::sr::CrModel { cfg }.checker().serve(addr);
+    // The Explorer runs on stateright's threads until the process is stopped.
+    loop {
+        std::thread::park();
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
@@ -56,6 +87,11 @@ fn main() -> ExitCode {
                 imps_sim::variants_cmd::show(&name, &cfg, &mut out).map_err(|e| e.to_string())
             })
         }
+        Command::Check(args) => match imps_sim::check_cmd::run(&args, &mut out) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Explore { variant, set, port } => load(&variant, &set).and_then(|(name, cfg)| explore(&name, cfg, port)),
         Command::Decode { files } => {
             imps_sim::decode_cmd::decode_files(&files, &mut out).map_err(|e| e.to_string())
         }

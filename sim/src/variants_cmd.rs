@@ -17,7 +17,11 @@ pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), ConfigError> {
         let cfg = Config::load(path)?;
         writeln!(out, "  {name:width$}  {}", cfg.description).map_err(io)?;
     }
-    writeln!(out, "\nKnobs (default, values: meaning); override any with --set section.knob=value:").map_err(io)?;
+    writeln!(
+        out,
+        "\nKnobs (default, values: meaning); override any with --set section.knob=value:"
+    )
+    .map_err(io)?;
     let defaults = knob_values(&Config::default());
     for k in KNOBS {
         let default = defaults
@@ -25,7 +29,12 @@ pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), ConfigError> {
             .find(|(key, _)| key == k.key)
             .map(|(_, v)| v.as_str())
             .unwrap_or("?");
-        writeln!(out, "  {} = {}\n      {}: {}", k.key, default, k.values, k.meaning).map_err(io)?;
+        writeln!(
+            out,
+            "  {} = {}\n      {}: {}",
+            k.key, default, k.values, k.meaning
+        )
+        .map_err(io)?;
     }
     Ok(())
 }

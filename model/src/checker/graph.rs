@@ -1,0 +1,310 @@
+//! Breadth-first exploration of the reachable state graph, stored compactly.
+//!
+//! A state is stored as a few 32-bit words: one per device and one per user, each the index
+//! of that component in an interning table (the collapse compression of SPIN), plus one word
+//! of counters. Components repeat across states far more than whole states do, so the tables
+//! stay small while the state count grows. States are numbered in BFS order, which makes the
+//! state array its own queue, makes the BFS levels contiguous ranges (so a shortest path can be
+//! recovered without parent pointers), and lets the graph's edges be written as one CSR array.
+
+use crate::checker::monitor;
+use crate::config::Config;
+use crate::props::{Prop, PropSet};
+use crate::server::UserServer;
+use crate::world::{Action, Device, World};
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
+use std::hash::{Hash, Hasher};
+
+fn fx<T: Hash + ?Sized>(t: &T) -> u64 {
+    let mut h = FxHasher::default();
+    t.hash(&mut h);
+    h.finish()
+}
+
+/// An interning table: each distinct value gets the next index.
+#[derive(Debug)]
+pub struct Interner<T> {
+    /// The values, by index.
+    pub items: Vec<T>,
+    index: HashTable<u32>,
+}
+
+impl<T: Hash + Eq + Clone> Interner<T> {
+    fn new() -> Self {
+        Interner {
+            items: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+
+    fn intern(&mut self, v: &T) -> u32 {
+        let h = fx(v);
+        let items = &self.items;
+        if let Some(&i) = self.index.find(h, |&i| items[i as usize] == *v) {
+            return i;
+        }
+        let i = u32::try_from(self.items.len())
+            .expect("invariant: fewer than 2^32 distinct components");
+        self.items.push(v.clone());
+        let items = &self.items;
+        self.index.insert_unique(h, i, |&j| fx(&items[j as usize]));
+        i
+    }
+}
+
+/// Where a property was first violated or reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// In this state.
+    State(u32),
+    /// On the edge taking this action (by index in the source's action list) from this state.
+    Edge(u32, u16),
+}
+
+/// Why exploration stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    /// More states than allowed.
+    #[error("the state space exceeds the limit of {limit} states; tighten the env.* bounds or raise --max-states")]
+    TooManyStates {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Progress of an exploration, for a progress line.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// States found so far.
+    pub states: u64,
+    /// Edges so far.
+    pub edges: u64,
+    /// BFS depth reached.
+    pub depth: u32,
+}
+
+/// The explored graph.
+#[derive(Debug)]
+pub struct Graph {
+    /// The configuration explored.
+    pub cfg: Config,
+    /// Words per state.
+    pub stride: usize,
+    /// The states, `stride` words each, in BFS order; state 0 is the initial state.
+    pub states: Vec<u32>,
+    /// `offsets[s]..offsets[s + 1]` are the edges of state `s` in `targets`, in the order of
+    /// `World::actions`.
+    pub offsets: Vec<u32>,
+    /// Edge targets.
+    pub targets: Vec<u32>,
+    /// The first state of each BFS level.
+    pub levels: Vec<u32>,
+    /// Interned devices.
+    pub devices: Interner<Device>,
+    /// Interned user tables.
+    pub users: Interner<UserServer>,
+    /// First violation of each safety property, indexed by `Prop as usize`.
+    pub violated: Vec<Option<Found>>,
+    /// First reach of each witness, indexed by `Prop as usize`.
+    pub reached: Vec<Option<Found>>,
+}
+
+impl Graph {
+    /// Number of states.
+    pub fn len(&self) -> usize {
+        self.states.len() / self.stride
+    }
+
+    /// Whether there are no states (never: there is an initial state).
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Number of edges.
+    pub fn edge_count(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// The successors of state `s`, in action order.
+    pub fn succ(&self, s: u32) -> &[u32] {
+        let s = s as usize;
+        &self.targets[self.offsets[s] as usize..self.offsets[s + 1] as usize]
+    }
+
+    /// The words of state `s`.
+    pub fn words(&self, s: u32) -> &[u32] {
+        let s = s as usize;
+        &self.states[s * self.stride..(s + 1) * self.stride]
+    }
+
+    /// The device component of state `s` for device `d`.
+    pub fn device(&self, s: u32, d: usize) -> &Device {
+        &self.devices.items[self.words(s)[d] as usize]
+    }
+
+    /// Rebuild state `s` into `w` (which must have the configuration's shape).
+    pub fn decode(&self, s: u32, w: &mut World) {
+        let words = self.words(s);
+        let nd = w.devices.len();
+        for (d, dev) in w.devices.iter_mut().enumerate() {
+            dev.clone_from(&self.devices.items[words[d] as usize]);
+        }
+        let mut active = 0;
+        for (u, us) in w.users.iter_mut().enumerate() {
+            us.clone_from(&self.users.items[words[nd + u] as usize]);
+            active += us.active_count() as u32;
+        }
+        let c = words[self.stride - 1];
+        w.crashes_left = (c & 0xff) as u8;
+        w.losses_left = ((c >> 8) & 0xff) as u8;
+        w.shared.next_session_id = c >> 16;
+        w.shared.active_total = active;
+    }
+
+    /// The BFS depth of state `s`.
+    pub fn depth(&self, s: u32) -> usize {
+        self.levels.partition_point(|&start| start <= s) - 1
+    }
+}
+
+fn encode(
+    w: &World,
+    devices: &mut Interner<Device>,
+    users: &mut Interner<UserServer>,
+    key: &mut Vec<u32>,
+) {
+    key.clear();
+    key.extend(w.devices.iter().map(|d| devices.intern(d)));
+    key.extend(w.users.iter().map(|u| users.intern(u)));
+    assert!(
+        w.shared.next_session_id < 1 << 16,
+        "invariant: canonical Session-IDs stay small"
+    );
+    key.push(
+        u32::from(w.crashes_left) | u32::from(w.losses_left) << 8 | w.shared.next_session_id << 16,
+    );
+}
+
+/// State predicates of a whole world.
+pub fn state_monitors(cfg: &Config, w: &World, bad: &mut PropSet) {
+    for us in &w.users {
+        crate::props::check_user_state(cfg, us, bad);
+    }
+    for dev in &w.devices {
+        let quiet = dev.to_server.is_empty() && dev.to_client.is_none() && dev.pushes.is_empty();
+        let us = &w.users[dev.client.user.0 as usize];
+        bad.flag(
+            Prop::SessionsIndependent,
+            !crate::props::session_context_consistent(&dev.client, quiet, us),
+        );
+    }
+}
+
+/// Explore every state reachable from the initial world, checking the safety monitors and
+/// witnesses on every edge and state. `progress` is called every 2^16 states.
+pub fn explore(
+    cfg: &Config,
+    max_states: u64,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Graph, ExploreError> {
+    let mut devices = Interner::new();
+    let mut users = Interner::new();
+    let mut init = World::new(cfg);
+    init.canonicalize();
+    let stride = init.devices.len() + init.users.len() + 1;
+    let mut key = Vec::with_capacity(stride);
+    encode(&init, &mut devices, &mut users, &mut key);
+    let nprops = Prop::ALL.len();
+    let mut g = Graph {
+        cfg: cfg.clone(),
+        stride,
+        states: key.clone(),
+        offsets: vec![0],
+        targets: Vec::new(),
+        levels: vec![0],
+        devices,
+        users,
+        violated: vec![None; nprops],
+        reached: vec![None; nprops],
+    };
+    let mut bad = PropSet::default();
+    state_monitors(cfg, &init, &mut bad);
+    for p in bad.iter() {
+        g.violated[p as usize].get_or_insert(Found::State(0));
+    }
+    let mut index: HashTable<u32> = HashTable::new();
+    index.insert_unique(fx(&key[..]), 0, |_| 0);
+    let mut cur = init.clone();
+    let mut next = init.clone();
+    let mut actions: Vec<Action> = Vec::new();
+    let mut level_end = 1u32;
+    let mut s = 0u32;
+    while (s as usize) < g.len() {
+        if s == level_end {
+            g.levels.push(s);
+            level_end = g.len() as u32;
+        }
+        g.decode(s, &mut cur);
+        actions.clear();
+        cur.actions(cfg, &mut actions);
+        for (k, &a) in actions.iter().enumerate() {
+            next.clone_from(&cur);
+            let step = next.step(cfg, a);
+            let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
+            monitor::step_monitors(&cur, a, &step, &next, &mut bad, &mut seen);
+            for p in bad.iter() {
+                g.violated[p as usize].get_or_insert(Found::Edge(s, k as u16));
+            }
+            for p in seen.iter() {
+                g.reached[p as usize].get_or_insert(Found::Edge(s, k as u16));
+            }
+            next.canonicalize();
+            encode(&next, &mut g.devices, &mut g.users, &mut key);
+            let h = fx(&key[..]);
+            let (stride, states) = (g.stride, &g.states);
+            let found = index.find(h, |&j| {
+                states[j as usize * stride..(j as usize + 1) * stride] == key[..]
+            });
+            let t = match found {
+                Some(&t) => t,
+                None => {
+                    let t = g.len() as u32;
+                    if u64::from(t) >= max_states {
+                        return Err(ExploreError::TooManyStates { limit: max_states });
+                    }
+                    g.states.extend_from_slice(&key);
+                    let states = &g.states;
+                    index.insert_unique(h, t, |&j| {
+                        fx(&states[j as usize * stride..(j as usize + 1) * stride])
+                    });
+                    let mut bad = PropSet::default();
+                    state_monitors(cfg, &next, &mut bad);
+                    for p in bad.iter() {
+                        g.violated[p as usize].get_or_insert(Found::State(t));
+                    }
+                    if t & 0xffff == 0 {
+                        progress(Progress {
+                            states: u64::from(t),
+                            edges: g.targets.len() as u64,
+                            depth: g.levels.len() as u32,
+                        });
+                    }
+                    t
+                }
+            };
+            g.targets.push(t);
+        }
+        assert!(
+            g.targets.len() < u32::MAX as usize,
+            "invariant: fewer than 2^32 edges"
+        );
+        g.offsets.push(g.targets.len() as u32);
+        s += 1;
+    }
+    drop(index);
+    g.states.shrink_to_fit();
+    g.targets.shrink_to_fit();
+    g.offsets.shrink_to_fit();
+    Ok(g)
+}
