@@ -13,7 +13,7 @@
 
 use crate::client::{Client, ClientOut, Phase, StoreOp};
 use crate::codes::ResultCode;
-use crate::config::{Config, Recovery};
+use crate::config::{Config, PresenceMerge, Recovery};
 use crate::msg::{Envelope, Primitive};
 use crate::server::{EndCause, ServerEvent, ServerOut, UserServer};
 use serde::Serialize;
@@ -190,28 +190,26 @@ impl PropSet {
 
 /// State invariants of one user's server table.
 pub fn check_user_state(cfg: &Config, us: &UserServer, found: &mut PropSet) {
-    let active: Vec<_> = us.active().collect();
-    let dup = active
-        .iter()
-        .enumerate()
-        .any(|(i, a)| active[i + 1..].iter().any(|b| b.client_id == a.client_id));
+    let active = &us.sessions;
+    let dup = active.iter().enumerate().any(|(i, a)| {
+        a.active && active[i + 1..].iter().any(|b| b.active && b.client_id == a.client_id)
+    });
     found.flag(Prop::ClientIdUniquePerUser, dup);
     let max = cfg.server.max_sessions_per_user as usize;
-    found.flag(Prop::WithinSessionLimit, max > 0 && active.len() > max);
+    found.flag(Prop::WithinSessionLimit, max > 0 && us.active_count() > max);
     found.flag(Prop::LogoutLeavesGroups, us.roster != us.joined_groups());
-    let merged: Vec<_> = active
-        .iter()
-        .filter(|s| s.ctx.presence != 0)
-        .map(|s| (s.client_id, s.ctx.presence))
-        .collect();
-    found.flag(
-        Prop::PresenceMergedAcrossSessions,
-        us.presence_document(cfg) != merged,
-    );
-    let recovers = matches!(
-        cfg.server.recovery,
-        Recovery::Supported | Recovery::ResetContext
-    );
+    // The merged document lists every active session that published a presence value.
+    let published = us.sessions.iter().filter(|s| s.active && s.ctx.presence != 0);
+    let merged = match cfg.server.presence_merge {
+        PresenceMerge::Merged => true,
+        PresenceMerge::LastWriter => {
+            let doc = us.presence_document(cfg);
+            doc.len() == published.clone().count()
+                && doc.iter().zip(published).all(|(&(c, p), s)| c == s.client_id && p == s.ctx.presence)
+        }
+    };
+    found.flag(Prop::PresenceMergedAcrossSessions, !merged);
+    let recovers = matches!(cfg.server.recovery, Recovery::Supported | Recovery::ResetContext);
     found.flag(
         Prop::SessionContextDroppedAfterLogout,
         !recovers && us.sessions.iter().any(|s| !s.active),

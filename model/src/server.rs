@@ -100,7 +100,7 @@ impl ServerOut {
 }
 
 /// The server's state for one user.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UserServer {
     /// The user's sessions, active and kept, in the order they were made.
     pub sessions: Vec<Session>,
@@ -108,6 +108,23 @@ pub struct UserServer {
     pub roster: u8,
     /// With `presence_merge = last-writer`: the Client-ID that updated presence last.
     pub presence_writer: Option<ClientId>,
+}
+
+impl Clone for UserServer {
+    fn clone(&self) -> Self {
+        UserServer {
+            sessions: self.sessions.clone(),
+            roster: self.roster,
+            presence_writer: self.presence_writer,
+        }
+    }
+
+    /// Reuses the session table's allocation.
+    fn clone_from(&mut self, src: &Self) {
+        self.sessions.clone_from(&src.sessions);
+        self.roster = src.roster;
+        self.presence_writer = src.presence_writer;
+    }
 }
 
 /// The nonce the server issues to a Client-ID. Stateless: a keyed mix of the Client-ID, so a

@@ -26,7 +26,7 @@ pub struct InFlight {
 }
 
 /// One device: its client and its links.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Device {
     /// The client state machine (with its crash-safe storage).
     pub client: Client,
@@ -39,8 +39,27 @@ pub struct Device {
     pub pushes: ArrayVec<Envelope, 2>,
 }
 
+impl Clone for Device {
+    fn clone(&self) -> Self {
+        Device {
+            client: self.client,
+            to_server: self.to_server.clone(),
+            to_client: self.to_client,
+            pushes: self.pushes.clone(),
+        }
+    }
+
+    /// Copies only the messages in flight, not the queues' whole capacity.
+    fn clone_from(&mut self, src: &Self) {
+        self.client = src.client;
+        self.to_server.clone_from(&src.to_server);
+        self.to_client = src.to_client;
+        self.pushes.clone_from(&src.pushes);
+    }
+}
+
 /// The whole world.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct World {
     /// The server, one table per user.
     pub users: Vec<UserServer>,
@@ -52,6 +71,27 @@ pub struct World {
     pub crashes_left: u8,
     /// Connection losses still allowed.
     pub losses_left: u8,
+}
+
+impl Clone for World {
+    fn clone(&self) -> Self {
+        World {
+            users: self.users.clone(),
+            shared: self.shared,
+            devices: self.devices.clone(),
+            crashes_left: self.crashes_left,
+            losses_left: self.losses_left,
+        }
+    }
+
+    /// Reuses the allocations of `self` (the checker clones a world per transition).
+    fn clone_from(&mut self, src: &Self) {
+        self.users.clone_from(&src.users);
+        self.shared = src.shared;
+        self.devices.clone_from(&src.devices);
+        self.crashes_left = src.crashes_left;
+        self.losses_left = src.losses_left;
+    }
 }
 
 /// One event of the world.
@@ -113,6 +153,8 @@ pub struct Step {
     pub server: Option<ServerOut>,
     /// The request the server handled (and whether its answer was lost).
     pub request: Option<InFlight>,
+    /// The components the step changed.
+    pub touched: Touched,
 }
 
 /// The time the world passes to the core: virtual time does not advance in the checker;
@@ -272,6 +314,7 @@ impl World {
             }
         }
         for &(to, env) in &sout.pushes {
+            step.touched.devices |= 1 << to.0;
             step.messages.push((to.0 as u8, false, env));
             let dev = &mut self.devices[to.0 as usize];
             if dev.client.phase != Phase::Down {
@@ -294,6 +337,14 @@ impl World {
     /// Run one action. The action must be enabled ([`World::actions`]).
     pub fn step(&mut self, cfg: &Config, action: Action) -> Step {
         let mut step = Step::default();
+        if let Some(d) = action.device() {
+            step.touched.devices |= 1 << d;
+        }
+        match action {
+            Action::ServerReceives(d) => step.touched.users |= 1 << self.user_of(d),
+            Action::Expire { user, .. } => step.touched.users |= 1 << user,
+            _ => {}
+        }
         let mut out = ClientOut::default();
         match action {
             Action::Start(d) => {
@@ -377,23 +428,30 @@ impl World {
     }
 }
 
+/// Where a Session-ID sits: in a user's session table, or in a device.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Table(usize),
+    Device(usize),
+}
+
 /// Visit every Session-ID in the world, user by user in a fixed order: the user's session
 /// table first, then each of the user's devices (stored record, phase, requests in flight,
 /// answer in flight, pushes).
-fn visit_session_ids(w: &mut World, per_user: usize, mut f: impl FnMut(usize, &mut SessionId)) {
-    fn env_ids(u: usize, e: &mut Envelope, f: &mut impl FnMut(usize, &mut SessionId)) {
+fn visit_session_ids(w: &mut World, per_user: usize, mut f: impl FnMut(usize, Place, &mut SessionId)) {
+    fn env_ids(u: usize, at: Place, e: &mut Envelope, f: &mut impl FnMut(usize, Place, &mut SessionId)) {
         if let Some(s) = e.session.as_mut() {
-            f(u, s);
+            f(u, at, s);
         }
         match &mut e.body {
             crate::msg::Primitive::LoginRequest(lr) => {
                 if let Some(s) = lr.session_id.as_mut() {
-                    f(u, s);
+                    f(u, at, s);
                 }
             }
             crate::msg::Primitive::LoginResponse(r) => {
                 if let Some(s) = r.session_id.as_mut() {
-                    f(u, s);
+                    f(u, at, s);
                 }
             }
             _ => {}
@@ -401,38 +459,58 @@ fn visit_session_ids(w: &mut World, per_user: usize, mut f: impl FnMut(usize, &m
     }
     for (u, us) in w.users.iter_mut().enumerate() {
         for s in &mut us.sessions {
-            f(u, &mut s.id);
+            f(u, Place::Table(u), &mut s.id);
         }
-        for dev in w.devices.iter_mut().skip(u * per_user).take(per_user) {
+        for (d, dev) in w.devices.iter_mut().enumerate().skip(u * per_user).take(per_user) {
+            let at = Place::Device(d);
             let c = &mut dev.client;
             if let Some(st) = c.stored.as_mut() {
-                f(u, &mut st.session);
+                f(u, at, &mut st.session);
             }
             match &mut c.phase {
                 Phase::Backoff(a) | Phase::LoggingIn { attempt: a, .. } => {
                     if let Some(s) = a.recover.as_mut() {
-                        f(u, s);
+                        f(u, at, s);
                     }
                 }
                 Phase::Negotiating { session, .. } => {
                     if let Some(s) = session.as_mut() {
-                        f(u, s);
+                        f(u, at, s);
                     }
                 }
-                Phase::Established { session }
-                | Phase::Busy { session, .. }
-                | Phase::LoggingOut { session, .. } => f(u, session),
+                Phase::Established { session } | Phase::Busy { session, .. } | Phase::LoggingOut { session, .. } => {
+                    f(u, at, session)
+                }
                 Phase::Down | Phase::Idle => {}
             }
             for r in &mut dev.to_server {
-                env_ids(u, &mut r.env, &mut f);
+                env_ids(u, at, &mut r.env, &mut f);
             }
             if let Some(e) = dev.to_client.as_mut() {
-                env_ids(u, e, &mut f);
+                env_ids(u, at, e, &mut f);
             }
             for e in &mut dev.pushes {
-                env_ids(u, e, &mut f);
+                env_ids(u, at, e, &mut f);
             }
+        }
+    }
+}
+
+/// Which components of a world a step or a canonicalization changed (bit masks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Bit d: device d.
+    pub devices: u8,
+    /// Bit u: user u's session table.
+    pub users: u8,
+}
+
+impl Touched {
+    /// Both sets together.
+    pub const fn union(self, other: Touched) -> Touched {
+        Touched {
+            devices: self.devices | other.devices,
+            users: self.users | other.users,
         }
     }
 }
@@ -444,39 +522,73 @@ impl World {
     /// ever see that user's sessions), Transaction-IDs are zeroed (the HTTP binding matches an
     /// answer to its request by connection), and the server's Session-ID counter is set past
     /// every ID in use.
-    pub fn canonicalize(&mut self) {
-        let per_user = if self.users.is_empty() {
-            0
-        } else {
-            self.devices.len() / self.users.len()
-        };
-        let mut map: ArrayVec<(usize, u32, u32), 64> = ArrayVec::new();
-        let mut next = [0u32; 16];
-        let mut max = 0u32;
-        visit_session_ids(self, per_user, |u, s| {
-            let to = match map.iter().find(|(mu, from, _)| *mu == u && *from == s.0) {
-                Some(&(_, _, to)) => to,
-                None => {
-                    let to = next[u];
-                    next[u] += 1;
-                    map.push((u, s.0, to));
-                    to
-                }
-            };
-            max = max.max(to + 1);
-            s.0 = to;
+    ///
+    /// Returns the components it changed.
+    pub fn canonicalize(&mut self) -> Touched {
+        self.canonicalize_touched(Touched { devices: u8::MAX, users: u8::MAX })
+    }
+
+    /// [`World::canonicalize`] for a world that was canonical before a step that changed only
+    /// the `touched` components: the other devices' Transaction-IDs are zero already.
+    pub fn canonicalize_touched(&mut self, touched_by_step: Touched) -> Touched {
+        let per_user = if self.users.is_empty() { 0 } else { self.devices.len() / self.users.len() };
+        // First pass: a user's IDs are canonical exactly when each ID seen for the first time
+        // is the count of distinct IDs before it (then every smaller ID was seen already).
+        let mut next = [0u32; 8];
+        let mut odd = 0u8;
+        visit_session_ids(self, per_user, |u, _, s| {
+            if s.0 == next[u] {
+                next[u] += 1;
+            } else if s.0 > next[u] {
+                odd |= 1 << u;
+            }
         });
-        self.shared.next_session_id = max;
-        for dev in &mut self.devices {
+        let mut touched = Touched::default();
+        if odd != 0 {
+            let mut map: ArrayVec<(usize, u32, u32), 64> = ArrayVec::new();
+            next = [0u32; 8];
+            visit_session_ids(self, per_user, |u, at, s| {
+                if odd & (1 << u) == 0 {
+                    return;
+                }
+                let to = match map.iter().find(|(mu, from, _)| *mu == u && *from == s.0) {
+                    Some(&(_, _, to)) => to,
+                    None => {
+                        let to = next[u];
+                        next[u] += 1;
+                        map.push((u, s.0, to));
+                        to
+                    }
+                };
+                if s.0 != to {
+                    s.0 = to;
+                    match at {
+                        Place::Table(u) => touched.users |= 1 << u,
+                        Place::Device(d) => touched.devices |= 1 << d,
+                    }
+                }
+            });
+        }
+        self.shared.next_session_id = next.iter().copied().max().unwrap_or(0);
+        for (d, dev) in self.devices.iter_mut().enumerate() {
+            if touched_by_step.devices & (1 << d) == 0 {
+                continue;
+            }
+            let mut changed = dev.client.last_tid != 0;
             dev.client.last_tid = 0;
-            let zero = |e: &mut Envelope| {
-                if e.tid.is_some() {
+            let mut zero = |e: &mut Envelope| {
+                if e.tid.is_some_and(|t| t.0 != 0) {
                     e.tid = Some(crate::msg::Tid(0));
+                    changed = true;
                 }
             };
             dev.to_server.iter_mut().for_each(|r| zero(&mut r.env));
-            dev.to_client.iter_mut().for_each(zero);
+            dev.to_client.iter_mut().for_each(&mut zero);
             dev.pushes.iter_mut().for_each(zero);
+            if changed {
+                touched.devices |= 1 << d;
+            }
         }
+        touched
     }
 }

@@ -11,7 +11,7 @@ use crate::checker::monitor;
 use crate::config::Config;
 use crate::props::{Prop, PropSet};
 use crate::server::UserServer;
-use crate::world::{Action, Device, World};
+use crate::world::{Action, Device, Touched, World};
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
@@ -168,15 +168,37 @@ impl Graph {
     }
 }
 
+/// Encode `w` as component indices into `key`. With `parent` (the decoded state it was
+/// stepped from, that state's words, and the components the step and the canonicalization
+/// touched), untouched components reuse the parent's indices without a table lookup: a step
+/// changes one or two components.
 fn encode(
     w: &World,
+    parent: Option<(&World, &[u32], Touched)>,
     devices: &mut Interner<Device>,
     users: &mut Interner<UserServer>,
     key: &mut Vec<u32>,
 ) {
     key.clear();
-    key.extend(w.devices.iter().map(|d| devices.intern(d)));
-    key.extend(w.users.iter().map(|u| users.intern(u)));
+    let nd = w.devices.len();
+    for (d, dev) in w.devices.iter().enumerate() {
+        key.push(match parent {
+            Some((pw, pk, t)) if t.devices & (1 << d) == 0 => {
+                debug_assert_eq!(pw.devices[d], *dev, "invariant: an untouched device is unchanged");
+                pk[d]
+            }
+            _ => devices.intern(dev),
+        });
+    }
+    for (u, us) in w.users.iter().enumerate() {
+        key.push(match parent {
+            Some((pw, pk, t)) if t.users & (1 << u) == 0 || pw.users[u] == *us => {
+                debug_assert_eq!(pw.users[u], *us, "invariant: an untouched user table is unchanged");
+                pk[nd + u]
+            }
+            _ => users.intern(us),
+        });
+    }
     assert!(
         w.shared.next_session_id < 1 << 16,
         "invariant: canonical Session-IDs stay small"
@@ -214,7 +236,7 @@ pub fn explore(
     init.canonicalize();
     let stride = init.devices.len() + init.users.len() + 1;
     let mut key = Vec::with_capacity(stride);
-    encode(&init, &mut devices, &mut users, &mut key);
+    encode(&init, None, &mut devices, &mut users, &mut key);
     let nprops = Prop::ALL.len();
     let mut g = Graph {
         cfg: cfg.clone(),
@@ -238,6 +260,7 @@ pub fn explore(
     let mut cur = init.clone();
     let mut next = init.clone();
     let mut actions: Vec<Action> = Vec::new();
+    let mut parent_key: Vec<u32> = Vec::with_capacity(stride);
     let mut level_end = 1u32;
     let mut s = 0u32;
     while (s as usize) < g.len() {
@@ -246,6 +269,8 @@ pub fn explore(
             level_end = g.len() as u32;
         }
         g.decode(s, &mut cur);
+        parent_key.clear();
+        parent_key.extend_from_slice(g.words(s));
         actions.clear();
         cur.actions(cfg, &mut actions);
         for (k, &a) in actions.iter().enumerate() {
@@ -259,8 +284,8 @@ pub fn explore(
             for p in seen.iter() {
                 g.reached[p as usize].get_or_insert(Found::Edge(s, k as u16));
             }
-            next.canonicalize();
-            encode(&next, &mut g.devices, &mut g.users, &mut key);
+            let touched = step.touched.union(next.canonicalize_touched(step.touched));
+            encode(&next, Some((&cur, &parent_key, touched)), &mut g.devices, &mut g.users, &mut key);
             let h = fx(&key[..]);
             let (stride, states) = (g.stride, &g.states);
             let found = index.find(h, |&j| {
