@@ -486,6 +486,12 @@ impl Config {
                 e.users, e.devices_per_user
             ));
         }
+        if u32::from(e.max_crashes) + u32::from(e.max_connection_losses) > 4 {
+            return Err(format!(
+                "env.max_crashes + env.max_connection_losses must be at most 4 (each leaves a request in flight, and a device holds at most 6), got {} + {}",
+                e.max_crashes, e.max_connection_losses
+            ));
+        }
         if e.groups > 8 {
             return Err("env.groups must be at most 8".into());
         }

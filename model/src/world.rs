@@ -31,7 +31,7 @@ pub struct Device {
     /// The client state machine (with its crash-safe storage).
     pub client: Client,
     /// Requests on their way to the server, oldest first.
-    pub to_server: ArrayVec<InFlight, 3>,
+    pub to_server: ArrayVec<InFlight, 6>,
     /// The answer on its way back.
     pub to_client: Option<Envelope>,
     /// Disconnects pushed by the server, oldest first (at most two are kept: see

@@ -30,10 +30,14 @@ pub struct CheckArgs {
     /// Give up past this many states per variant.
     #[arg(long, default_value_t = 50_000_000)]
     pub max_states: u64,
-    /// Print every counterexample as text (by default: the liveness ones, or all when one
+    /// Print every counterexample as text (by default: the deadlocks, or all when one
     /// variant is checked).
     #[arg(long)]
     pub traces: bool,
+    /// Write the verdicts found into each variant file's `[expect]` table (pins them, so that
+    /// a model change that flips one makes `imps check` fail). Not with --set.
+    #[arg(long)]
+    pub bless: bool,
 }
 
 /// Output formats.
@@ -63,6 +67,7 @@ pub enum CheckError {
 
 struct Checked {
     name: String,
+    path: Option<PathBuf>,
     cfg: Config,
     outcome: Outcome,
     elapsed: Duration,
@@ -74,7 +79,16 @@ fn expected(cfg: &Config, p: Prop) -> Option<Verdict> {
     cfg.expect.get(p.name()).copied()
 }
 
-fn load_all(args: &CheckArgs) -> Result<Vec<(String, Config)>, CheckError> {
+fn variant_path(arg: &str, dir: &Path) -> PathBuf {
+    let p = Path::new(arg);
+    if arg.ends_with(".toml") || p.components().count() > 1 {
+        p.to_path_buf()
+    } else {
+        dir.join(format!("{arg}.toml"))
+    }
+}
+
+fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckError> {
     let dir = variants_dir();
     let names: Vec<String> = if args.variants.is_empty() {
         named_variants(&dir)
@@ -88,6 +102,7 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, Config)>, CheckError> {
     let mut out = Vec::new();
     for n in names {
         let (name, mut cfg) = resolve_variant(&n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
+        let path = variant_path(&n, &dir);
         for s in &args.set {
             cfg.apply_set(s).map_err(|e| CheckError::BadInput(e.to_string()))?;
         }
@@ -100,7 +115,7 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, Config)>, CheckError> {
                 )));
             }
         }
-        out.push((name, cfg));
+        out.push((name, path, cfg));
     }
     Ok(out)
 }
@@ -144,9 +159,12 @@ fn progress_printer(name: &str) -> impl FnMut(Progress) + '_ {
 /// Run `imps check`. Returns the process exit code: 0 when every verdict matches the variant's
 /// expectations, 1 when one does not.
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
+    if args.bless && !args.set.is_empty() {
+        return Err(CheckError::BadInput("--bless writes the verdicts of the variant files as they are: it cannot be combined with --set".into()));
+    }
     let variants = load_all(args)?;
     let mut checked = Vec::new();
-    for (name, cfg) in variants {
+    for (name, path, cfg) in variants {
         let start = Instant::now();
         let mut progress = progress_printer(&name);
         let opts = Options {
@@ -166,7 +184,14 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
                 files.push((r.prop, write_trace(&args.out, t)?));
             }
         }
-        checked.push(Checked { name, cfg, outcome, elapsed, files });
+        checked.push(Checked {
+            name,
+            path: Some(path),
+            cfg,
+            outcome,
+            elapsed,
+            files,
+        });
     }
     let mismatches: usize = checked
         .iter()
@@ -178,6 +203,14 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
                 .count()
         })
         .sum();
+    if args.bless {
+        for c in &checked {
+            if let Some(path) = &c.path {
+                bless(path, &c.outcome).map_err(|source| CheckError::Io { path: path.clone(), source })?;
+            }
+        }
+        return Ok(0);
+    }
     let io = |source| CheckError::Io { path: "<stdout>".into(), source };
     match args.format {
         Format::Json => {
@@ -187,6 +220,32 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         Format::Text => text_report(&checked, args, out).map_err(io)?,
     }
     Ok(if mismatches == 0 { 0 } else { 1 })
+}
+
+/// Replace the `[expect]` table of a variant file with the verdicts found, keeping the rest
+/// of the file as written.
+fn bless(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let mut kept = Vec::new();
+    let mut in_expect = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_expect = t == "[expect]";
+        }
+        if !in_expect {
+            kept.push(line);
+        }
+    }
+    while kept.last().is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        kept.pop();
+    }
+    let mut out = kept.join("\n");
+    out.push_str("\n\n[expect]\n# Written by `imps check --bless` from the verdicts the checker found (within the\n# [env] bounds); `imps check` fails when one of them changes.\n");
+    for r in &outcome.results {
+        out.push_str(&format!("{} = \"{}\"\n", r.prop.name(), r.verdict.as_str()));
+    }
+    write_atomic(path, out.as_bytes())
 }
 
 fn kind_str(k: Kind) -> &'static str {
@@ -240,8 +299,8 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     for (i, c) in checked.iter().enumerate() {
         writeln!(
             out,
-            "[{}] {:<24} {:>10} states {:>11} edges {:>8.2} s   {}",
-            i + 1,
+            "{:<5} {:<28} {:>10} states {:>11} edges {:>8.2} s   {}",
+            format!("[{}]", i + 1),
             c.name,
             c.outcome.states,
             c.outcome.edges,
@@ -250,7 +309,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
         )?;
     }
     writeln!(out)?;
-    let w = 44;
+    let w = Prop::ALL.iter().map(|p| p.name().len()).max().unwrap_or(0) + 1;
     write!(out, "{:<w$}", "property")?;
     for i in 0..checked.len() {
         write!(out, " {:<12}", format!("[{}]", i + 1))?;
@@ -274,13 +333,9 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
         }
         writeln!(out)?;
     }
-    let mut unreached = Vec::new();
     let mut mism = Vec::new();
     for c in checked {
         for r in &c.outcome.results {
-            if r.verdict == Verdict::NotReached {
-                unreached.push(format!("{}:{}", c.name, r.prop.name()));
-            }
             if let Some(e) = expected(&c.cfg, r.prop) {
                 if e != r.verdict {
                     mism.push(format!("{} {}: expected {}, found {}", c.name, r.prop.name(), e.as_str(), r.verdict.as_str()));
@@ -289,10 +344,20 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
         }
     }
     writeln!(out)?;
-    if !unreached.is_empty() {
-        writeln!(out, "witnesses never reached (a 'holds' that depends on them may be vacuous): {}", unreached.join(", "))?;
-        writeln!(out)?;
+    writeln!(out, "witnesses never reached (a 'holds' that depends on them may be vacuous in that variant):")?;
+    for c in checked {
+        let unreached: Vec<&str> = c
+            .outcome
+            .results
+            .iter()
+            .filter(|r| r.verdict == Verdict::NotReached)
+            .map(|r| r.prop.name())
+            .collect();
+        if !unreached.is_empty() {
+            writeln!(out, "  {:<28} {}", c.name, unreached.join(", "))?;
+        }
     }
+    writeln!(out)?;
     let total: usize = checked.iter().map(|c| c.files.len()).sum();
     if total > 0 {
         writeln!(out, "counterexamples ({} files each: .txt .mmd .xml .itf.json) under {}:", total, args.out.display())?;
@@ -307,7 +372,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     for c in checked {
         for r in &c.outcome.results {
             if let Some(t) = &r.trace {
-                if all || r.prop.kind() == Kind::Liveness && r.prop == Prop::NoDeadlock {
+                if all || r.prop == Prop::NoDeadlock {
                     writeln!(out, "{}", t.text())?;
                 }
             }

@@ -1,0 +1,232 @@
+//! The checker against the CR: pinned state counts and counterexamples, one can-fail test per
+//! safety property (a knob value that breaks it, and the checker finds it), the liveness checks
+//! on cycles, and a cross-check of the safety verdicts with stateright's own BFS.
+
+use imps_model::checker::{check, Options, Outcome};
+use imps_model::config::{resolve_variant, variants_dir, Config, Verdict};
+use imps_model::props::{Kind, Prop};
+use imps_model::world::Action;
+
+fn variant(name: &str, sets: &[&str]) -> Config {
+    let (_, mut cfg) = resolve_variant(name, &variants_dir()).unwrap();
+    for s in sets {
+        cfg.apply_set(s).unwrap();
+    }
+    cfg
+}
+
+fn run(cfg: &Config) -> Outcome {
+    check(cfg, "test", Options::default(), &mut |_| {}).unwrap()
+}
+
+fn verdict(o: &Outcome, p: Prop) -> Verdict {
+    o.results.iter().find(|r| r.prop == p).unwrap().verdict
+}
+
+/// Pin the size of the smallest variants: a model change shows up here first.
+#[test]
+fn state_counts_are_pinned() {
+    for (name, states, edges) in [("pre-cr", 57, 90), ("post-cr", 121, 160), ("post-cr-no-recovery", 66, 99)] {
+        let o = run(&variant(name, &[]));
+        assert_eq!((o.states, o.edges), (states, edges), "{name}");
+    }
+}
+
+/// The pre-CR deadlock, pinned as the sequence of events of its shortest counterexample: a crash
+/// between the Login-Request and its answer leaves a session the client never learns of, and the
+/// client, refused with 503 without a reason, retries the same Client-ID forever.
+#[test]
+fn pre_cr_deadlock_counterexample_is_pinned() {
+    let o = run(&variant("pre-cr", &[]));
+    let r = o.results.iter().find(|r| r.prop == Prop::NoDeadlock).unwrap();
+    assert_eq!(r.verdict, Verdict::Violated);
+    let t = r.trace.as_ref().unwrap();
+    let actions: Vec<Action> = t.steps.iter().map(|s| s.action).collect();
+    use Action::*;
+    assert_eq!(
+        actions,
+        vec![Start(0), Crash(0), Start(0), ServerReceives(0), ServerReceives(0), ClientReceives(0), RetryTimer(0)]
+    );
+    assert_eq!(t.loop_start, Some(4));
+    let text = t.text();
+    assert!(text.contains("Login-Response 503"), "{text}");
+    assert!(text.contains("LOST"), "{text}");
+    // The trace renders in every format.
+    assert!(t.mermaid().starts_with("sequenceDiagram"));
+    assert!(t.mermaid().contains("loop forever"));
+    assert!(t.xml().contains("<WV-CSP-Message"));
+    assert_eq!(t.itf()["states"].as_array().unwrap().len(), actions.len() + 1);
+}
+
+/// The headline: the CR removes the deadlock within post-cr's bounds, and the finding of
+/// FINDINGS.md: one more crash than Client-IDs in the pool, without expiry, brings it back.
+#[test]
+fn post_cr_is_free_of_the_deadlock_within_its_bounds() {
+    let o = run(&variant("post-cr", &[]));
+    assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Holds);
+    assert_eq!(verdict(&o, Prop::EventuallyLoggedInFair), Verdict::Holds);
+    assert_eq!(verdict(&o, Prop::ReachRecovery), Verdict::Holds, "not vacuous: recovery happens");
+    assert_eq!(verdict(&o, Prop::ReachLogoutAfterRecovery), Verdict::Holds);
+    let o = run(&variant("post-cr", &["env.max_crashes=2"]));
+    assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Violated);
+    let o = run(&variant("post-cr", &["env.max_crashes=2", "client.client_id_pool=3"]));
+    assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Holds);
+    let o = run(&variant("post-cr", &["env.max_crashes=2", "client.on_608=retry-same", "client.client_id_pool=1", "server.ttl_expiry=true"]));
+    assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Holds, "expiry frees the orphaned Client-IDs");
+}
+
+/// Each safety property can fail: a knob value that breaks it (with the smallest world that
+/// shows it), and the same world with the CR's behaviour, where it holds.
+#[test]
+fn every_safety_property_can_fail() {
+    let cases: &[(Prop, &[&str])] = &[
+        (Prop::ClientIdUniquePerUser, &["server.duplicate_client_id=allow"]),
+        (Prop::LoginWithClientIdInUseAnswered608, &["server.duplicate_client_id=reject-generic"]),
+        (Prop::NoDisconnectToAdmitLogin, &["server.duplicate_client_id=replace-old"]),
+        (Prop::DisconnectAlwaysSent, &["server.ttl_expiry=true", "server.sends_disconnect=false"]),
+        (Prop::DisconnectHasNoTransactionId, &["server.ttl_expiry=true", "server.disconnect_has_tid=true"]),
+        (Prop::ClientNeverAnswersDisconnect, &["server.ttl_expiry=true", "client.answers_disconnect=true"]),
+        (Prop::RecoveredContextUnchanged, &["server.recovery=reset-context"]),
+        (Prop::FailedRecoveryNotLoggedIn, &["server.recovery=fallback-login", "server.duplicate_client_id=allow"]),
+        (Prop::RecoveryRefusalAnswered502, &["server.recovery=reject-422"]),
+        (Prop::LogoutAfterRecoveryWithoutContext, &["client.logout_after_recovery=false"]),
+        (Prop::StoredSessionIdRemovedOnLogout, &["env.user_logouts=true", "client.remove_stored_on_logout=false"]),
+        (Prop::LogoutLeavesGroups, &["env.user_logouts=true", "server.logout_leaves_groups=false"]),
+        (Prop::LogoutAnsweredWithStatus, &["env.user_logouts=true", "server.logout_reply=disconnect"]),
+        (
+            Prop::WithinSessionLimit,
+            &[
+                "env.devices_per_user=2",
+                "env.groups=0",
+                "env.presence_values=0",
+                "server.max_sessions_per_user=1",
+                "server.sends_disconnect=false",
+                "server.ttl_expiry=true",
+                "server.keep_context_after_termination=true",
+                "server.limit_applies_to_recovery=false",
+            ],
+        ),
+        (Prop::SessionsIndependent, &["env.devices_per_user=2", "env.max_crashes=0", "env.presence_values=0", "server.context_scope=per-user"]),
+        (Prop::PresenceMergedAcrossSessions, &["env.devices_per_user=2", "env.max_crashes=0", "env.groups=0", "server.presence_merge=last-writer"]),
+        (Prop::NoCombinedNegotiationOnRecovery, &["client.combined_negotiation=always"]),
+        (Prop::NoNegotiationInFirstFourWayRequest, &["client.login=four-way", "client.combined_negotiation=always"]),
+        (Prop::CapabilityNegotiationWhenRequested, &["client.capability_negotiation=never"]),
+        (Prop::CapabilityRequestFalseAfterNegotiation, &["client.combined_negotiation=fresh-login", "server.capability_request=always"]),
+        (Prop::NoLoginContinuationAfter436, &["server.system_message=require-response", "client.on_436=continue"]),
+        (Prop::SessionIdStoredWhenEstablished, &["client.stores_session_id=false"]),
+        (Prop::RecoveryAttemptedFirst, &["client.recover_on_restart=false"]),
+        (Prop::FreshLoginAfterFailedRecoveryHasNoSessionId, &["server.recovery=unsupported", "client.on_recovery_failure=retry-stale"]),
+        (Prop::MultipleSessionsSupported, &["env.devices_per_user=2", "env.max_crashes=0", "env.groups=0", "env.presence_values=0", "server.max_sessions_per_user=1"]),
+        (
+            Prop::SessionContextDroppedAfterLogout,
+            &["server.recovery=unsupported", "server.ttl_expiry=true", "server.keep_context_after_termination=true"],
+        ),
+    ];
+    let safety: Vec<Prop> = Prop::ALL.iter().copied().filter(|p| p.kind() == Kind::Safety).collect();
+    for p in &safety {
+        assert!(cases.iter().any(|(q, _)| q == p), "{} has no can-fail case", p.name());
+    }
+    for (p, sets) in cases {
+        let bad = run(&variant("post-cr", sets));
+        let r = bad.results.iter().find(|r| r.prop == *p).unwrap();
+        assert_eq!(r.verdict, Verdict::Violated, "{} should fail with {sets:?}", p.name());
+        let t = r.trace.as_ref().expect("a violation has a counterexample");
+        assert!(!t.steps.is_empty() && t.steps.iter().any(|s| !s.messages.is_empty()), "{}", p.name());
+        // The same world with the knobs that break it put back to the CR's values holds.
+        let world_only: Vec<&str> = sets.iter().copied().filter(|s| s.starts_with("env.")).collect();
+        let good = run(&variant("post-cr", &world_only));
+        assert_eq!(verdict(&good, *p), Verdict::Holds, "{} should hold in post-cr with {world_only:?}", p.name());
+    }
+}
+
+/// The deadlock check is exact on cycles: a client that retries the same refused login
+/// forever is a cycle with no way out, found as a trap with its cycle; with expiry the same
+/// cycle has a way out and the check says so.
+#[test]
+fn deadlock_check_is_exact_on_cycles() {
+    let stuck = run(&variant("post-cr-one-client-id", &[]));
+    let r = stuck.results.iter().find(|r| r.prop == Prop::NoDeadlock).unwrap();
+    assert_eq!(r.verdict, Verdict::Violated);
+    let t = r.trace.as_ref().unwrap();
+    let cycle: Vec<Action> = t.steps[t.loop_start.unwrap()..].iter().map(|s| s.action).collect();
+    assert!(cycle.contains(&Action::RetryTimer(0)), "stuck in the retry cycle: {cycle:?}");
+    assert!(t.text().contains("608"));
+    let freed = run(&variant("post-cr-one-client-id", &["server.ttl_expiry=true"]));
+    assert_eq!(verdict(&freed, Prop::NoDeadlock), Verdict::Holds);
+    assert_eq!(verdict(&freed, Prop::EventuallyLoggedInFair), Verdict::Holds);
+}
+
+/// Pins both liveness verdicts of the real-server variants: Baraza (duplicates accepted) and
+/// interVillage (last login wins) cannot deadlock on a Client-ID, at the price of the safety
+/// properties they break; the Android client against a server that does not recover can.
+#[test]
+fn liveness_verdicts_of_the_real_server_variants() {
+    for (name, dead, fair) in [
+        ("baraza", Verdict::Holds, Verdict::Holds),
+        ("intervillage", Verdict::Holds, Verdict::Holds),
+        ("android-on-cr-server", Verdict::Violated, Verdict::Violated),
+    ] {
+        let o = run(&variant(name, &[]));
+        assert_eq!((verdict(&o, Prop::NoDeadlock), verdict(&o, Prop::EventuallyLoggedInFair)), (dead, fair), "{name}");
+    }
+}
+
+/// The fair check finds a livelock that the plain deadlock check cannot: from every state a
+/// session is still reachable, yet a weakly fair path avoids it forever.
+#[test]
+fn fair_check_finds_a_livelock_the_deadlock_check_misses() {
+    // A client that carries on after 436 without a session gets 604 and starts over, forever
+    // (the user never replies to the System Message).
+    let o = run(&variant("post-cr", &["server.system_message=require-response", "client.on_436=continue"]));
+    assert_eq!(verdict(&o, Prop::EventuallyLoggedInFair), Verdict::Violated);
+    let r = o.results.iter().find(|r| r.prop == Prop::EventuallyLoggedInFair).unwrap();
+    let t = r.trace.as_ref().unwrap();
+    assert!(t.loop_start.is_some());
+    assert!(t.text().contains("436"), "{}", t.text());
+}
+
+/// Each witness is reached by some variant, so none of them is dead code.
+#[test]
+fn every_witness_is_reachable() {
+    let configs = [
+        variant("post-cr", &[]),
+        variant("post-cr-system-message", &[]),
+        variant("post-cr-session-limit", &[]),
+        variant("post-cr-no-recovery", &[]),
+        variant("post-cr-expiry", &[]),
+    ];
+    let outcomes: Vec<Outcome> = configs.iter().map(run).collect();
+    for p in Prop::ALL.iter().filter(|p| p.kind() == Kind::Witness) {
+        assert!(outcomes.iter().any(|o| verdict(o, *p) == Verdict::Holds), "{} is never reached", p.name());
+    }
+}
+
+/// The safety verdicts agree with stateright's own breadth-first checker over the same world.
+#[test]
+fn safety_verdicts_agree_with_stateright() {
+    use imps_model::checker::sr::CrModel;
+    use stateright::{Checker, Model};
+    for (name, sets) in [
+        ("pre-cr", vec![]),
+        ("post-cr", vec![]),
+        ("baraza", vec![]),
+        ("intervillage", vec![]),
+        ("post-cr", vec!["server.recovery=reset-context", "client.combined_negotiation=always"]),
+    ] {
+        let cfg = variant(name, &sets);
+        let ours = run(&cfg);
+        let sr = CrModel { cfg }.checker().spawn_bfs().join();
+        for r in &ours.results {
+            if r.prop.kind() == Kind::Liveness {
+                continue;
+            }
+            let found = sr.discovery(r.prop.name()).is_some();
+            let expect = match r.prop.kind() {
+                Kind::Safety => r.verdict == Verdict::Violated,
+                Kind::Witness => r.verdict == Verdict::Holds,
+                Kind::Liveness => unreachable!(),
+            };
+            assert_eq!(found, expect, "{name} {sets:?}: {}", r.prop.name());
+        }
+    }
+}
