@@ -82,6 +82,8 @@ pub struct Progress {
     pub edges: u64,
     /// BFS depth reached.
     pub depth: u32,
+    /// The exploration is complete (the last call).
+    pub done: bool,
 }
 
 /// The explored graph.
@@ -313,6 +315,7 @@ pub fn explore(
                             states: u64::from(t),
                             edges: g.targets.len() as u64,
                             depth: g.levels.len() as u32,
+                            done: false,
                         });
                     }
                     t
@@ -328,6 +331,12 @@ pub fn explore(
         s += 1;
     }
     drop(index);
+    progress(Progress {
+        states: g.len() as u64,
+        edges: g.targets.len() as u64,
+        depth: g.levels.len() as u32,
+        done: true,
+    });
     g.states.shrink_to_fit();
     g.targets.shrink_to_fit();
     g.offsets.shrink_to_fit();
