@@ -254,7 +254,8 @@ impl World {
                 | Phase::Busy { .. }
                 | Phase::LoggingOut { .. } => {}
             }
-            if self.crashes_left > 0 && phase != Phase::Down {
+            let in_login = matches!(phase, Phase::LoggingIn { .. });
+            if self.crashes_left > 0 && phase != Phase::Down && (env.crash_during_login || !in_login) {
                 out.push(Action::Crash(d));
             }
             if self.losses_left > 0 && (phase.awaiting_answer() || phase.session().is_some())

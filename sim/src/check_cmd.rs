@@ -34,6 +34,10 @@ pub struct CheckArgs {
     /// variant is checked).
     #[arg(long)]
     pub traces: bool,
+    /// Add measurements: exploration and liveness time, states per second, peak memory per
+    /// state (peak RSS of the process / states; meaningful with one variant per run).
+    #[arg(long)]
+    pub stats: bool,
     /// Write the verdicts found into each variant file's `[expect]` table (pins them, so that
     /// a model change that flips one makes `imps check` fail). Not with --set.
     #[arg(long)]
@@ -65,7 +69,14 @@ pub enum CheckError {
     },
 }
 
+struct Stats {
+    explore: Duration,
+    total: Duration,
+    peak_rss_bytes: Option<u64>,
+}
+
 struct Checked {
+    stats: Stats,
     name: String,
     path: Option<PathBuf>,
     cfg: Config,
@@ -136,12 +147,24 @@ fn write_trace(dir: &Path, t: &Trace) -> Result<PathBuf, CheckError> {
     Ok(stem)
 }
 
-fn progress_printer(name: &str) -> impl FnMut(Progress) + '_ {
+/// Peak resident set size of this process (Linux: VmHWM), in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn progress_printer<'a>(name: &'a str, explored: &'a std::cell::Cell<Option<Instant>>) -> impl FnMut(Progress) + 'a {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last = Instant::now();
     move |p: Progress| {
         let now = Instant::now();
+        if p.done {
+            explored.set(Some(now));
+            return;
+        }
         if now.duration_since(start) < Duration::from_secs(1) || now.duration_since(last) < Duration::from_millis(if tty { 250 } else { 10_000 }) {
             return;
         }
@@ -166,7 +189,8 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let mut checked = Vec::new();
     for (name, path, cfg) in variants {
         let start = Instant::now();
-        let mut progress = progress_printer(&name);
+        let explored = std::cell::Cell::new(None);
+        let mut progress = progress_printer(&name, &explored);
         let opts = Options {
             max_states: args.max_states,
             liveness: true,
@@ -178,6 +202,11 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         }
         let elapsed = start.elapsed();
         drop(progress);
+        let stats = Stats {
+            explore: explored.get().map_or(elapsed, |t| t.duration_since(start)),
+            total: elapsed,
+            peak_rss_bytes: peak_rss_bytes(),
+        };
         let mut files = Vec::new();
         for r in &outcome.results {
             if let Some(t) = &r.trace {
@@ -185,6 +214,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             }
         }
         checked.push(Checked {
+            stats,
             name,
             path: Some(path),
             cfg,
@@ -214,7 +244,10 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let io = |source| CheckError::Io { path: "<stdout>".into(), source };
     match args.format {
         Format::Json => {
-            let doc = json_report(&checked);
+            let mut doc = json_report(&checked);
+            if args.stats {
+                doc["stats"] = checked.iter().map(stats_json).collect();
+            }
             writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("invariant: JSON")).map_err(io)?;
         }
         Format::Text => text_report(&checked, args, out).map_err(io)?,
@@ -285,6 +318,20 @@ fn json_report(checked: &[Checked]) -> serde_json::Value {
     json!({ "results": results })
 }
 
+fn stats_json(c: &Checked) -> serde_json::Value {
+    let explore_s = c.stats.explore.as_secs_f64();
+    json!({
+        "variant": c.name,
+        "states": c.outcome.states,
+        "edges": c.outcome.edges,
+        "explore_s": explore_s,
+        "total_s": c.stats.total.as_secs_f64(),
+        "states_per_s": c.outcome.states as f64 / explore_s.max(1e-9),
+        "peak_rss_bytes": c.stats.peak_rss_bytes,
+        "bytes_per_state": c.stats.peak_rss_bytes.map(|b| b as f64 / c.outcome.states.max(1) as f64),
+    })
+}
+
 fn cell(v: Verdict) -> &'static str {
     match v {
         Verdict::Holds => "holds",
@@ -307,6 +354,24 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             c.elapsed.as_secs_f64(),
             checker::bounds(&c.cfg)
         )?;
+    }
+    if args.stats {
+        writeln!(out)?;
+        for c in checked {
+            let st = stats_json(c);
+            writeln!(
+                out,
+                "stats {}: explored {} states, {} edges in {:.3} s ({:.0} states/s); total {:.3} s; peak RSS {} ({} bytes/state)",
+                c.name,
+                c.outcome.states,
+                c.outcome.edges,
+                c.stats.explore.as_secs_f64(),
+                st["states_per_s"].as_f64().unwrap_or(0.0),
+                c.stats.total.as_secs_f64(),
+                c.stats.peak_rss_bytes.map_or("?".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
+                st["bytes_per_state"].as_f64().map_or("?".to_string(), |b| format!("{b:.1}")),
+            )?;
+        }
     }
     writeln!(out)?;
     let w = Prop::ALL.iter().map(|p| p.name().len()).max().unwrap_or(0) + 1;
@@ -388,4 +453,120 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
         }
     }
     Ok(())
+}
+
+/// The flags of `imps sweep`.
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// The variant every combination starts from (name or path).
+    #[arg(long, default_value = "post-cr")]
+    pub variant: String,
+    /// Override a knob in every combination: section.knob=value.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A knob and the values to try: section.knob=v1,v2,... Repeat: every combination runs.
+    #[arg(long = "axis", value_name = "KEY=V1,V2,...", required = true)]
+    pub axes: Vec<String>,
+    /// The properties to tabulate (default: no_deadlock and eventually_logged_in_fair);
+    /// violated safety properties are listed in any case.
+    #[arg(long = "property", value_name = "NAME")]
+    pub properties: Vec<String>,
+    /// Where the counterexamples of the tabulated properties go.
+    #[arg(long, default_value = "target/imps/sweep")]
+    pub out: PathBuf,
+    /// Give up past this many states per combination.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub max_states: u64,
+}
+
+/// Run `imps sweep`: check every combination of the axes' values and print a Markdown table.
+pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
+    let bad = |m: String| CheckError::BadInput(m);
+    let (base_name, mut base) = resolve_variant(&args.variant, &variants_dir()).map_err(|e| bad(e.to_string()))?;
+    for s in &args.set {
+        base.apply_set(s).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut axes: Vec<(String, Vec<String>)> = Vec::new();
+    for a in &args.axes {
+        let (k, vs) = a
+            .split_once('=')
+            .ok_or_else(|| bad(format!("--axis {a}: expected section.knob=v1,v2,...")))?;
+        let values: Vec<String> = vs.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+        if values.is_empty() {
+            return Err(bad(format!("--axis {a}: no values")));
+        }
+        axes.push((k.trim().to_string(), values));
+    }
+    let props: Vec<Prop> = if args.properties.is_empty() {
+        vec![Prop::NoDeadlock, Prop::EventuallyLoggedInFair]
+    } else {
+        args.properties
+            .iter()
+            .map(|n| Prop::from_name(n).ok_or_else(|| bad(format!("--property {n}: no such property"))))
+            .collect::<Result<_, _>>()?
+    };
+    // Every combination, first axis slowest.
+    let mut combos: Vec<Vec<usize>> = vec![Vec::new()];
+    for (_, values) in &axes {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| (0..values.len()).map(move |i| [c.clone(), vec![i]].concat()))
+            .collect();
+    }
+    let io = |source| CheckError::Io { path: "<stdout>".into(), source };
+    writeln!(out, "Sweep over `{base_name}`{}: {} combinations", if args.set.is_empty() { String::new() } else { format!(" with {}", args.set.join(" ")) }, combos.len()).map_err(io)?;
+    writeln!(out).map_err(io)?;
+    let mut header = String::from("| # |");
+    let mut rule = String::from("|---|");
+    for (k, _) in &axes {
+        header.push_str(&format!(" {k} |"));
+        rule.push_str("---|");
+    }
+    header.push_str(" states |");
+    rule.push_str("---:|");
+    for p in &props {
+        header.push_str(&format!(" {} |", p.name()));
+        rule.push_str("---|");
+    }
+    header.push_str(" other safety violations |");
+    rule.push_str("---|");
+    writeln!(out, "{header}\n{rule}").map_err(io)?;
+    let mut traces = Vec::new();
+    for (row, combo) in combos.iter().enumerate() {
+        let mut cfg = base.clone();
+        let mut line = format!("| {} |", row + 1);
+        for (a, &i) in combo.iter().enumerate() {
+            let (k, values) = &axes[a];
+            cfg.apply_set(&format!("{k}={}", values[i])).map_err(|e| bad(e.to_string()))?;
+            line.push_str(&format!(" {} |", values[i]));
+        }
+        let name = format!("{base_name}-sweep-{}", row + 1);
+        let opts = Options { max_states: args.max_states, liveness: true };
+        let o = checker::check(&cfg, &name, opts, &mut |_| {}).map_err(|e| bad(format!("combination {}: {e}", row + 1)))?;
+        line.push_str(&format!(" {} |", o.states));
+        for p in &props {
+            let r = o.results.iter().find(|r| r.prop == *p).expect("invariant: every property has a result");
+            line.push_str(&format!(" {} |", cell(r.verdict)));
+            if let Some(t) = &r.trace {
+                traces.push((row + 1, write_trace(&args.out, t)?));
+            }
+        }
+        let others: Vec<&str> = o
+            .results
+            .iter()
+            .filter(|r| r.prop.kind() == Kind::Safety && r.verdict == Verdict::Violated && !props.contains(&r.prop))
+            .map(|r| r.prop.name())
+            .collect();
+        line.push_str(&format!(" {} |", if others.is_empty() { "-".to_string() } else { others.join(", ") }));
+        writeln!(out, "{line}").map_err(io)?;
+    }
+    writeln!(out).map_err(io)?;
+    writeln!(out, "bounds (besides the axes): {}", checker::bounds(&base)).map_err(io)?;
+    if !traces.is_empty() {
+        writeln!(out, "\ncounterexamples (.txt .mmd .xml .itf.json):").map_err(io)?;
+        for (row, stem) in traces {
+            writeln!(out, "- row {row}: `{}`", stem.display()).map_err(io)?;
+        }
+    }
+    Ok(0)
 }

@@ -29,6 +29,8 @@ enum Command {
     },
     /// Model-check variants: every property of the CR, variant by variant, with counterexamples.
     Check(imps_sim::check_cmd::CheckArgs),
+    /// Check every combination of knob values (--axis) and print a Markdown table of verdicts.
+    Sweep(imps_sim::check_cmd::SweepArgs),
     /// Serve stateright's Explorer for a variant on 127.0.0.1, to walk its state space in a browser.
     Explore {
         /// The variant (name or path).
@@ -91,6 +93,10 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e.to_string()),
         },
+        Command::Sweep(args) => match imps_sim::check_cmd::sweep(&args, &mut out) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e.to_string()),
+        },
         Command::Explore { variant, set, port } => load(&variant, &set).and_then(|(name, cfg)| explore(&name, cfg, port)),
         Command::Decode { files } => {
             imps_sim::decode_cmd::decode_files(&files, &mut out).map_err(|e| e.to_string())
@@ -98,6 +104,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`imps variants | head`) is not an error of ours.
+        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("imps: error: {e}");
             ExitCode::from(BAD_INPUT)

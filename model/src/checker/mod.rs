@@ -69,8 +69,8 @@ pub struct Outcome {
 pub fn bounds(cfg: &Config) -> String {
     let e = &cfg.env;
     format!(
-        "users={} devices_per_user={} max_crashes={} max_connection_losses={} client_id_pool={} groups={} presence_values={} user_logouts={} keep_alives={}",
-        e.users, e.devices_per_user, e.max_crashes, e.max_connection_losses, cfg.client.client_id_pool, e.groups, e.presence_values, e.user_logouts, e.keep_alives
+        "users={} devices_per_user={} max_crashes={} crash_during_login={} max_connection_losses={} client_id_pool={} groups={} presence_values={} user_logouts={} keep_alives={}",
+        e.users, e.devices_per_user, e.max_crashes, e.crash_during_login, e.max_connection_losses, cfg.client.client_id_pool, e.groups, e.presence_values, e.user_logouts, e.keep_alives
     )
 }
 
