@@ -143,21 +143,25 @@ pub fn stuck_cycle(g: &Graph, trap: u32, limit: usize) -> Stuck {
             }
         }
     }
-    // The first component Tarjan reports is terminal within the region.
+    // The trap's own component when the device can cycle there (it is stuck from the first
+    // moment), else the first component Tarjan reports, which is terminal within the region.
     let mut terminal: Option<Vec<u32>> = None;
-    for_each_scc(
-        g.len(),
-        |v| g.succ(v),
-        |v| reach.contains(&v),
-        |c| {
-            if terminal.is_none() {
-                terminal = Some(c.to_vec());
-            }
-        },
-    );
-    let mut comp = terminal.unwrap_or_else(|| vec![trap]);
+    let mut own: Option<Vec<u32>> = None;
+    for_each_scc(g.len(), |v| g.succ(v), |v| reach.contains(&v), |c| {
+        if terminal.is_none() {
+            terminal = Some(c.to_vec());
+        }
+        if c.contains(&trap) {
+            own = Some(c.to_vec());
+        }
+    });
+    let cyclic = |c: &Vec<u32>| c.len() > 1 || g.succ(c[0]).contains(&c[0]);
+    let mut comp = match own {
+        Some(c) if cyclic(&c) => c,
+        _ => terminal.unwrap_or_else(|| vec![trap]),
+    };
     comp.sort_unstable();
-    let entry = comp[0];
+    let entry = if comp.binary_search(&trap).is_ok() { trap } else { comp[0] };
     let in_comp = |v: u32| comp.binary_search(&v).is_ok();
     let lead =
         bfs_path(g, trap, &|v| reach.contains(&v), &|v| v == entry, false).unwrap_or_default();
