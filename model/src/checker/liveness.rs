@@ -130,41 +130,42 @@ pub struct Stuck {
     pub cycle: Vec<u32>,
 }
 
-/// From a trap state, the terminal component it ends in, as a path and a cycle.
+/// From a trap state, the cycle the device is stuck in: the cyclic strongly connected
+/// component of the (all-trap) region reachable from the trap that is closest to it, entered
+/// at its closest state; a dead end when no cycle is reachable.
 pub fn stuck_cycle(g: &Graph, trap: u32, limit: usize) -> Stuck {
-    // The states reachable from the trap (all traps for the device), bounded.
-    let mut reach = rustc_hash::FxHashSet::default();
-    let mut queue = vec![trap];
-    reach.insert(trap);
-    while let Some(v) = queue.pop() {
+    // The states reachable from the trap (all traps for the device), bounded, with their
+    // distance from the trap.
+    let mut dist: rustc_hash::FxHashMap<u32, u32> = Default::default();
+    dist.insert(trap, 0);
+    let mut queue = std::collections::VecDeque::from([trap]);
+    while let Some(v) = queue.pop_front() {
+        let dv = dist[&v];
         for &w in g.succ(v) {
-            if reach.len() < limit && reach.insert(w) {
-                queue.push(w);
+            if dist.len() < limit && !dist.contains_key(&w) {
+                dist.insert(w, dv + 1);
+                queue.push_back(w);
             }
         }
     }
-    // The trap's own component when the device can cycle there (it is stuck from the first
-    // moment), else the first component Tarjan reports, which is terminal within the region.
-    let mut terminal: Option<Vec<u32>> = None;
-    let mut own: Option<Vec<u32>> = None;
-    for_each_scc(g.len(), |v| g.succ(v), |v| reach.contains(&v), |c| {
-        if terminal.is_none() {
-            terminal = Some(c.to_vec());
+    let mut best: Option<(u32, u32, Vec<u32>)> = None;
+    for_each_scc(g.len(), |v| g.succ(v), |v| dist.contains_key(&v), |c| {
+        let cyclic = c.len() > 1 || g.succ(c[0]).contains(&c[0]);
+        if !cyclic {
+            return;
         }
-        if c.contains(&trap) {
-            own = Some(c.to_vec());
+        let (d, entry) = c.iter().map(|v| (dist[v], *v)).min().expect("invariant: a component has a state");
+        if best.as_ref().is_none_or(|b| (d, entry) < (b.0, b.1)) {
+            best = Some((d, entry, c.to_vec()));
         }
     });
-    let cyclic = |c: &Vec<u32>| c.len() > 1 || g.succ(c[0]).contains(&c[0]);
-    let mut comp = match own {
-        Some(c) if cyclic(&c) => c,
-        _ => terminal.unwrap_or_else(|| vec![trap]),
+    let Some((_, entry, mut comp)) = best else {
+        // A dead end: nothing at all can happen any more.
+        return Stuck { lead: Vec::new(), cycle: Vec::new() };
     };
     comp.sort_unstable();
-    let entry = if comp.binary_search(&trap).is_ok() { trap } else { comp[0] };
     let in_comp = |v: u32| comp.binary_search(&v).is_ok();
-    let lead =
-        bfs_path(g, trap, &|v| reach.contains(&v), &|v| v == entry, false).unwrap_or_default();
+    let lead = bfs_path(g, trap, &|v| dist.contains_key(&v), &|v| v == entry, false).unwrap_or_default();
     let cycle = bfs_path(g, entry, &in_comp, &|v| v == entry, true).unwrap_or_default();
     Stuck { lead, cycle }
 }
