@@ -260,7 +260,9 @@ pub fn explore(
     let mut index: HashTable<u32> = HashTable::new();
     index.insert_unique(fx(&key[..]), 0, |_| 0);
     let mut cur = init.clone();
-    let mut next = init.clone();
+    let mut batch: Vec<World> = Vec::new();
+    let mut keys: Vec<u32> = Vec::new();
+    let mut hashes: Vec<u64> = Vec::new();
     let mut actions: Vec<Action> = Vec::new();
     let mut parent_key: Vec<u32> = Vec::with_capacity(stride);
     let mut level_end = 1u32;
@@ -275,11 +277,20 @@ pub fn explore(
         parent_key.extend_from_slice(g.words(s));
         actions.clear();
         cur.actions(cfg, &mut actions);
+        // First every successor's key, then the look-ups back to back: the look-ups are
+        // independent, so the processor overlaps their cache misses.
+        keys.clear();
+        hashes.clear();
         for (k, &a) in actions.iter().enumerate() {
-            next.clone_from(&cur);
+            if batch.len() <= k {
+                batch.push(cur.clone());
+            } else {
+                batch[k].clone_from(&cur);
+            }
+            let next = &mut batch[k];
             let step = next.step(cfg, a);
             let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
-            monitor::step_monitors(&cur, a, &step, &next, &mut bad, &mut seen);
+            monitor::step_monitors(&cur, a, &step, next, &mut bad, &mut seen);
             for p in bad.iter() {
                 g.violated[p as usize].get_or_insert(Found::Edge(s, k as u16));
             }
@@ -287,12 +298,15 @@ pub fn explore(
                 g.reached[p as usize].get_or_insert(Found::Edge(s, k as u16));
             }
             let touched = step.touched.union(next.canonicalize_touched(step.touched));
-            encode(&next, Some((&cur, &parent_key, touched)), &mut g.devices, &mut g.users, &mut key);
-            let h = fx(&key[..]);
-            let (stride, states) = (g.stride, &g.states);
-            let found = index.find(h, |&j| {
-                states[j as usize * stride..(j as usize + 1) * stride] == key[..]
-            });
+            encode(next, Some((&cur, &parent_key, touched)), &mut g.devices, &mut g.users, &mut key);
+            hashes.push(fx(&key[..]));
+            keys.extend_from_slice(&key);
+        }
+        let stride = g.stride;
+        for (k, &h) in hashes.iter().enumerate() {
+            let key = &keys[k * stride..(k + 1) * stride];
+            let states = &g.states;
+            let found = index.find(h, |&j| &states[j as usize * stride..(j as usize + 1) * stride] == key);
             let t = match found {
                 Some(&t) => t,
                 None => {
@@ -300,13 +314,11 @@ pub fn explore(
                     if u64::from(t) >= max_states {
                         return Err(ExploreError::TooManyStates { limit: max_states });
                     }
-                    g.states.extend_from_slice(&key);
+                    g.states.extend_from_slice(key);
                     let states = &g.states;
-                    index.insert_unique(h, t, |&j| {
-                        fx(&states[j as usize * stride..(j as usize + 1) * stride])
-                    });
+                    index.insert_unique(h, t, |&j| fx(&states[j as usize * stride..(j as usize + 1) * stride]));
                     let mut bad = PropSet::default();
-                    state_monitors(cfg, &next, &mut bad);
+                    state_monitors(cfg, &batch[k], &mut bad);
                     for p in bad.iter() {
                         g.violated[p as usize].get_or_insert(Found::State(t));
                     }
