@@ -11,5 +11,13 @@ fn main() {
     let t = std::time::Instant::now();
     let g = explore(&cfg, u64::MAX, &mut |_| {}).unwrap();
     let e = t.elapsed();
-    println!("{} states {} edges in {:?}: {:.0} states/s; comps {} {}", g.len(), g.edge_count(), e, g.len() as f64 / e.as_secs_f64(), g.devices.items.len(), g.users.items.len());
+    println!(
+        "{} states {} edges in {:?}: {:.0} states/s; comps {} {}",
+        g.len(),
+        g.edge_count(),
+        e,
+        g.len() as f64 / e.as_secs_f64(),
+        g.devices.items.len(),
+        g.users.items.len()
+    );
 }

@@ -4,7 +4,10 @@ fn main() {
     println!("Envelope {}", std::mem::size_of::<msg::Envelope>());
     println!("Primitive {}", std::mem::size_of::<msg::Primitive>());
     println!("LoginRequest {}", std::mem::size_of::<msg::LoginRequest>());
-    println!("LoginResponse {}", std::mem::size_of::<msg::LoginResponse>());
+    println!(
+        "LoginResponse {}",
+        std::mem::size_of::<msg::LoginResponse>()
+    );
     println!("Client {}", std::mem::size_of::<client::Client>());
     println!("Phase {}", std::mem::size_of::<client::Phase>());
     println!("Device {}", std::mem::size_of::<world::Device>());

@@ -89,8 +89,8 @@ props! {
     LogoutAnsweredWithStatus = "logout_answered_with_status", Safety, ["CR-6.6.1-02", "CR-6.6.1-04"];
     /// A user never holds more active sessions than the server's limit.
     WithinSessionLimit = "within_session_limit", Safety, ["CR-5.1.3-03"];
-    /// Session contexts are independent (each session's context at
-    /// the server is what its own client made of it).
+    /// Session contexts are independent: no request, login or expiry
+    /// changes the context of a session other than the one it belongs to.
     SessionsIndependent = "sessions_independent", Safety, ["CR-5.1.3-07", "CR-5.1.3-08"];
     /// The presence of all sessions is merged into one document.
     PresenceMergedAcrossSessions = "presence_merged_across_sessions", Safety, ["CR-5.1.3-10"];
@@ -192,44 +192,40 @@ impl PropSet {
 pub fn check_user_state(cfg: &Config, us: &UserServer, found: &mut PropSet) {
     let active = &us.sessions;
     let dup = active.iter().enumerate().any(|(i, a)| {
-        a.active && active[i + 1..].iter().any(|b| b.active && b.client_id == a.client_id)
+        a.active
+            && active[i + 1..]
+                .iter()
+                .any(|b| b.active && b.client_id == a.client_id)
     });
     found.flag(Prop::ClientIdUniquePerUser, dup);
     let max = cfg.server.max_sessions_per_user as usize;
     found.flag(Prop::WithinSessionLimit, max > 0 && us.active_count() > max);
     found.flag(Prop::LogoutLeavesGroups, us.roster != us.joined_groups());
     // The merged document lists every active session that published a presence value.
-    let published = us.sessions.iter().filter(|s| s.active && s.ctx.presence != 0);
+    let published = us
+        .sessions
+        .iter()
+        .filter(|s| s.active && s.ctx.presence != 0);
     let merged = match cfg.server.presence_merge {
         PresenceMerge::Merged => true,
         PresenceMerge::LastWriter => {
             let doc = us.presence_document(cfg);
             doc.len() == published.clone().count()
-                && doc.iter().zip(published).all(|(&(c, p), s)| c == s.client_id && p == s.ctx.presence)
+                && doc
+                    .iter()
+                    .zip(published)
+                    .all(|(&(c, p), s)| c == s.client_id && p == s.ctx.presence)
         }
     };
     found.flag(Prop::PresenceMergedAcrossSessions, !merged);
-    let recovers = matches!(cfg.server.recovery, Recovery::Supported | Recovery::ResetContext);
+    let recovers = matches!(
+        cfg.server.recovery,
+        Recovery::Supported | Recovery::ResetContext
+    );
     found.flag(
         Prop::SessionContextDroppedAfterLogout,
         !recovers && us.sessions.iter().any(|s| !s.active),
     );
-}
-
-/// Whether a client's view of its session context agrees with the server's. `quiet`: no
-/// message is in flight to or from the client, so both sides have seen the same requests.
-pub fn session_context_consistent(client: &Client, quiet: bool, us: &UserServer) -> bool {
-    let Phase::Established { session } = client.phase else {
-        return true;
-    };
-    if !quiet {
-        return true;
-    }
-    match (client.ctx, us.active_session(session)) {
-        (Some(mine), Some(theirs)) => mine == theirs.ctx,
-        // The server no longer has the session (expired, replaced): the client will learn it.
-        (_, None) | (None, _) => true,
-    }
 }
 
 /// The input of a client step, as the monitors need to see it.
@@ -379,6 +375,16 @@ pub fn check_server_step(s: ServerStep<'_>, found: &mut PropSet) {
         found.flag(Prop::DisconnectAlwaysSent, !pushed);
         if let Some(Primitive::LoginRequest(_)) = s.request.map(|r| r.body) {
             found.insert(Prop::NoDisconnectToAdmitLogin);
+        }
+    }
+    // Only the request's own session (or the session a login recovers) may change context.
+    let own = s.request.and_then(|r| match r.body {
+        Primitive::LoginRequest(lr) => lr.session_id.or(r.session),
+        _ => r.session,
+    });
+    for b in s.before.sessions.iter().filter(|b| Some(b.id) != own) {
+        if let Some(a) = s.after.sessions.iter().find(|a| a.id == b.id) {
+            found.flag(Prop::SessionsIndependent, a.ctx != b.ctx);
         }
     }
     let Some(req) = s.request else { return };

@@ -255,11 +255,13 @@ impl World {
                 | Phase::LoggingOut { .. } => {}
             }
             let in_login = matches!(phase, Phase::LoggingIn { .. });
-            if self.crashes_left > 0 && phase != Phase::Down && (env.crash_during_login || !in_login) {
+            if self.crashes_left > 0
+                && phase != Phase::Down
+                && (env.crash_during_login || !in_login)
+            {
                 out.push(Action::Crash(d));
             }
-            if self.losses_left > 0 && (phase.awaiting_answer() || phase.session().is_some())
-            {
+            if self.losses_left > 0 && (phase.awaiting_answer() || phase.session().is_some()) {
                 out.push(Action::LoseConnection(d));
             }
         }
@@ -439,8 +441,17 @@ enum Place {
 /// Visit every Session-ID in the world, user by user in a fixed order: the user's session
 /// table first, then each of the user's devices (stored record, phase, requests in flight,
 /// answer in flight, pushes).
-fn visit_session_ids(w: &mut World, per_user: usize, mut f: impl FnMut(usize, Place, &mut SessionId)) {
-    fn env_ids(u: usize, at: Place, e: &mut Envelope, f: &mut impl FnMut(usize, Place, &mut SessionId)) {
+fn visit_session_ids(
+    w: &mut World,
+    per_user: usize,
+    mut f: impl FnMut(usize, Place, &mut SessionId),
+) {
+    fn env_ids(
+        u: usize,
+        at: Place,
+        e: &mut Envelope,
+        f: &mut impl FnMut(usize, Place, &mut SessionId),
+    ) {
         if let Some(s) = e.session.as_mut() {
             f(u, at, s);
         }
@@ -462,7 +473,13 @@ fn visit_session_ids(w: &mut World, per_user: usize, mut f: impl FnMut(usize, Pl
         for s in &mut us.sessions {
             f(u, Place::Table(u), &mut s.id);
         }
-        for (d, dev) in w.devices.iter_mut().enumerate().skip(u * per_user).take(per_user) {
+        for (d, dev) in w
+            .devices
+            .iter_mut()
+            .enumerate()
+            .skip(u * per_user)
+            .take(per_user)
+        {
             let at = Place::Device(d);
             let c = &mut dev.client;
             if let Some(st) = c.stored.as_mut() {
@@ -479,9 +496,9 @@ fn visit_session_ids(w: &mut World, per_user: usize, mut f: impl FnMut(usize, Pl
                         f(u, at, s);
                     }
                 }
-                Phase::Established { session } | Phase::Busy { session, .. } | Phase::LoggingOut { session, .. } => {
-                    f(u, at, session)
-                }
+                Phase::Established { session }
+                | Phase::Busy { session, .. }
+                | Phase::LoggingOut { session, .. } => f(u, at, session),
                 Phase::Down | Phase::Idle => {}
             }
             for r in &mut dev.to_server {
@@ -526,13 +543,20 @@ impl World {
     ///
     /// Returns the components it changed.
     pub fn canonicalize(&mut self) -> Touched {
-        self.canonicalize_touched(Touched { devices: u8::MAX, users: u8::MAX })
+        self.canonicalize_touched(Touched {
+            devices: u8::MAX,
+            users: u8::MAX,
+        })
     }
 
     /// [`World::canonicalize`] for a world that was canonical before a step that changed only
     /// the `touched` components: the other devices' Transaction-IDs are zero already.
     pub fn canonicalize_touched(&mut self, touched_by_step: Touched) -> Touched {
-        let per_user = if self.users.is_empty() { 0 } else { self.devices.len() / self.users.len() };
+        let per_user = if self.users.is_empty() {
+            0
+        } else {
+            self.devices.len() / self.users.len()
+        };
         // First pass: a user's IDs are canonical exactly when each ID seen for the first time
         // is the count of distinct IDs before it (then every smaller ID was seen already).
         let mut next = [0u32; 8];

@@ -61,11 +61,27 @@ fn test_functions() -> BTreeSet<String> {
 #[test]
 fn every_entry_is_checked_or_explained() {
     let cat = catalogue();
-    assert!(cat.requirement.len() >= 80, "every normative statement of Change1..Change5");
+    assert!(
+        cat.requirement.len() >= 80,
+        "every normative statement of Change1..Change5"
+    );
     let mut ids = BTreeSet::new();
     for r in &cat.requirement {
         assert!(ids.insert(r.id.clone()), "duplicate id {}", r.id);
-        assert!(["MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "RECOMMENDED"].contains(&r.level.as_str()), "{}: level {}", r.id, r.level);
+        assert!(
+            [
+                "MUST",
+                "MUST NOT",
+                "SHOULD",
+                "SHOULD NOT",
+                "MAY",
+                "RECOMMENDED"
+            ]
+            .contains(&r.level.as_str()),
+            "{}: level {}",
+            r.id,
+            r.level
+        );
         match (r.checks.is_empty(), &r.not_modelled) {
             (false, None) => {}
             (true, Some(why)) => assert!(why.len() > 10, "{}: say why it is not modelled", r.id),
@@ -101,6 +117,11 @@ fn every_property_cites_exactly_the_entries_that_cite_it() {
         let from_catalogue = cited.get(p.name()).cloned().unwrap_or_default();
         let from_code: Vec<String> = p.requirements().iter().map(|s| s.to_string()).collect();
         assert!(!from_code.is_empty(), "{} cites no requirement", p.name());
-        assert_eq!(from_code, from_catalogue, "{}: doc citation and catalogue disagree", p.name());
+        assert_eq!(
+            from_code,
+            from_catalogue,
+            "{}: doc citation and catalogue disagree",
+            p.name()
+        );
     }
 }

@@ -26,7 +26,11 @@ fn verdict(o: &Outcome, p: Prop) -> Verdict {
 /// Pin the size of the smallest variants: a model change shows up here first.
 #[test]
 fn state_counts_are_pinned() {
-    for (name, states, edges) in [("pre-cr", 57, 90), ("post-cr", 121, 160), ("post-cr-no-recovery", 66, 99)] {
+    for (name, states, edges) in [
+        ("pre-cr", 57, 90),
+        ("post-cr", 121, 160),
+        ("post-cr-no-recovery", 66, 99),
+    ] {
         let o = run(&variant(name, &[]));
         assert_eq!((o.states, o.edges), (states, edges), "{name}");
     }
@@ -38,14 +42,26 @@ fn state_counts_are_pinned() {
 #[test]
 fn pre_cr_deadlock_counterexample_is_pinned() {
     let o = run(&variant("pre-cr", &[]));
-    let r = o.results.iter().find(|r| r.prop == Prop::NoDeadlock).unwrap();
+    let r = o
+        .results
+        .iter()
+        .find(|r| r.prop == Prop::NoDeadlock)
+        .unwrap();
     assert_eq!(r.verdict, Verdict::Violated);
     let t = r.trace.as_ref().unwrap();
     let actions: Vec<Action> = t.steps.iter().map(|s| s.action).collect();
     use Action::*;
     assert_eq!(
         actions,
-        vec![Start(0), Crash(0), Start(0), ServerReceives(0), ServerReceives(0), ClientReceives(0), RetryTimer(0)]
+        vec![
+            Start(0),
+            Crash(0),
+            Start(0),
+            ServerReceives(0),
+            ServerReceives(0),
+            ClientReceives(0),
+            RetryTimer(0)
+        ]
     );
     assert_eq!(t.loop_start, Some(4));
     let text = t.text();
@@ -55,7 +71,10 @@ fn pre_cr_deadlock_counterexample_is_pinned() {
     assert!(t.mermaid().starts_with("sequenceDiagram"));
     assert!(t.mermaid().contains("loop forever"));
     assert!(t.xml().contains("<WV-CSP-Message"));
-    assert_eq!(t.itf()["states"].as_array().unwrap().len(), actions.len() + 1);
+    assert_eq!(
+        t.itf()["states"].as_array().unwrap().len(),
+        actions.len() + 1
+    );
 }
 
 /// The headline: the CR removes the deadlock within post-cr's bounds, and the finding of
@@ -65,14 +84,33 @@ fn post_cr_is_free_of_the_deadlock_within_its_bounds() {
     let o = run(&variant("post-cr", &[]));
     assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Holds);
     assert_eq!(verdict(&o, Prop::EventuallyLoggedInFair), Verdict::Holds);
-    assert_eq!(verdict(&o, Prop::ReachRecovery), Verdict::Holds, "not vacuous: recovery happens");
+    assert_eq!(
+        verdict(&o, Prop::ReachRecovery),
+        Verdict::Holds,
+        "not vacuous: recovery happens"
+    );
     assert_eq!(verdict(&o, Prop::ReachLogoutAfterRecovery), Verdict::Holds);
     let o = run(&variant("post-cr", &["env.max_crashes=2"]));
     assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Violated);
-    let o = run(&variant("post-cr", &["env.max_crashes=2", "client.client_id_pool=3"]));
+    let o = run(&variant(
+        "post-cr",
+        &["env.max_crashes=2", "client.client_id_pool=3"],
+    ));
     assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Holds);
-    let o = run(&variant("post-cr", &["env.max_crashes=2", "client.on_608=retry-same", "client.client_id_pool=1", "server.ttl_expiry=true"]));
-    assert_eq!(verdict(&o, Prop::NoDeadlock), Verdict::Holds, "expiry frees the orphaned Client-IDs");
+    let o = run(&variant(
+        "post-cr",
+        &[
+            "env.max_crashes=2",
+            "client.on_608=retry-same",
+            "client.client_id_pool=1",
+            "server.ttl_expiry=true",
+        ],
+    ));
+    assert_eq!(
+        verdict(&o, Prop::NoDeadlock),
+        Verdict::Holds,
+        "expiry frees the orphaned Client-IDs"
+    );
 }
 
 /// Each safety property can fail: a knob value that breaks it (with the smallest world that
@@ -80,19 +118,64 @@ fn post_cr_is_free_of_the_deadlock_within_its_bounds() {
 #[test]
 fn every_safety_property_can_fail() {
     let cases: &[(Prop, &[&str])] = &[
-        (Prop::ClientIdUniquePerUser, &["server.duplicate_client_id=allow"]),
-        (Prop::LoginWithClientIdInUseAnswered608, &["server.duplicate_client_id=reject-generic"]),
-        (Prop::NoDisconnectToAdmitLogin, &["server.duplicate_client_id=replace-old"]),
-        (Prop::DisconnectAlwaysSent, &["server.ttl_expiry=true", "server.sends_disconnect=false"]),
-        (Prop::DisconnectHasNoTransactionId, &["server.ttl_expiry=true", "server.disconnect_has_tid=true"]),
-        (Prop::ClientNeverAnswersDisconnect, &["server.ttl_expiry=true", "client.answers_disconnect=true"]),
-        (Prop::RecoveredContextUnchanged, &["server.recovery=reset-context"]),
-        (Prop::FailedRecoveryNotLoggedIn, &["server.recovery=fallback-login", "server.duplicate_client_id=allow"]),
-        (Prop::RecoveryRefusalAnswered502, &["server.recovery=reject-422"]),
-        (Prop::LogoutAfterRecoveryWithoutContext, &["client.logout_after_recovery=false"]),
-        (Prop::StoredSessionIdRemovedOnLogout, &["env.user_logouts=true", "client.remove_stored_on_logout=false"]),
-        (Prop::LogoutLeavesGroups, &["env.user_logouts=true", "server.logout_leaves_groups=false"]),
-        (Prop::LogoutAnsweredWithStatus, &["env.user_logouts=true", "server.logout_reply=disconnect"]),
+        (
+            Prop::ClientIdUniquePerUser,
+            &["server.duplicate_client_id=allow"],
+        ),
+        (
+            Prop::LoginWithClientIdInUseAnswered608,
+            &["server.duplicate_client_id=reject-generic"],
+        ),
+        (
+            Prop::NoDisconnectToAdmitLogin,
+            &["server.duplicate_client_id=replace-old"],
+        ),
+        (
+            Prop::DisconnectAlwaysSent,
+            &["server.ttl_expiry=true", "server.sends_disconnect=false"],
+        ),
+        (
+            Prop::DisconnectHasNoTransactionId,
+            &["server.ttl_expiry=true", "server.disconnect_has_tid=true"],
+        ),
+        (
+            Prop::ClientNeverAnswersDisconnect,
+            &["server.ttl_expiry=true", "client.answers_disconnect=true"],
+        ),
+        (
+            Prop::RecoveredContextUnchanged,
+            &["server.recovery=reset-context"],
+        ),
+        (
+            Prop::FailedRecoveryNotLoggedIn,
+            &[
+                "server.recovery=fallback-login",
+                "server.duplicate_client_id=allow",
+            ],
+        ),
+        (
+            Prop::RecoveryRefusalAnswered502,
+            &["server.recovery=reject-422"],
+        ),
+        (
+            Prop::LogoutAfterRecoveryWithoutContext,
+            &["client.logout_after_recovery=false"],
+        ),
+        (
+            Prop::StoredSessionIdRemovedOnLogout,
+            &[
+                "env.user_logouts=true",
+                "client.remove_stored_on_logout=false",
+            ],
+        ),
+        (
+            Prop::LogoutLeavesGroups,
+            &["env.user_logouts=true", "server.logout_leaves_groups=false"],
+        ),
+        (
+            Prop::LogoutAnsweredWithStatus,
+            &["env.user_logouts=true", "server.logout_reply=disconnect"],
+        ),
         (
             Prop::WithinSessionLimit,
             &[
@@ -106,36 +189,127 @@ fn every_safety_property_can_fail() {
                 "server.limit_applies_to_recovery=false",
             ],
         ),
-        (Prop::SessionsIndependent, &["env.devices_per_user=2", "env.max_crashes=0", "env.presence_values=0", "server.context_scope=per-user"]),
-        (Prop::PresenceMergedAcrossSessions, &["env.devices_per_user=2", "env.max_crashes=0", "env.groups=0", "server.presence_merge=last-writer"]),
-        (Prop::NoCombinedNegotiationOnRecovery, &["client.combined_negotiation=always"]),
-        (Prop::NoNegotiationInFirstFourWayRequest, &["client.login=four-way", "client.combined_negotiation=always"]),
-        (Prop::CapabilityNegotiationWhenRequested, &["client.capability_negotiation=never"]),
-        (Prop::CapabilityRequestFalseAfterNegotiation, &["client.combined_negotiation=fresh-login", "server.capability_request=always"]),
-        (Prop::NoLoginContinuationAfter436, &["server.system_message=require-response", "client.on_436=continue"]),
-        (Prop::SessionIdStoredWhenEstablished, &["client.stores_session_id=false"]),
-        (Prop::RecoveryAttemptedFirst, &["client.recover_on_restart=false"]),
-        (Prop::FreshLoginAfterFailedRecoveryHasNoSessionId, &["server.recovery=unsupported", "client.on_recovery_failure=retry-stale"]),
-        (Prop::MultipleSessionsSupported, &["env.devices_per_user=2", "env.max_crashes=0", "env.groups=0", "env.presence_values=0", "server.max_sessions_per_user=1"]),
+        (
+            Prop::SessionsIndependent,
+            &[
+                "env.devices_per_user=2",
+                "env.max_crashes=0",
+                "env.presence_values=0",
+                "server.context_scope=per-user",
+            ],
+        ),
+        (
+            Prop::PresenceMergedAcrossSessions,
+            &[
+                "env.devices_per_user=2",
+                "env.max_crashes=0",
+                "env.groups=0",
+                "server.presence_merge=last-writer",
+            ],
+        ),
+        (
+            Prop::NoCombinedNegotiationOnRecovery,
+            &["client.combined_negotiation=always"],
+        ),
+        (
+            Prop::NoNegotiationInFirstFourWayRequest,
+            &[
+                "client.login=four-way",
+                "client.combined_negotiation=always",
+            ],
+        ),
+        (
+            Prop::CapabilityNegotiationWhenRequested,
+            &["client.capability_negotiation=never"],
+        ),
+        (
+            Prop::CapabilityRequestFalseAfterNegotiation,
+            &[
+                "client.combined_negotiation=fresh-login",
+                "server.capability_request=always",
+            ],
+        ),
+        (
+            Prop::NoLoginContinuationAfter436,
+            &[
+                "server.system_message=require-response",
+                "client.on_436=continue",
+            ],
+        ),
+        (
+            Prop::SessionIdStoredWhenEstablished,
+            &["client.stores_session_id=false"],
+        ),
+        (
+            Prop::RecoveryAttemptedFirst,
+            &["client.recover_on_restart=false"],
+        ),
+        (
+            Prop::FreshLoginAfterFailedRecoveryHasNoSessionId,
+            &[
+                "server.recovery=unsupported",
+                "client.on_recovery_failure=retry-stale",
+            ],
+        ),
+        (
+            Prop::MultipleSessionsSupported,
+            &[
+                "env.devices_per_user=2",
+                "env.max_crashes=0",
+                "env.groups=0",
+                "env.presence_values=0",
+                "server.max_sessions_per_user=1",
+            ],
+        ),
         (
             Prop::SessionContextDroppedAfterLogout,
-            &["server.recovery=unsupported", "server.ttl_expiry=true", "server.keep_context_after_termination=true"],
+            &[
+                "server.recovery=unsupported",
+                "server.ttl_expiry=true",
+                "server.keep_context_after_termination=true",
+            ],
         ),
     ];
-    let safety: Vec<Prop> = Prop::ALL.iter().copied().filter(|p| p.kind() == Kind::Safety).collect();
+    let safety: Vec<Prop> = Prop::ALL
+        .iter()
+        .copied()
+        .filter(|p| p.kind() == Kind::Safety)
+        .collect();
     for p in &safety {
-        assert!(cases.iter().any(|(q, _)| q == p), "{} has no can-fail case", p.name());
+        assert!(
+            cases.iter().any(|(q, _)| q == p),
+            "{} has no can-fail case",
+            p.name()
+        );
     }
     for (p, sets) in cases {
         let bad = run(&variant("post-cr", sets));
         let r = bad.results.iter().find(|r| r.prop == *p).unwrap();
-        assert_eq!(r.verdict, Verdict::Violated, "{} should fail with {sets:?}", p.name());
+        assert_eq!(
+            r.verdict,
+            Verdict::Violated,
+            "{} should fail with {sets:?}",
+            p.name()
+        );
         let t = r.trace.as_ref().expect("a violation has a counterexample");
-        assert!(!t.steps.is_empty() && t.steps.iter().any(|s| !s.messages.is_empty()), "{}", p.name());
+        assert!(
+            !t.steps.is_empty() && t.steps.iter().any(|s| !s.messages.is_empty()),
+            "{}",
+            p.name()
+        );
         // The same world with the knobs that break it put back to the CR's values holds.
-        let world_only: Vec<&str> = sets.iter().copied().filter(|s| s.starts_with("env.")).collect();
+        let world_only: Vec<&str> = sets
+            .iter()
+            .copied()
+            .filter(|s| s.starts_with("env."))
+            .collect();
         let good = run(&variant("post-cr", &world_only));
-        assert_eq!(verdict(&good, *p), Verdict::Holds, "{} should hold in post-cr with {world_only:?}", p.name());
+        assert_eq!(
+            verdict(&good, *p),
+            Verdict::Holds,
+            "{} should hold in post-cr with {world_only:?}",
+            p.name()
+        );
     }
 }
 
@@ -145,15 +319,31 @@ fn every_safety_property_can_fail() {
 #[test]
 fn deadlock_check_is_exact_on_cycles() {
     let stuck = run(&variant("post-cr-one-client-id", &[]));
-    let r = stuck.results.iter().find(|r| r.prop == Prop::NoDeadlock).unwrap();
+    let r = stuck
+        .results
+        .iter()
+        .find(|r| r.prop == Prop::NoDeadlock)
+        .unwrap();
     assert_eq!(r.verdict, Verdict::Violated);
     let t = r.trace.as_ref().unwrap();
-    let cycle: Vec<Action> = t.steps[t.loop_start.unwrap()..].iter().map(|s| s.action).collect();
-    assert!(cycle.contains(&Action::RetryTimer(0)), "stuck in the retry cycle: {cycle:?}");
+    let cycle: Vec<Action> = t.steps[t.loop_start.unwrap()..]
+        .iter()
+        .map(|s| s.action)
+        .collect();
+    assert!(
+        cycle.contains(&Action::RetryTimer(0)),
+        "stuck in the retry cycle: {cycle:?}"
+    );
     assert!(t.text().contains("608"));
-    let freed = run(&variant("post-cr-one-client-id", &["server.ttl_expiry=true"]));
+    let freed = run(&variant(
+        "post-cr-one-client-id",
+        &["server.ttl_expiry=true"],
+    ));
     assert_eq!(verdict(&freed, Prop::NoDeadlock), Verdict::Holds);
-    assert_eq!(verdict(&freed, Prop::EventuallyLoggedInFair), Verdict::Holds);
+    assert_eq!(
+        verdict(&freed, Prop::EventuallyLoggedInFair),
+        Verdict::Holds
+    );
 }
 
 /// Pins both liveness verdicts of the real-server variants: Baraza (duplicates accepted) and
@@ -167,7 +357,14 @@ fn liveness_verdicts_of_the_real_server_variants() {
         ("android-on-cr-server", Verdict::Violated, Verdict::Violated),
     ] {
         let o = run(&variant(name, &[]));
-        assert_eq!((verdict(&o, Prop::NoDeadlock), verdict(&o, Prop::EventuallyLoggedInFair)), (dead, fair), "{name}");
+        assert_eq!(
+            (
+                verdict(&o, Prop::NoDeadlock),
+                verdict(&o, Prop::EventuallyLoggedInFair)
+            ),
+            (dead, fair),
+            "{name}"
+        );
     }
 }
 
@@ -177,9 +374,19 @@ fn liveness_verdicts_of_the_real_server_variants() {
 fn fair_check_finds_a_livelock_the_deadlock_check_misses() {
     // A client that carries on after 436 without a session gets 604 and starts over, forever
     // (the user never replies to the System Message).
-    let o = run(&variant("post-cr", &["server.system_message=require-response", "client.on_436=continue"]));
+    let o = run(&variant(
+        "post-cr",
+        &[
+            "server.system_message=require-response",
+            "client.on_436=continue",
+        ],
+    ));
     assert_eq!(verdict(&o, Prop::EventuallyLoggedInFair), Verdict::Violated);
-    let r = o.results.iter().find(|r| r.prop == Prop::EventuallyLoggedInFair).unwrap();
+    let r = o
+        .results
+        .iter()
+        .find(|r| r.prop == Prop::EventuallyLoggedInFair)
+        .unwrap();
     let t = r.trace.as_ref().unwrap();
     assert!(t.loop_start.is_some());
     assert!(t.text().contains("436"), "{}", t.text());
@@ -197,7 +404,11 @@ fn every_witness_is_reachable() {
     ];
     let outcomes: Vec<Outcome> = configs.iter().map(run).collect();
     for p in Prop::ALL.iter().filter(|p| p.kind() == Kind::Witness) {
-        assert!(outcomes.iter().any(|o| verdict(o, *p) == Verdict::Holds), "{} is never reached", p.name());
+        assert!(
+            outcomes.iter().any(|o| verdict(o, *p) == Verdict::Holds),
+            "{} is never reached",
+            p.name()
+        );
     }
 }
 
@@ -211,7 +422,13 @@ fn safety_verdicts_agree_with_stateright() {
         ("post-cr", vec![]),
         ("baraza", vec![]),
         ("intervillage", vec![]),
-        ("post-cr", vec!["server.recovery=reset-context", "client.combined_negotiation=always"]),
+        (
+            "post-cr",
+            vec![
+                "server.recovery=reset-context",
+                "client.combined_negotiation=always",
+            ],
+        ),
     ] {
         let cfg = variant(name, &sets);
         let ours = run(&cfg);

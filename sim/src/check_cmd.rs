@@ -112,10 +112,12 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckErr
     };
     let mut out = Vec::new();
     for n in names {
-        let (name, mut cfg) = resolve_variant(&n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
+        let (name, mut cfg) =
+            resolve_variant(&n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
         let path = variant_path(&n, &dir);
         for s in &args.set {
-            cfg.apply_set(s).map_err(|e| CheckError::BadInput(e.to_string()))?;
+            cfg.apply_set(s)
+                .map_err(|e| CheckError::BadInput(e.to_string()))?;
         }
         for key in cfg.expect.keys() {
             if Prop::from_name(key).is_none() {
@@ -138,7 +140,10 @@ fn write_trace(dir: &Path, t: &Trace) -> Result<PathBuf, CheckError> {
         ("txt", t.text()),
         ("mmd", t.mermaid()),
         ("xml", t.xml()),
-        ("itf.json", serde_json::to_string_pretty(&t.itf()).expect("invariant: ITF is JSON")),
+        (
+            "itf.json",
+            serde_json::to_string_pretty(&t.itf()).expect("invariant: ITF is JSON"),
+        ),
     ];
     for (ext, body) in files {
         let path = stem.with_extension(ext);
@@ -155,7 +160,10 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn progress_printer<'a>(name: &'a str, explored: &'a std::cell::Cell<Option<Instant>>) -> impl FnMut(Progress) + 'a {
+fn progress_printer<'a>(
+    name: &'a str,
+    explored: &'a std::cell::Cell<Option<Instant>>,
+) -> impl FnMut(Progress) + 'a {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last = Instant::now();
@@ -165,12 +173,17 @@ fn progress_printer<'a>(name: &'a str, explored: &'a std::cell::Cell<Option<Inst
             explored.set(Some(now));
             return;
         }
-        if now.duration_since(start) < Duration::from_secs(1) || now.duration_since(last) < Duration::from_millis(if tty { 250 } else { 10_000 }) {
+        if now.duration_since(start) < Duration::from_secs(1)
+            || now.duration_since(last) < Duration::from_millis(if tty { 250 } else { 10_000 })
+        {
             return;
         }
         last = now;
         let rate = p.states as f64 / now.duration_since(start).as_secs_f64();
-        let line = format!("[{name}] {} states, {} edges, depth {}, {:.0} states/s", p.states, p.edges, p.depth, rate);
+        let line = format!(
+            "[{name}] {} states, {} edges, depth {}, {:.0} states/s",
+            p.states, p.edges, p.depth, rate
+        );
         if tty {
             eprint!("\r{line}\x1b[K");
         } else {
@@ -195,8 +208,12 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             max_states: args.max_states,
             liveness: true,
         };
-        let outcome = checker::check(&cfg, &name, opts, &mut progress)
-            .map_err(|e| CheckError::BadInput(format!("variant {name}: {e} (bounds: {})", checker::bounds(&cfg))))?;
+        let outcome = checker::check(&cfg, &name, opts, &mut progress).map_err(|e| {
+            CheckError::BadInput(format!(
+                "variant {name}: {e} (bounds: {})",
+                checker::bounds(&cfg)
+            ))
+        })?;
         if std::io::stderr().is_terminal() {
             eprint!("\r\x1b[K");
         }
@@ -236,19 +253,30 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     if args.bless {
         for c in &checked {
             if let Some(path) = &c.path {
-                bless(path, &c.outcome).map_err(|source| CheckError::Io { path: path.clone(), source })?;
+                bless(path, &c.outcome).map_err(|source| CheckError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
             }
         }
         return Ok(0);
     }
-    let io = |source| CheckError::Io { path: "<stdout>".into(), source };
+    let io = |source| CheckError::Io {
+        path: "<stdout>".into(),
+        source,
+    };
     match args.format {
         Format::Json => {
             let mut doc = json_report(&checked);
             if args.stats {
                 doc["stats"] = checked.iter().map(stats_json).collect();
             }
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc).expect("invariant: JSON")).map_err(io)?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("invariant: JSON")
+            )
+            .map_err(io)?;
         }
         Format::Text => text_report(&checked, args, out).map_err(io)?,
     }
@@ -270,7 +298,10 @@ fn bless(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
             kept.push(line);
         }
     }
-    while kept.last().is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    while kept
+        .last()
+        .is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         kept.pop();
     }
     let mut out = kept.join("\n");
@@ -341,7 +372,11 @@ fn cell(v: Verdict) -> &'static str {
 }
 
 fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "imps check: {} variant(s); a verdict holds only within the bounds shown", checked.len())?;
+    writeln!(
+        out,
+        "imps check: {} variant(s); a verdict holds only within the bounds shown",
+        checked.len()
+    )?;
     writeln!(out)?;
     for (i, c) in checked.iter().enumerate() {
         writeln!(
@@ -403,13 +438,22 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
         for r in &c.outcome.results {
             if let Some(e) = expected(&c.cfg, r.prop) {
                 if e != r.verdict {
-                    mism.push(format!("{} {}: expected {}, found {}", c.name, r.prop.name(), e.as_str(), r.verdict.as_str()));
+                    mism.push(format!(
+                        "{} {}: expected {}, found {}",
+                        c.name,
+                        r.prop.name(),
+                        e.as_str(),
+                        r.verdict.as_str()
+                    ));
                 }
             }
         }
     }
     writeln!(out)?;
-    writeln!(out, "witnesses never reached (a 'holds' that depends on them may be vacuous in that variant):")?;
+    writeln!(
+        out,
+        "witnesses never reached (a 'holds' that depends on them may be vacuous in that variant):"
+    )?;
     for c in checked {
         let unreached: Vec<&str> = c
             .outcome
@@ -425,7 +469,12 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     writeln!(out)?;
     let total: usize = checked.iter().map(|c| c.files.len()).sum();
     if total > 0 {
-        writeln!(out, "counterexamples ({} files each: .txt .mmd .xml .itf.json) under {}:", total, args.out.display())?;
+        writeln!(
+            out,
+            "counterexamples ({} files each: .txt .mmd .xml .itf.json) under {}:",
+            total,
+            args.out.display()
+        )?;
         for c in checked {
             for (p, stem) in &c.files {
                 writeln!(out, "  {:<24} {:<44} {}", c.name, p.name(), stem.display())?;
@@ -447,7 +496,11 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
         let n: usize = checked.iter().map(|c| c.cfg.expect.len()).sum();
         writeln!(out, "expectations: all {n} met")?;
     } else {
-        writeln!(out, "expectations NOT met ({}), marked ! above:", mism.len())?;
+        writeln!(
+            out,
+            "expectations NOT met ({}), marked ! above:",
+            mism.len()
+        )?;
         for m in mism {
             writeln!(out, "  {m}")?;
         }
@@ -482,7 +535,8 @@ pub struct SweepArgs {
 /// Run `imps sweep`: check every combination of the axes' values and print a Markdown table.
 pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let bad = |m: String| CheckError::BadInput(m);
-    let (base_name, mut base) = resolve_variant(&args.variant, &variants_dir()).map_err(|e| bad(e.to_string()))?;
+    let (base_name, mut base) =
+        resolve_variant(&args.variant, &variants_dir()).map_err(|e| bad(e.to_string()))?;
     for s in &args.set {
         base.apply_set(s).map_err(|e| bad(e.to_string()))?;
     }
@@ -491,7 +545,11 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let (k, vs) = a
             .split_once('=')
             .ok_or_else(|| bad(format!("--axis {a}: expected section.knob=v1,v2,...")))?;
-        let values: Vec<String> = vs.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+        let values: Vec<String> = vs
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
         if values.is_empty() {
             return Err(bad(format!("--axis {a}: no values")));
         }
@@ -502,7 +560,9 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     } else {
         args.properties
             .iter()
-            .map(|n| Prop::from_name(n).ok_or_else(|| bad(format!("--property {n}: no such property"))))
+            .map(|n| {
+                Prop::from_name(n).ok_or_else(|| bad(format!("--property {n}: no such property")))
+            })
             .collect::<Result<_, _>>()?
     };
     // Every combination, first axis slowest.
@@ -513,8 +573,21 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             .flat_map(|c| (0..values.len()).map(move |i| [c.clone(), vec![i]].concat()))
             .collect();
     }
-    let io = |source| CheckError::Io { path: "<stdout>".into(), source };
-    writeln!(out, "Sweep over `{base_name}`{}: {} combinations", if args.set.is_empty() { String::new() } else { format!(" with {}", args.set.join(" ")) }, combos.len()).map_err(io)?;
+    let io = |source| CheckError::Io {
+        path: "<stdout>".into(),
+        source,
+    };
+    writeln!(
+        out,
+        "Sweep over `{base_name}`{}: {} combinations",
+        if args.set.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", args.set.join(" "))
+        },
+        combos.len()
+    )
+    .map_err(io)?;
     writeln!(out).map_err(io)?;
     let mut header = String::from("| # |");
     let mut rule = String::from("|---|");
@@ -537,15 +610,24 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let mut line = format!("| {} |", row + 1);
         for (a, &i) in combo.iter().enumerate() {
             let (k, values) = &axes[a];
-            cfg.apply_set(&format!("{k}={}", values[i])).map_err(|e| bad(e.to_string()))?;
+            cfg.apply_set(&format!("{k}={}", values[i]))
+                .map_err(|e| bad(e.to_string()))?;
             line.push_str(&format!(" {} |", values[i]));
         }
         let name = format!("{base_name}-sweep-{}", row + 1);
-        let opts = Options { max_states: args.max_states, liveness: true };
-        let o = checker::check(&cfg, &name, opts, &mut |_| {}).map_err(|e| bad(format!("combination {}: {e}", row + 1)))?;
+        let opts = Options {
+            max_states: args.max_states,
+            liveness: true,
+        };
+        let o = checker::check(&cfg, &name, opts, &mut |_| {})
+            .map_err(|e| bad(format!("combination {}: {e}", row + 1)))?;
         line.push_str(&format!(" {} |", o.states));
         for p in &props {
-            let r = o.results.iter().find(|r| r.prop == *p).expect("invariant: every property has a result");
+            let r = o
+                .results
+                .iter()
+                .find(|r| r.prop == *p)
+                .expect("invariant: every property has a result");
             line.push_str(&format!(" {} |", cell(r.verdict)));
             if let Some(t) = &r.trace {
                 traces.push((row + 1, write_trace(&args.out, t)?));
@@ -554,10 +636,21 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let others: Vec<&str> = o
             .results
             .iter()
-            .filter(|r| r.prop.kind() == Kind::Safety && r.verdict == Verdict::Violated && !props.contains(&r.prop))
+            .filter(|r| {
+                r.prop.kind() == Kind::Safety
+                    && r.verdict == Verdict::Violated
+                    && !props.contains(&r.prop)
+            })
             .map(|r| r.prop.name())
             .collect();
-        line.push_str(&format!(" {} |", if others.is_empty() { "-".to_string() } else { others.join(", ") }));
+        line.push_str(&format!(
+            " {} |",
+            if others.is_empty() {
+                "-".to_string()
+            } else {
+                others.join(", ")
+            }
+        ));
         writeln!(out, "{line}").map_err(io)?;
     }
     writeln!(out).map_err(io)?;

@@ -4,5 +4,7 @@
 
 pub mod check_cmd;
 pub mod decode_cmd;
+pub mod engine;
 pub mod output;
+pub mod simulate_cmd;
 pub mod variants_cmd;

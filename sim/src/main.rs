@@ -43,6 +43,10 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         port: u16,
     },
+    /// Simulate variants at scale (devices, crashes, losses, timers) with reproducible seeds.
+    Simulate(imps_sim::simulate_cmd::SimulateArgs),
+    /// Merge the JSON Lines of `imps simulate --shard K/N` runs into the sweep's report.
+    Merge(imps_sim::simulate_cmd::MergeArgs),
     /// Decode CSP XML messages (CSP 1.1, 1.2 or 1.3) and print one JSON object per message.
     Decode {
         /// The files, one WV-CSP-Message each.
@@ -66,9 +70,12 @@ fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
     use stateright::Model;
     let addr = ("127.0.0.1", port);
     // stateright's server panics on a bind error: find out first, and say so clearly.
-    std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     eprintln!("imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)");
-    let _checker = imps_model::checker::sr::CrModel { cfg }.checker().serve(addr);
+    let _checker = imps_model::checker::sr::CrModel { cfg }
+        .checker()
+        .serve(addr);
     // The Explorer runs on stateright's threads until the process is stopped.
     loop {
         std::thread::park();
@@ -97,7 +104,17 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e.to_string()),
         },
-        Command::Explore { variant, set, port } => load(&variant, &set).and_then(|(name, cfg)| explore(&name, cfg, port)),
+        Command::Explore { variant, set, port } => {
+            load(&variant, &set).and_then(|(name, cfg)| explore(&name, cfg, port))
+        }
+        Command::Simulate(args) => match imps_sim::simulate_cmd::run(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Merge(args) => match imps_sim::simulate_cmd::merge(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e.to_string()),
+        },
         Command::Decode { files } => {
             imps_sim::decode_cmd::decode_files(&files, &mut out).map_err(|e| e.to_string())
         }

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn imps(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imps")).args(args).output().expect("imps runs")
+    Command::new(env!("CARGO_BIN_EXE_imps"))
+        .args(args)
+        .output()
+        .expect("imps runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -28,34 +31,64 @@ fn check_matrix_meets_every_expectation_and_writes_counterexamples() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("expectations: all"), "{text}");
-    let no_deadlock = text.lines().find(|l| l.starts_with("no_deadlock ")).unwrap();
-    assert!(no_deadlock.contains("VIOLATED") && no_deadlock.contains("holds"), "{no_deadlock}");
+    let no_deadlock = text
+        .lines()
+        .find(|l| l.starts_with("no_deadlock "))
+        .unwrap();
+    assert!(
+        no_deadlock.contains("VIOLATED") && no_deadlock.contains("holds"),
+        "{no_deadlock}"
+    );
     for ext in ["txt", "mmd", "xml", "itf.json"] {
         let f = dir.path().join("pre-cr").join(format!("no_deadlock.{ext}"));
         assert!(f.exists(), "{} written", f.display());
     }
     let mmd = std::fs::read_to_string(dir.path().join("pre-cr/no_deadlock.mmd")).unwrap();
     assert!(mmd.starts_with("sequenceDiagram") && mmd.contains("Login-Request"));
-    let itf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("pre-cr/no_deadlock.itf.json")).unwrap()).unwrap();
+    let itf: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("pre-cr/no_deadlock.itf.json")).unwrap(),
+    )
+    .unwrap();
     assert!(itf["states"].as_array().unwrap().len() > 3);
-    assert!(!dir.path().join("post-cr/no_deadlock.txt").exists(), "post-cr has no deadlock");
+    assert!(
+        !dir.path().join("post-cr/no_deadlock.txt").exists(),
+        "post-cr has no deadlock"
+    );
 }
 
 #[test]
 fn check_json_has_the_documented_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let o = imps(&["check", "--variant", "pre-cr", "--variant", "post-cr", "--format", "json", "--out", dir.path().to_str().unwrap()]);
+    let o = imps(&[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        "post-cr",
+        "--format",
+        "json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let results = doc["results"].as_array().unwrap();
-    let r = results.iter().find(|r| r["variant"] == "pre-cr" && r["property"] == "no_deadlock").unwrap();
-    for key in ["variant", "property", "kind", "verdict", "states", "bounds", "trace"] {
+    let r = results
+        .iter()
+        .find(|r| r["variant"] == "pre-cr" && r["property"] == "no_deadlock")
+        .unwrap();
+    for key in [
+        "variant", "property", "kind", "verdict", "states", "bounds", "trace",
+    ] {
         assert!(!r[key].is_null(), "key {key}");
     }
     assert_eq!(r["kind"], "liveness");
     assert_eq!(r["verdict"], "violated");
     assert!(Path::new(r["trace"]["mermaid"].as_str().unwrap()).exists());
-    let post = results.iter().find(|r| r["variant"] == "post-cr" && r["property"] == "no_deadlock").unwrap();
+    let post = results
+        .iter()
+        .find(|r| r["variant"] == "post-cr" && r["property"] == "no_deadlock")
+        .unwrap();
     assert_eq!(post["verdict"], "holds");
 }
 
@@ -67,9 +100,19 @@ fn a_verdict_that_differs_from_the_expectation_exits_1() {
     assert_ne!(text, wrong, "post-cr pins no_deadlock");
     let file = dir.path().join("post-cr-wrong.toml");
     std::fs::write(&file, wrong).unwrap();
-    let o = imps(&["check", "--variant", file.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let o = imps(&[
+        "check",
+        "--variant",
+        file.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("expected violated, found holds"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("expected violated, found holds"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -77,7 +120,11 @@ fn bad_input_exits_2_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let o = imps(&["check", "--variant", "no-such-variant"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown variant `no-such-variant`") && stderr(&o).contains("post-cr"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown variant `no-such-variant`") && stderr(&o).contains("post-cr"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = imps(&["check", "--variant", "pre-cr", "--set", "server.nope=1"]);
     assert_eq!(o.status.code(), Some(2));
@@ -88,11 +135,18 @@ fn bad_input_exits_2_with_a_clear_error() {
     assert!(stderr(&o).contains("at least 1"), "{}", stderr(&o));
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "description = \"x\"\n[server]\nrecovery = \"sometimes\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "description = \"x\"\n[server]\nrecovery = \"sometimes\"\n",
+    )
+    .unwrap();
     let o = imps(&["check", "--variant", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("bad.toml") && e.contains("line 3") && e.contains("sometimes"), "{e}");
+    assert!(
+        e.contains("bad.toml") && e.contains("line 3") && e.contains("sometimes"),
+        "{e}"
+    );
 
     let unknown = dir.path().join("unknown.toml");
     std::fs::write(&unknown, "[expect]\nno_such_property = \"holds\"\n").unwrap();
@@ -109,33 +163,60 @@ fn variants_lists_every_variant_and_knob() {
     for name in ["pre-cr", "post-cr", "baraza", "intervillage"] {
         assert!(text.contains(name), "{name}");
     }
-    for knob in ["server.duplicate_client_id = \"reject-608\"", "server.recovery = \"supported\"", "client.on_608", "env.max_crashes = 1"] {
+    for knob in [
+        "server.duplicate_client_id = \"reject-608\"",
+        "server.recovery = \"supported\"",
+        "client.on_608",
+        "env.max_crashes = 1",
+    ] {
         assert!(text.contains(knob), "{knob} in\n{text}");
     }
     let o = imps(&["variants", "--show", "pre-cr", "--set", "env.max_crashes=2"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stdout(&o).contains("duplicate_client_id = \"reject-generic\"") && stdout(&o).contains("max_crashes = 2"));
+    assert!(
+        stdout(&o).contains("duplicate_client_id = \"reject-generic\"")
+            && stdout(&o).contains("max_crashes = 2")
+    );
 }
 
 #[test]
 fn decode_prints_json_lines_and_rejects_bad_files() {
     let xml = root().join("specs/xml");
     let good = xml.join("login-request-recovery.xml");
-    let o = imps(&["decode", good.to_str().unwrap(), xml.join("disconnect-600.xml").to_str().unwrap()]);
+    let o = imps(&[
+        "decode",
+        good.to_str().unwrap(),
+        xml.join("disconnect-600.xml").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["primitive"], "Login-Request");
     assert_eq!(lines[0]["version"], "1.3");
-    for key in ["session_id", "transaction_id", "user_id", "client_id", "result_code"] {
+    for key in [
+        "session_id",
+        "transaction_id",
+        "user_id",
+        "client_id",
+        "result_code",
+    ] {
         assert!(lines[0].get(key).is_some(), "{key}");
     }
     assert_eq!(lines[1]["result_code"], 600);
-    assert!(lines[1]["transaction_id"].is_null(), "Disconnect carries no Transaction-ID");
+    assert!(
+        lines[1]["transaction_id"].is_null(),
+        "Disconnect carries no Transaction-ID"
+    );
 
     let bad = xml.join("bad/bad-transaction-mode.xml");
     let o = imps(&["decode", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("bad-transaction-mode.xml:") && e.contains("expected"), "{e}");
+    assert!(
+        e.contains("bad-transaction-mode.xml:") && e.contains("expected"),
+        "{e}"
+    );
 }

@@ -12,11 +12,21 @@ fn root() -> PathBuf {
 /// Run one sweep; return its table (the output up to the list of counterexample files).
 fn sweep(args: &str, out: &Path) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imps"));
-    cmd.arg("sweep").args(args.split_whitespace()).arg("--out").arg(out);
+    cmd.arg("sweep")
+        .args(args.split_whitespace())
+        .arg("--out")
+        .arg(out);
     let o = cmd.output().expect("imps runs");
-    assert!(o.status.success(), "imps sweep {args}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "imps sweep {args}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let text = String::from_utf8(o.stdout).unwrap();
-    let table: Vec<&str> = text.lines().take_while(|l| !l.starts_with("counterexamples")).collect();
+    let table: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("counterexamples"))
+        .collect();
     table.join("\n").trim().to_string()
 }
 
@@ -33,7 +43,10 @@ fn findings_match_what_the_checker_finds() {
     let mut pending_trace: Option<PathBuf> = None;
     while let Some(line) = lines.next() {
         out.push(line.to_string());
-        if let Some(args) = line.strip_prefix("<!-- sweep: ").and_then(|l| l.strip_suffix(" -->")) {
+        if let Some(args) = line
+            .strip_prefix("<!-- sweep: ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        {
             n += 1;
             let dir = tmp.path().join(n.to_string());
             let table = sweep(args, &dir);
@@ -58,7 +71,8 @@ fn findings_match_what_the_checker_finds() {
         }
         if line == "```" {
             if let Some(file) = pending_trace.take() {
-                let fresh = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                let fresh = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
                 let mut old = Vec::new();
                 for l in lines.by_ref() {
                     if l == "```" {
@@ -78,6 +92,10 @@ fn findings_match_what_the_checker_finds() {
     if bless {
         std::fs::write(&path, out.join("\n") + "\n").unwrap();
     } else {
-        assert!(problems.is_empty(), "FINDINGS.md is stale (IMPS_BLESS_FINDINGS=1 rewrites it):\n{}", problems.join("\n\n"));
+        assert!(
+            problems.is_empty(),
+            "FINDINGS.md is stale (IMPS_BLESS_FINDINGS=1 rewrites it):\n{}",
+            problems.join("\n\n")
+        );
     }
 }

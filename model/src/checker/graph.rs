@@ -186,7 +186,10 @@ fn encode(
     for (d, dev) in w.devices.iter().enumerate() {
         key.push(match parent {
             Some((pw, pk, t)) if t.devices & (1 << d) == 0 => {
-                debug_assert_eq!(pw.devices[d], *dev, "invariant: an untouched device is unchanged");
+                debug_assert_eq!(
+                    pw.devices[d], *dev,
+                    "invariant: an untouched device is unchanged"
+                );
                 pk[d]
             }
             _ => devices.intern(dev),
@@ -195,7 +198,10 @@ fn encode(
     for (u, us) in w.users.iter().enumerate() {
         key.push(match parent {
             Some((pw, pk, t)) if t.users & (1 << u) == 0 || pw.users[u] == *us => {
-                debug_assert_eq!(pw.users[u], *us, "invariant: an untouched user table is unchanged");
+                debug_assert_eq!(
+                    pw.users[u], *us,
+                    "invariant: an untouched user table is unchanged"
+                );
                 pk[nd + u]
             }
             _ => users.intern(us),
@@ -214,14 +220,6 @@ fn encode(
 pub fn state_monitors(cfg: &Config, w: &World, bad: &mut PropSet) {
     for us in &w.users {
         crate::props::check_user_state(cfg, us, bad);
-    }
-    for dev in &w.devices {
-        let quiet = dev.to_server.is_empty() && dev.to_client.is_none() && dev.pushes.is_empty();
-        let us = &w.users[dev.client.user.0 as usize];
-        bad.flag(
-            Prop::SessionsIndependent,
-            !crate::props::session_context_consistent(&dev.client, quiet, us),
-        );
     }
 }
 
@@ -298,7 +296,13 @@ pub fn explore(
                 g.reached[p as usize].get_or_insert(Found::Edge(s, k as u16));
             }
             let touched = step.touched.union(next.canonicalize_touched(step.touched));
-            encode(next, Some((&cur, &parent_key, touched)), &mut g.devices, &mut g.users, &mut key);
+            encode(
+                next,
+                Some((&cur, &parent_key, touched)),
+                &mut g.devices,
+                &mut g.users,
+                &mut key,
+            );
             hashes.push(fx(&key[..]));
             keys.extend_from_slice(&key);
         }
@@ -306,7 +310,9 @@ pub fn explore(
         for (k, &h) in hashes.iter().enumerate() {
             let key = &keys[k * stride..(k + 1) * stride];
             let states = &g.states;
-            let found = index.find(h, |&j| &states[j as usize * stride..(j as usize + 1) * stride] == key);
+            let found = index.find(h, |&j| {
+                &states[j as usize * stride..(j as usize + 1) * stride] == key
+            });
             let t = match found {
                 Some(&t) => t,
                 None => {
@@ -316,7 +322,9 @@ pub fn explore(
                     }
                     g.states.extend_from_slice(key);
                     let states = &g.states;
-                    index.insert_unique(h, t, |&j| fx(&states[j as usize * stride..(j as usize + 1) * stride]));
+                    index.insert_unique(h, t, |&j| {
+                        fx(&states[j as usize * stride..(j as usize + 1) * stride])
+                    });
                     let mut bad = PropSet::default();
                     state_monitors(cfg, &batch[k], &mut bad);
                     for p in bad.iter() {

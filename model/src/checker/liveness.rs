@@ -149,23 +149,36 @@ pub fn stuck_cycle(g: &Graph, trap: u32, limit: usize) -> Stuck {
         }
     }
     let mut best: Option<(u32, u32, Vec<u32>)> = None;
-    for_each_scc(g.len(), |v| g.succ(v), |v| dist.contains_key(&v), |c| {
-        let cyclic = c.len() > 1 || g.succ(c[0]).contains(&c[0]);
-        if !cyclic {
-            return;
-        }
-        let (d, entry) = c.iter().map(|v| (dist[v], *v)).min().expect("invariant: a component has a state");
-        if best.as_ref().is_none_or(|b| (d, entry) < (b.0, b.1)) {
-            best = Some((d, entry, c.to_vec()));
-        }
-    });
+    for_each_scc(
+        g.len(),
+        |v| g.succ(v),
+        |v| dist.contains_key(&v),
+        |c| {
+            let cyclic = c.len() > 1 || g.succ(c[0]).contains(&c[0]);
+            if !cyclic {
+                return;
+            }
+            let (d, entry) = c
+                .iter()
+                .map(|v| (dist[v], *v))
+                .min()
+                .expect("invariant: a component has a state");
+            if best.as_ref().is_none_or(|b| (d, entry) < (b.0, b.1)) {
+                best = Some((d, entry, c.to_vec()));
+            }
+        },
+    );
     let Some((_, entry, mut comp)) = best else {
         // A dead end: nothing at all can happen any more.
-        return Stuck { lead: Vec::new(), cycle: Vec::new() };
+        return Stuck {
+            lead: Vec::new(),
+            cycle: Vec::new(),
+        };
     };
     comp.sort_unstable();
     let in_comp = |v: u32| comp.binary_search(&v).is_ok();
-    let lead = bfs_path(g, trap, &|v| dist.contains_key(&v), &|v| v == entry, false).unwrap_or_default();
+    let lead =
+        bfs_path(g, trap, &|v| dist.contains_key(&v), &|v| v == entry, false).unwrap_or_default();
     let cycle = bfs_path(g, entry, &in_comp, &|v| v == entry, true).unwrap_or_default();
     Stuck { lead, cycle }
 }

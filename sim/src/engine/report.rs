@@ -1,0 +1,501 @@
+//! The report of a run or sweep as text (the terminal summary), JSON, and Markdown
+//! (`report.md`), and the atomic writing of output files.
+//!
+//! Everything here is a pure function of the [`Report`] except the wall-clock fields
+//! (`wall_s`, `events_per_s`), which the text and JSON show and `report.md` leaves out, so
+//! that the same seed and configuration write byte-identical files.
+
+use super::scenario::{Dur, SCENARIO_KNOBS};
+use super::sweep::{Paired, Report, VariantReport};
+use std::fmt::Write;
+use std::io::Write as _;
+use std::path::Path;
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(v: u64) -> String {
+    if v < 1000 {
+        format!("{v} ms")
+    } else {
+        format!("{:.1} s", v as f64 / 1000.0)
+    }
+}
+
+fn pct_ppm(ppm: u64) -> String {
+    format!("{}.{:04} %", ppm / 10_000, ppm % 10_000)
+}
+
+fn codes(r: &VariantReport) -> String {
+    if r.result_codes.is_empty() {
+        return "none".into();
+    }
+    r.result_codes
+        .iter()
+        .map(|(c, n)| format!("{c} x {}", thousands(*n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn recovery(v: &VariantReport) -> String {
+    let q = &v.time_to_recover_ms;
+    if q.count == 0 {
+        return "no device recovered a lost session".into();
+    }
+    format!(
+        "p50 {}, p90 {}, p99 {}, max {} ({} recoveries)",
+        ms(q.p50),
+        ms(q.p90),
+        ms(q.p99),
+        ms(q.max),
+        thousands(q.count)
+    )
+}
+
+fn seeds(r: &Report) -> String {
+    let [a, b] = r.sweep.seeds;
+    if b == a + 1 {
+        format!("seed {a}")
+    } else {
+        format!("seeds {a}..{b}")
+    }
+}
+
+/// The terminal summary.
+pub fn text(r: &Report) -> String {
+    let mut o = String::new();
+    for v in &r.runs {
+        let _ = writeln!(
+            o,
+            "variant {} ({}): {} devices ({} users), {} faulty + {} liveness",
+            v.variant,
+            seeds(r),
+            thousands(u64::from(v.devices)),
+            thousands(u64::from(v.users)),
+            Dur((v.sim_duration_s * 1000.0) as u64),
+            Dur((v.liveness_s * 1000.0) as u64)
+        );
+        let _ = writeln!(
+            o,
+            "  events        {} in {:.2} s ({:.2} M events/s)",
+            thousands(v.events),
+            v.wall_s,
+            v.events_per_s / 1e6
+        );
+        let l = &v.logins;
+        let _ = writeln!(
+            o,
+            "  logins        {} attempted, {} succeeded; recoveries {} attempted, {} succeeded",
+            thousands(l.attempted),
+            thousands(l.succeeded),
+            thousands(l.recoveries_attempted),
+            thousands(l.recoveries_succeeded)
+        );
+        let _ = writeln!(o, "  result codes  {}", codes(v));
+        let _ = writeln!(o, "  recovery      {}", recovery(v));
+        let _ = writeln!(
+            o,
+            "  sessions      live peak {}; orphaned peak {}, at end {}",
+            thousands(v.live_sessions_peak),
+            thousands(v.orphan_sessions_peak),
+            thousands(v.orphan_sessions_end)
+        );
+        let _ = writeln!(
+            o,
+            "  faults        {} crashes, {} messages lost; availability {}",
+            thousands(v.faults.crashes),
+            thousands(v.faults.lost_messages),
+            pct_ppm(v.availability_ppm)
+        );
+        if v.stuck_devices == 0 {
+            let _ = writeln!(o, "  stuck         none");
+        } else {
+            let _ = writeln!(
+                o,
+                "  STUCK         {} devices without a session at the end of the liveness phase",
+                thousands(v.stuck_devices)
+            );
+            for s in v.stuck.iter().take(5) {
+                let ids: Vec<String> = s.first_ids.iter().map(u32::to_string).collect();
+                let _ = writeln!(
+                    o,
+                    "    seed {}: {} stuck, e.g. {}",
+                    s.seed,
+                    thousands(s.count),
+                    ids.join(", ")
+                );
+                let _ = writeln!(o, "    replay: {}", s.replay);
+            }
+        }
+        for (seed, p) in &v.stopped {
+            let _ = writeln!(
+                o,
+                "  STOPPED       seed {seed}: safety invariant {p} violated"
+            );
+        }
+        for x in &v.violations {
+            let kind = match (x.invariant, x.expected) {
+                (true, false) => "INVARIANT",
+                (true, true) => "invariant, expected by the variant",
+                (false, false) => "conformance",
+                (false, true) => "conformance, expected by the variant",
+            };
+            let _ = writeln!(
+                o,
+                "  violation     {} [{kind}] x {}; first at event {} (t={}) on device {}",
+                x.property,
+                thousands(x.count),
+                x.first_event,
+                ms(x.first_time_ms),
+                x.first_device
+            );
+            let _ = writeln!(o, "    replay: {}", x.replay);
+        }
+        let _ = writeln!(o, "  digest        {}", v.digest);
+    }
+    for c in &r.comparison {
+        let _ = writeln!(
+            o,
+            "paired: {} vs {} (same devices, same crashes: {})",
+            c.variant, c.baseline, c.same_crashes
+        );
+        let row = |o: &mut String, name: &str, p: &Paired| {
+            let _ = writeln!(
+                o,
+                "  {name:<22} {:>14} {:>14} {:>+14}",
+                p.baseline, p.variant, p.diff
+            );
+        };
+        let _ = writeln!(
+            o,
+            "  {:<22} {:>14} {:>14} {:>14}",
+            "", c.baseline, c.variant, "difference"
+        );
+        row(&mut o, "stuck devices", &c.stuck_devices);
+        row(&mut o, "orphaned peak", &c.orphan_sessions_peak);
+        row(&mut o, "recovery p50 (ms)", &c.time_to_recover_p50_ms);
+        row(&mut o, "recovery p99 (ms)", &c.time_to_recover_p99_ms);
+        row(&mut o, "availability (ppm)", &c.availability_ppm);
+        row(&mut o, "logins attempted", &c.logins_attempted);
+        row(&mut o, "messages", &c.messages);
+        let exact = if c.stuck_overlap_exact {
+            ""
+        } else {
+            " (counted over the first 10,000 stuck ids of each run)"
+        };
+        let _ = writeln!(
+            o,
+            "  stuck in both: {}, only {}: {}, only {}: {}{exact}",
+            c.stuck_in_both, c.baseline, c.stuck_only_baseline, c.variant, c.stuck_only_variant
+        );
+    }
+    o
+}
+
+/// The JSON report: the single run's object for one variant, else an object with `runs` and
+/// `comparison`.
+pub fn json(r: &Report) -> String {
+    let v = match r.runs.as_slice() {
+        [one] => serde_json::to_value(one),
+        _ => serde_json::to_value(serde_json::json!({
+            "seed": r.sweep.seeds[0],
+            "seeds": r.sweep.seeds,
+            "config_hash": r.sweep.config_hash,
+            "runs": r.runs,
+            "comparison": r.comparison,
+        })),
+    }
+    .expect("invariant: reports serialize to JSON");
+    let mut s = serde_json::to_string_pretty(&v).expect("invariant: JSON values print");
+    s.push('\n');
+    s
+}
+
+/// `report.md`: the configuration, every variant's figures side by side, the comparison,
+/// stuck devices and violations with replay commands, and the plots.
+pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
+    let mut o = String::new();
+    let names: Vec<&str> = r.runs.iter().map(|v| v.variant.as_str()).collect();
+    let _ = writeln!(o, "# Simulation report: {}\n", names.join(" vs "));
+    let _ = writeln!(
+        o,
+        "Scenario `{}`, {}, configuration hash `{}`. Reproduce with:\n",
+        r.sweep.scenario_name,
+        seeds(r),
+        r.sweep.config_hash
+    );
+    let variants: String = names.iter().map(|v| format!("--variant {v} ")).collect();
+    let seed_flag = {
+        let [a, b] = r.sweep.seeds;
+        if b == a + 1 {
+            format!("--seed {a}")
+        } else {
+            format!("--seeds {a}..{b}")
+        }
+    };
+    let _ = writeln!(
+        o,
+        "```sh\nimps simulate {variants}{} {seed_flag} --out DIR\n```\n",
+        r.sweep.replay_args
+    );
+    let _ = writeln!(o, "## Figures\n");
+    let _ = write!(o, "| |");
+    for n in &names {
+        let _ = write!(o, " {n} |");
+    }
+    let _ = write!(o, "\n|---|");
+    for _ in &names {
+        let _ = write!(o, "---:|");
+    }
+    o.push('\n');
+    let mut row = |label: &str, f: &dyn Fn(&VariantReport) -> String| {
+        let _ = write!(o, "| {label} |");
+        for v in &r.runs {
+            let _ = write!(o, " {} |", f(v));
+        }
+        o.push('\n');
+    };
+    row("devices (users)", &|v| {
+        format!(
+            "{} ({})",
+            thousands(u64::from(v.devices)),
+            thousands(u64::from(v.users))
+        )
+    });
+    row("faulty + liveness phase", &|v| {
+        format!(
+            "{} + {}",
+            Dur((v.sim_duration_s * 1000.0) as u64),
+            Dur((v.liveness_s * 1000.0) as u64)
+        )
+    });
+    row("events", &|v| thousands(v.events));
+    row("**stuck devices**", &|v| {
+        format!("**{}**", thousands(v.stuck_devices))
+    });
+    row("logins attempted / succeeded", &|v| {
+        format!(
+            "{} / {}",
+            thousands(v.logins.attempted),
+            thousands(v.logins.succeeded)
+        )
+    });
+    row("recoveries attempted / succeeded", &|v| {
+        format!(
+            "{} / {}",
+            thousands(v.logins.recoveries_attempted),
+            thousands(v.logins.recoveries_succeeded)
+        )
+    });
+    row("result codes", &codes);
+    row("time to recover", &recovery);
+    row("live sessions peak", &|v| thousands(v.live_sessions_peak));
+    row("orphaned sessions peak / at end", &|v| {
+        format!(
+            "{} / {}",
+            thousands(v.orphan_sessions_peak),
+            thousands(v.orphan_sessions_end)
+        )
+    });
+    row("sessions created / recovered", &|v| {
+        format!(
+            "{} / {}",
+            thousands(v.sessions.created),
+            thousands(v.sessions.recovered)
+        )
+    });
+    row("sessions ended: logout / expired / replaced", &|v| {
+        let s = &v.sessions;
+        format!(
+            "{} / {} / {}",
+            thousands(s.ended_logout),
+            thousands(s.ended_expired),
+            thousands(s.ended_replaced)
+        )
+    });
+    row("crashes / messages lost", &|v| {
+        format!(
+            "{} / {}",
+            thousands(v.faults.crashes),
+            thousands(v.faults.lost_messages)
+        )
+    });
+    row("session availability", &|v| pct_ppm(v.availability_ppm));
+    row("witnesses reached", &|v| v.witnesses.join(", "));
+    row("digest", &|v| format!("`{}`", v.digest));
+    if !r.comparison.is_empty() {
+        let _ = writeln!(o, "\n## Paired comparison\n");
+        let _ = writeln!(
+            o,
+            "The variants ran on the same seeds, so every device crashed at the same times and drew the same \
+             latencies until their message counts diverged; differences are the protocol's.\n"
+        );
+        for c in &r.comparison {
+            let _ = writeln!(o, "### {} vs {}\n", c.variant, c.baseline);
+            let _ = writeln!(
+                o,
+                "| | {} | {} | difference |\n|---|---:|---:|---:|",
+                c.baseline, c.variant
+            );
+            let rows: [(&str, &Paired); 7] = [
+                ("stuck devices", &c.stuck_devices),
+                ("orphaned sessions peak", &c.orphan_sessions_peak),
+                ("time to recover p50 (ms)", &c.time_to_recover_p50_ms),
+                ("time to recover p99 (ms)", &c.time_to_recover_p99_ms),
+                ("availability (ppm)", &c.availability_ppm),
+                ("logins attempted", &c.logins_attempted),
+                ("messages", &c.messages),
+            ];
+            for (name, p) in rows {
+                let _ = writeln!(
+                    o,
+                    "| {name} | {} | {} | {:+} |",
+                    p.baseline, p.variant, p.diff
+                );
+            }
+            let _ = writeln!(
+                o,
+                "\nSame crashes in both: {}. Stuck in both: {}; only with {}: {}; only with {}: {}{}.\n",
+                c.same_crashes,
+                c.stuck_in_both,
+                c.baseline,
+                c.stuck_only_baseline,
+                c.variant,
+                c.stuck_only_variant,
+                if c.stuck_overlap_exact { "" } else { " (counted over the first 10,000 stuck ids of each run)" }
+            );
+        }
+    }
+    let stuck: Vec<&VariantReport> = r.runs.iter().filter(|v| v.stuck_devices > 0).collect();
+    if !stuck.is_empty() {
+        let _ = writeln!(o, "\n## Stuck devices\n");
+        let _ = writeln!(o, "Devices that wanted a session and held none at the end of the liveness phase (no faults for its whole length). Replay a run and trace its first stuck device with the command given.\n");
+        for v in stuck {
+            for s in &v.stuck {
+                let ids: Vec<String> = s.first_ids.iter().map(u32::to_string).collect();
+                let _ = writeln!(
+                    o,
+                    "- **{}**, seed {}: {} stuck, e.g. {}\n  `{}`",
+                    v.variant,
+                    s.seed,
+                    thousands(s.count),
+                    ids.join(", "),
+                    s.replay
+                );
+            }
+        }
+    }
+    let violated: Vec<&VariantReport> =
+        r.runs.iter().filter(|v| !v.violations.is_empty()).collect();
+    if !violated.is_empty() {
+        let _ = writeln!(o, "\n## Properties violated\n");
+        let _ = writeln!(o, "Safety invariants stop a run unless the variant's `[expect]` says `violated`; conformance monitors (which message a side sends, what it stores) are counted. The same predicates as the model checker (`imps_model::props`).\n");
+        let _ = writeln!(o, "| variant | property | kind | events | first (seed, event, time, device) | replay |\n|---|---|---|---:|---|---|");
+        for v in violated {
+            for x in &v.violations {
+                let kind = match (x.invariant, x.expected) {
+                    (true, false) => "invariant",
+                    (true, true) => "invariant (expected)",
+                    (false, false) => "conformance",
+                    (false, true) => "conformance (expected)",
+                };
+                let _ = writeln!(
+                    o,
+                    "| {} | `{}` | {kind} | {} | {}, #{}, {}, dev{} | `{}` |",
+                    v.variant,
+                    x.property,
+                    thousands(x.count),
+                    x.first_seed,
+                    x.first_event,
+                    ms(x.first_time_ms),
+                    x.first_device,
+                    x.replay
+                );
+            }
+            for (seed, p) in &v.stopped {
+                let _ = writeln!(
+                    o,
+                    "\n**{} seed {seed} stopped** at the violation of `{p}`.",
+                    v.variant
+                );
+            }
+        }
+    }
+    if !plots.is_empty() {
+        let _ = writeln!(o, "\n## Plots\n");
+        for (file, caption) in plots {
+            let _ = writeln!(o, "![{caption}]({file})\n");
+        }
+    }
+    let _ = writeln!(o, "\n## Scenario `{}`\n", r.sweep.scenario_name);
+    let _ = writeln!(o, "| knob | value | meaning |\n|---|---|---|");
+    let table = toml::Table::try_from(&r.sweep.scenario).unwrap_or_default();
+    for k in SCENARIO_KNOBS {
+        let key = &k.key["scenario.".len()..];
+        let value = table.get(key).map(|v| v.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "| `{}` | `{}` | {} |",
+            k.key,
+            value.trim_matches('"'),
+            k.meaning
+        );
+    }
+    o
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// that `path` is never half-written.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(pct_ppm(995_321), "99.5321 %");
+        assert_eq!(ms(250), "250 ms");
+        assert_eq!(ms(61_500), "61.5 s");
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,681 @@
+//! Scenarios: the environment a simulation runs in (how many devices, how long, which
+//! faults, which timers), as a typed TOML file under `specs/scenarios/`.
+//!
+//! A scenario file has a `description` and a `[scenario]` table; every knob has a default
+//! ([`Scenario::default`], documented in [`SCENARIO_KNOBS`]) and unknown knobs are errors.
+//! On the command line, `--set scenario.KNOB=VALUE` changes a scenario knob, and
+//! `--set server.KNOB=...`, `client.KNOB=...` a knob of every variant of the run: the section
+//! names which of the two a `--set` is for. The variants' `env.*` knobs are the model
+//! checker's bounds; the simulator ignores them (its scale comes from the scenario).
+//!
+//! Durations are strings with a unit: `250ms`, `90s`, `30m`, `1h`, or sums such as `1h30m`.
+
+use imps_model::config::Config;
+use imps_model::server::granted_keep_alive_s;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The longest simulated time of a run, faulty and liveness phases together (the event key
+/// holds 30 bits of milliseconds).
+pub const MAX_RUN_MS: u64 = 240 * 3_600_000;
+/// The most devices in one run.
+pub const MAX_DEVICES: u32 = 50_000_000;
+
+/// A duration in milliseconds, written with a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dur(pub u64);
+
+impl Dur {
+    /// Milliseconds.
+    pub const fn ms(self) -> u64 {
+        self.0
+    }
+}
+
+/// Why a duration did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a duration such as 90s, 30m or 1h (a number and a unit: ms, s, m, h, d; sums like 1h30m), found `{0}`")]
+pub struct DurError(pub String);
+
+impl std::str::FromStr for Dur {
+    type Err = DurError;
+
+    fn from_str(s: &str) -> Result<Dur, DurError> {
+        let err = || DurError(s.to_string());
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(err());
+        }
+        let mut total: u64 = 0;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(err());
+            }
+            let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let scale = match &rest[..unit_len] {
+                "ms" => 1,
+                "s" => 1000,
+                "m" | "min" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => return Err(err()),
+            };
+            rest = &rest[unit_len..];
+            total = n
+                .checked_mul(scale)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(err)?;
+        }
+        Ok(Dur(total))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        let units = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1000, "s"),
+        ];
+        if ms == 0 {
+            return write!(f, "0s");
+        }
+        for (scale, u) in units {
+            if ms % scale == 0 {
+                return write!(f, "{}{u}", ms / scale);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"90s\", \"30m\" or \"1h\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dur, E> {
+                s.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
+                Err(E::custom(DurError(n.to_string())))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Dur, E> {
+                Err(E::custom(DurError(n.to_string())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Dur, E> {
+                Err(E::custom(DurError(n.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The knobs of a scenario. Defaults are those of `specs/scenarios/default.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// Devices in the run (`--devices`).
+    pub devices: u32,
+    /// Devices per user: device `d` belongs to user `d / devices_per_user`.
+    pub devices_per_user: u32,
+    /// Simulated time of the faulty phase (`--duration`).
+    pub duration: Dur,
+    /// The seed when `--seed` is not given.
+    pub seed: u64,
+    /// Devices power on at uniform random times within this window from time 0.
+    pub start_spread: Dur,
+    /// A device sends a KeepAlive-Request after this percentage of the granted KeepAliveTime
+    /// of idleness (the TimeToLive requested is the variant's `client.ttl_s`; the server grants
+    /// at most `server.max_keep_alive_s`).
+    pub keep_alive_at_pct: u32,
+    /// One-way network latency: `latency_min` plus an exponential with mean
+    /// `latency_mean - latency_min`, capped at `latency_max`.
+    pub latency_min: Dur,
+    /// Mean one-way latency.
+    pub latency_mean: Dur,
+    /// Largest one-way latency.
+    pub latency_max: Dur,
+    /// Probability that a message is lost in the faulty phase. A lost request or answer breaks
+    /// the device's connection (it notices when the message would have arrived); a lost
+    /// Disconnect is just gone.
+    pub loss_rate: f64,
+    /// Crashes per device and hour of the faulty phase (a Poisson process per device; a crash
+    /// hits whatever state the device is in).
+    pub crashes_per_device_hour: f64,
+    /// Shortest time from a crash to the restart.
+    pub restart_delay_min: Dur,
+    /// Longest time from a crash to the restart (uniform between the two).
+    pub restart_delay_max: Dur,
+    /// First retry delay after a refused or broken login; doubles with each retry.
+    pub backoff_base: Dur,
+    /// Largest retry delay.
+    pub backoff_cap: Dur,
+    /// Up to this percentage of each retry delay is taken off at random (jitter).
+    pub backoff_jitter_pct: u32,
+    /// User actions (join or leave a group, publish presence) per device and hour, in the
+    /// faulty phase, applied when the device holds a session: they give sessions a context.
+    pub user_actions_per_device_hour: f64,
+    /// Groups a user may join (0..=8).
+    pub groups: u8,
+    /// Presence values a user may publish (0..=3).
+    pub presence_values: u8,
+    /// The liveness phase lasts this many TTLs (granted KeepAliveTimes); every device must
+    /// hold a session at its end, or it is reported stuck.
+    pub liveness_ttls: u32,
+    /// Stop the run at the first violation of a safety invariant that the variant does not
+    /// expect (`[expect]` of the variant file says `violated`).
+    pub stop_on_violation: bool,
+    /// Points of the live/orphaned sessions time series.
+    pub samples: u32,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            devices: 100_000,
+            devices_per_user: 2,
+            duration: Dur(3_600_000),
+            seed: 1,
+            start_spread: Dur(60_000),
+            keep_alive_at_pct: 80,
+            latency_min: Dur(20),
+            latency_mean: Dur(80),
+            latency_max: Dur(3000),
+            loss_rate: 0.0001,
+            crashes_per_device_hour: 0.2,
+            restart_delay_min: Dur(5000),
+            restart_delay_max: Dur(60_000),
+            backoff_base: Dur(1000),
+            backoff_cap: Dur(60_000),
+            backoff_jitter_pct: 50,
+            user_actions_per_device_hour: 1.0,
+            groups: 2,
+            presence_values: 3,
+            liveness_ttls: 2,
+            stop_on_violation: true,
+            samples: 240,
+        }
+    }
+}
+
+/// A scenario file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// One line on what the scenario is for.
+    pub description: String,
+    /// The knobs.
+    pub scenario: Scenario,
+}
+
+/// Documentation of one scenario knob.
+#[derive(Clone, Copy, Debug)]
+pub struct ScenarioKnob {
+    /// `scenario.knob`.
+    pub key: &'static str,
+    /// What it means.
+    pub meaning: &'static str,
+}
+
+/// Every scenario knob, in file order; defaults come from [`Scenario::default`].
+pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
+    ScenarioKnob { key: "scenario.devices", meaning: "devices in the run (--devices)" },
+    ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user; device d belongs to user d / devices_per_user" },
+    ScenarioKnob { key: "scenario.duration", meaning: "simulated time of the faulty phase (--duration)" },
+    ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given" },
+    ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread)" },
+    ScenarioKnob { key: "scenario.keep_alive_at_pct", meaning: "keep-alive sent after this % of the granted KeepAliveTime (TTL: client.ttl_s, capped by server.max_keep_alive_s)" },
+    ScenarioKnob { key: "scenario.latency_min", meaning: "one-way latency: min + exponential(mean - min), capped at max" },
+    ScenarioKnob { key: "scenario.latency_mean", meaning: "mean one-way latency" },
+    ScenarioKnob { key: "scenario.latency_max", meaning: "largest one-way latency" },
+    ScenarioKnob { key: "scenario.loss_rate", meaning: "probability that a message is lost (faulty phase); a lost request or answer breaks the connection" },
+    ScenarioKnob { key: "scenario.crashes_per_device_hour", meaning: "Poisson crash rate per device (faulty phase); a crash may hit any state" },
+    ScenarioKnob { key: "scenario.restart_delay_min", meaning: "shortest crash-to-restart time" },
+    ScenarioKnob { key: "scenario.restart_delay_max", meaning: "longest crash-to-restart time (uniform)" },
+    ScenarioKnob { key: "scenario.backoff_base", meaning: "first login retry delay; doubles per retry" },
+    ScenarioKnob { key: "scenario.backoff_cap", meaning: "largest login retry delay" },
+    ScenarioKnob { key: "scenario.backoff_jitter_pct", meaning: "up to this % of a retry delay is taken off at random" },
+    ScenarioKnob { key: "scenario.user_actions_per_device_hour", meaning: "join/leave/presence actions per device-hour (faulty phase), giving sessions a context" },
+    ScenarioKnob { key: "scenario.groups", meaning: "groups a user may join (0..=8)" },
+    ScenarioKnob { key: "scenario.presence_values", meaning: "presence values a user may publish (0..=3)" },
+    ScenarioKnob { key: "scenario.liveness_ttls", meaning: "liveness phase length in TTLs; devices without a session at its end are stuck" },
+    ScenarioKnob { key: "scenario.stop_on_violation", meaning: "stop at the first unexpected safety-invariant violation" },
+    ScenarioKnob { key: "scenario.samples", meaning: "points of the sessions-over-time series" },
+];
+
+/// A scenario error: the file or flag, the place, and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse, did not fit the knobs, or broke a bound.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file, or the flag.
+        origin: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// No scenario of that name.
+    #[error("--scenario: unknown scenario `{name}`; named scenarios: {known}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: String,
+    },
+}
+
+fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid {
+        origin: origin.into(),
+        message: message.into(),
+    }
+}
+
+/// The directory of named scenarios: `specs/scenarios` at the workspace root.
+pub fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/scenarios")
+}
+
+/// The named scenarios under `dir`, sorted.
+pub fn named_scenarios(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+impl ScenarioFile {
+    /// Parse a scenario from TOML; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<ScenarioFile, ScenarioError> {
+        let f: ScenarioFile = toml::from_str(text)
+            .map_err(|e| invalid(origin, e.to_string().trim_end().to_string()))?;
+        f.scenario.validate().map_err(|m| invalid(origin, m))?;
+        Ok(f)
+    }
+
+    /// Read a scenario file.
+    pub fn load(path: &Path) -> Result<ScenarioFile, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ScenarioFile::from_toml(&text, &path.display().to_string())
+    }
+}
+
+/// A scenario by name (a file stem under `dir`) or path; returns its name and contents.
+pub fn resolve_scenario(
+    name_or_path: &str,
+    dir: &Path,
+) -> Result<(String, ScenarioFile), ScenarioError> {
+    let p = Path::new(name_or_path);
+    if name_or_path.ends_with(".toml") || p.components().count() > 1 {
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| name_or_path.to_string());
+        return Ok((name, ScenarioFile::load(p)?));
+    }
+    let file = dir.join(format!("{name_or_path}.toml"));
+    if file.exists() {
+        return Ok((name_or_path.to_string(), ScenarioFile::load(&file)?));
+    }
+    Err(ScenarioError::Unknown {
+        name: name_or_path.to_string(),
+        known: named_scenarios(dir).join(", "),
+    })
+}
+
+impl Scenario {
+    /// Apply one `scenario.knob=value` override (the `scenario.` prefix already checked).
+    /// The value is read as TOML, and as a string when it is not TOML (`90s`).
+    pub fn apply_set(&mut self, assignment: &str) -> Result<(), ScenarioError> {
+        let origin = format!("--set {assignment}");
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| invalid(&origin, "expected scenario.knob=value"))?;
+        let knob = key
+            .trim()
+            .strip_prefix("scenario.")
+            .ok_or_else(|| invalid(&origin, "expected scenario.knob=value"))?;
+        let raw = raw.trim();
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        let mut table =
+            toml::Table::try_from(&*self).map_err(|e| invalid(&origin, e.to_string()))?;
+        if !table.contains_key(knob) {
+            let known: Vec<&str> = SCENARIO_KNOBS
+                .iter()
+                .map(|k| &k.key["scenario.".len()..])
+                .collect();
+            return Err(invalid(
+                &origin,
+                format!(
+                    "unknown knob `{knob}` in [scenario], expected one of: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        table.insert(knob.to_string(), value);
+        let sc: Scenario = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                invalid(&origin, format!("scenario.{knob}: {}", e.message()))
+            })?;
+        sc.validate().map_err(|m| invalid(&origin, m))?;
+        *self = sc;
+        Ok(())
+    }
+
+    /// Check the bounds that serde cannot express. The message names the knob and the bound.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = self;
+        let fail = |knob: &str, what: String| Err(format!("scenario.{knob}: {what}"));
+        if s.devices == 0 || s.devices > MAX_DEVICES {
+            return fail(
+                "devices",
+                format!("expected 1..={MAX_DEVICES}, found {}", s.devices),
+            );
+        }
+        if s.devices_per_user == 0 || s.devices_per_user > 64 {
+            return fail(
+                "devices_per_user",
+                format!("expected 1..=64, found {}", s.devices_per_user),
+            );
+        }
+        if s.duration.ms() == 0 || s.duration.ms() > MAX_RUN_MS {
+            return fail(
+                "duration",
+                format!(
+                    "expected more than 0 and at most 240h, found {}",
+                    s.duration
+                ),
+            );
+        }
+        if s.keep_alive_at_pct == 0 || s.keep_alive_at_pct > 100 {
+            return fail(
+                "keep_alive_at_pct",
+                format!("expected 1..=100, found {}", s.keep_alive_at_pct),
+            );
+        }
+        if !(s.latency_min <= s.latency_mean && s.latency_mean <= s.latency_max) {
+            return fail(
+                "latency_mean",
+                format!(
+                    "expected latency_min <= latency_mean <= latency_max, found {} <= {} <= {}",
+                    s.latency_min, s.latency_mean, s.latency_max
+                ),
+            );
+        }
+        if s.latency_max.ms() > 600_000 {
+            return fail(
+                "latency_max",
+                format!("expected at most 10m, found {}", s.latency_max),
+            );
+        }
+        if !(0.0..=0.5).contains(&s.loss_rate) {
+            return fail(
+                "loss_rate",
+                format!("expected a probability in 0..=0.5, found {}", s.loss_rate),
+            );
+        }
+        if !(0.0..=3600.0).contains(&s.crashes_per_device_hour) {
+            return fail(
+                "crashes_per_device_hour",
+                format!("expected 0..=3600, found {}", s.crashes_per_device_hour),
+            );
+        }
+        if s.restart_delay_min > s.restart_delay_max {
+            return fail(
+                "restart_delay_min",
+                format!(
+                    "expected at most restart_delay_max ({}), found {}",
+                    s.restart_delay_max, s.restart_delay_min
+                ),
+            );
+        }
+        if s.backoff_base.ms() == 0 || s.backoff_base > s.backoff_cap {
+            return fail(
+                "backoff_base",
+                format!(
+                    "expected more than 0 and at most backoff_cap ({}), found {}",
+                    s.backoff_cap, s.backoff_base
+                ),
+            );
+        }
+        if s.backoff_jitter_pct > 100 {
+            return fail(
+                "backoff_jitter_pct",
+                format!("expected 0..=100, found {}", s.backoff_jitter_pct),
+            );
+        }
+        if !(0.0..=3600.0).contains(&s.user_actions_per_device_hour) {
+            return fail(
+                "user_actions_per_device_hour",
+                format!(
+                    "expected 0..=3600, found {}",
+                    s.user_actions_per_device_hour
+                ),
+            );
+        }
+        if s.groups > 8 {
+            return fail("groups", format!("expected 0..=8, found {}", s.groups));
+        }
+        if s.presence_values > 3 {
+            return fail(
+                "presence_values",
+                format!("expected 0..=3, found {}", s.presence_values),
+            );
+        }
+        if s.liveness_ttls == 0 {
+            return fail("liveness_ttls", "expected at least 1, found 0".into());
+        }
+        if !(2..=10_000).contains(&s.samples) {
+            return fail(
+                "samples",
+                format!("expected 2..=10000, found {}", s.samples),
+            );
+        }
+        Ok(())
+    }
+
+    /// The granted KeepAliveTime (the TTL) under a variant, ms.
+    pub fn ttl_ms(cfg: &Config) -> u64 {
+        u64::from(granted_keep_alive_s(cfg, Some(cfg.client.ttl_s))) * 1000
+    }
+
+    /// The liveness bound under a variant, ms.
+    pub fn liveness_ms(&self, cfg: &Config) -> u64 {
+        u64::from(self.liveness_ttls) * Scenario::ttl_ms(cfg)
+    }
+
+    /// The time a device may need to hold a session again after the last fault, even when
+    /// nothing goes wrong: a restart, one back-off at its cap, ten one-way messages at the
+    /// largest latency (recovery, logout, login, negotiation, and their answers).
+    pub fn worst_recovery_ms(&self) -> u64 {
+        self.restart_delay_max.ms() + self.backoff_cap.ms() + 10 * self.latency_max.ms()
+    }
+
+    /// Check the scenario against a variant: the liveness bound must be achievable and the
+    /// whole run must fit the time limit.
+    pub fn check_variant(&self, name: &str, cfg: &Config) -> Result<(), String> {
+        let bound = self.liveness_ms(cfg);
+        let need = self.worst_recovery_ms();
+        if bound < need {
+            return Err(format!(
+                "scenario.liveness_ttls: the liveness bound with variant {name} is {} x TTL {} = {}, shorter than what a \
+                 device may need without any fault (restart_delay_max {} + backoff_cap {} + 10 x latency_max {} = {}); \
+                 raise scenario.liveness_ttls or client.ttl_s, or lower those",
+                self.liveness_ttls,
+                Dur(Scenario::ttl_ms(cfg)),
+                Dur(bound),
+                self.restart_delay_max,
+                self.backoff_cap,
+                self.latency_max,
+                Dur(need)
+            ));
+        }
+        if self.duration.ms() + bound > MAX_RUN_MS {
+            return Err(format!(
+                "scenario.duration: the run with variant {name} would last {} + liveness {} = {}, more than the limit of 240h",
+                self.duration,
+                Dur(bound),
+                Dur(self.duration.ms() + bound)
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        for (s, ms) in [
+            ("90s", 90_000),
+            ("30m", 1_800_000),
+            ("1h", 3_600_000),
+            ("1h30m", 5_400_000),
+            ("250ms", 250),
+            ("2d", 172_800_000),
+        ] {
+            let d: Dur = s.parse().unwrap();
+            assert_eq!(d.ms(), ms, "{s}");
+            assert_eq!(d.to_string().parse::<Dur>().unwrap(), d);
+        }
+        for bad in [
+            "",
+            "10",
+            "h",
+            "1x",
+            "1.5h",
+            "-1s",
+            "1h 30m",
+            "99999999999999999999h",
+        ] {
+            let e = bad.parse::<Dur>().unwrap_err().to_string();
+            assert!(e.contains("expected a duration"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_knob_is_documented() {
+        let t = toml::Table::try_from(Scenario::default()).unwrap();
+        let mut keys: Vec<String> = t.keys().map(|k| format!("scenario.{k}")).collect();
+        let mut documented: Vec<String> =
+            SCENARIO_KNOBS.iter().map(|k| k.key.to_string()).collect();
+        keys.sort();
+        documented.sort();
+        assert_eq!(keys, documented);
+    }
+
+    #[test]
+    fn named_scenarios_parse_and_default_matches_the_struct() {
+        let dir = scenarios_dir();
+        let names = named_scenarios(&dir);
+        assert!(names.contains(&"default".to_string()), "{names:?}");
+        for n in &names {
+            resolve_scenario(n, &dir).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (_, f) = resolve_scenario("default", &dir).unwrap();
+        assert_eq!(
+            f.scenario,
+            Scenario::default(),
+            "default.toml spells out the defaults"
+        );
+    }
+
+    #[test]
+    fn set_changes_knobs_and_names_the_flag_on_error() {
+        let mut s = Scenario::default();
+        s.apply_set("scenario.duration=90s").unwrap();
+        assert_eq!(s.duration, Dur(90_000));
+        s.apply_set("scenario.loss_rate=0.01").unwrap();
+        assert_eq!(s.loss_rate, 0.01);
+        s.apply_set("scenario.crashes_per_device_hour=2").unwrap();
+        assert_eq!(s.crashes_per_device_hour, 2.0);
+        let e = s.apply_set("scenario.nope=1").unwrap_err().to_string();
+        assert!(
+            e.starts_with("--set scenario.nope=1: unknown knob `nope`") && e.contains("devices"),
+            "{e}"
+        );
+        let e = s.apply_set("scenario.duration=10").unwrap_err().to_string();
+        assert!(
+            e.contains("scenario.duration") && e.contains("expected a duration"),
+            "{e}"
+        );
+        let e = s.apply_set("scenario.devices=0").unwrap_err().to_string();
+        assert!(e.contains("scenario.devices: expected 1..="), "{e}");
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_line() {
+        let e = ScenarioFile::from_toml("[scenario]\ndevices = 10\nbogus = 1\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("x.toml:") && e.contains("line 3") && e.contains("bogus"),
+            "{e}"
+        );
+        let e = ScenarioFile::from_toml("[scenario]\nduration = \"forever\"\n", "y.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("expected a duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_impossible_liveness_bound_is_refused() {
+        let s = Scenario {
+            restart_delay_max: Dur(3_600_000),
+            ..Scenario::default()
+        };
+        let e = s.check_variant("post-cr", &Config::default()).unwrap_err();
+        assert!(e.starts_with("scenario.liveness_ttls:"), "{e}");
+        Scenario::default()
+            .check_variant("post-cr", &Config::default())
+            .unwrap();
+    }
+}

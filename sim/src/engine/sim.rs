@@ -1,0 +1,1218 @@
+//! The simulation: devices running the protocol core's [`Client`], one [`UserServer`] per user,
+//! a network with latency and loss, crashes, timers, and the CR's monitors after every event.
+
+use super::hist::LogHistogram;
+use super::queue::{Event, Kind, RadixQueue, AUX_MASK, MAX_SEQ};
+use super::result::{Faults, Logins, RunResult, Sample, Sessions, ViolationRecord, MAX_STUCK_IDS};
+use super::rng::{event_stream, exponential, stream, uniform_u64, ExpTable, Purpose};
+use super::scenario::Scenario;
+use imps_model::client::{Client, ClientNote, ClientOut, ClientTimer, Phase, UserAction};
+use imps_model::config::{Config, Verdict};
+use imps_model::msg::{DeviceId, Envelope, Primitive, SessionId, UserId};
+use imps_model::props::{self, ClientInput, Kind as PropKind, Prop, PropSet, ServerStep};
+use imps_model::server::{EndCause, ServerEvent, ServerOut, ServerShared, Session, UserServer};
+use rand_core::RngCore;
+use rand_xoshiro::Xoshiro128PlusPlus;
+use xxhash_rust::xxh3::Xxh3;
+
+/// Timer payload bit: the armed timer is a keep-alive (else a retry).
+const KEEP_ALIVE_BIT: u32 = 1 << 27;
+/// Timer payload bits holding the timer generation.
+const GEN_MASK: u32 = KEEP_ALIVE_BIT - 1;
+/// `lost_at_ms` when the device holds a session (or has not started).
+const NONE: u32 = u32::MAX;
+/// The most trace entries a run records.
+pub const MAX_TRACE_ENTRIES: usize = 1_000_000;
+/// The most events processed as one batch (see [`Sim::run`]).
+const BATCH: usize = 64;
+/// How often the progress callback runs, in events.
+const PROGRESS_EVERY: u64 = 1 << 18;
+
+/// Whether a run stops on a violation of `p`: safety invariants about the state of the server
+/// and the sessions stop it; conformance monitors (which message a side sends, what it stores)
+/// do not, because a pre-CR variant breaks them by design: they are counted and reported.
+pub const fn is_invariant(p: Prop) -> bool {
+    match p {
+        Prop::ClientIdUniquePerUser
+        | Prop::WithinSessionLimit
+        | Prop::NoDisconnectToAdmitLogin
+        | Prop::DisconnectAlwaysSent
+        | Prop::RecoveredContextUnchanged
+        | Prop::FailedRecoveryNotLoggedIn
+        | Prop::LogoutLeavesGroups
+        | Prop::SessionsIndependent
+        | Prop::PresenceMergedAcrossSessions
+        | Prop::SessionContextDroppedAfterLogout => true,
+        Prop::LoginWithClientIdInUseAnswered608
+        | Prop::DisconnectHasNoTransactionId
+        | Prop::ClientNeverAnswersDisconnect
+        | Prop::RecoveryRefusalAnswered502
+        | Prop::LogoutAfterRecoveryWithoutContext
+        | Prop::StoredSessionIdRemovedOnLogout
+        | Prop::LogoutAnsweredWithStatus
+        | Prop::MultipleSessionsSupported
+        | Prop::NoCombinedNegotiationOnRecovery
+        | Prop::NoNegotiationInFirstFourWayRequest
+        | Prop::CapabilityNegotiationWhenRequested
+        | Prop::CapabilityRequestFalseAfterNegotiation
+        | Prop::NoLoginContinuationAfter436
+        | Prop::SessionIdStoredWhenEstablished
+        | Prop::RecoveryAttemptedFirst
+        | Prop::FreshLoginAfterFailedRecoveryHasNoSessionId => false,
+        // Not step monitors: liveness is the liveness phase, witnesses are reached, not violated.
+        Prop::NoDeadlock
+        | Prop::EventuallyLoggedInFair
+        | Prop::Reach608
+        | Prop::Reach502
+        | Prop::ReachRecovery
+        | Prop::ReachLogoutAfterRecovery
+        | Prop::ReachTwoWayLogin
+        | Prop::ReachFourWayLogin
+        | Prop::Reach609Or610
+        | Prop::ReachExpiry
+        | Prop::ReachDisconnect
+        | Prop::Reach436 => false,
+    }
+}
+
+/// Why a run could not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// A limit of the engine was exceeded.
+    #[error("limit exceeded: {0}")]
+    Limit(String),
+}
+
+/// What the progress callback sees.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Simulated time, ms.
+    pub now_ms: u64,
+    /// The run's end, ms.
+    pub end_ms: u64,
+    /// Events so far.
+    pub events: u64,
+}
+
+/// How a traced message fared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It arrived and was handled.
+    Delivered,
+    /// The network lost it.
+    Lost,
+    /// Its connection was gone (crash or loss since it was sent): nobody took it.
+    Dropped,
+}
+
+/// One entry of a device trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceWhat {
+    /// A message between the device and the server.
+    Message {
+        /// Sent by the device (else by the server).
+        from_device: bool,
+        /// The message.
+        env: Envelope,
+        /// What happened to it.
+        fate: Fate,
+    },
+    /// Something that happened to the device.
+    Note(&'static str),
+}
+
+/// One entry of a device trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// Simulated time, ms: arrival for delivered and dropped messages, sending for lost ones.
+    pub time_ms: u64,
+    /// The device.
+    pub device: u32,
+    /// What.
+    pub what: TraceWhat,
+}
+
+/// What a run needs.
+#[derive(Clone, Copy, Debug)]
+pub struct RunSpec<'a> {
+    /// The variant's name (for the result).
+    pub variant: &'a str,
+    /// The variant.
+    pub cfg: &'a Config,
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// The seed.
+    pub seed: u64,
+    /// Devices whose messages to record.
+    pub trace_devices: &'a [u32],
+}
+
+/// What a run returns.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// The result.
+    pub result: RunResult,
+    /// The traced devices' messages, in event order.
+    pub trace: Vec<TraceEntry>,
+}
+
+/// Scenario values in the units the loop uses.
+#[derive(Clone, Debug)]
+struct Params {
+    dpu: u32,
+    faulty_end_ms: u64,
+    end_ms: u64,
+    ka_pct: u64,
+    lat_min_ms: f64,
+    lat_tail_ms: f64,
+    lat_max_ms: u64,
+    /// A message is lost when 32 random bits fall below this: `loss_rate * 2^32`.
+    loss_threshold: u64,
+    crash_mean_ms: Option<f64>,
+    restart_min_ms: u64,
+    restart_max_ms: u64,
+    backoff_base_ms: u64,
+    backoff_cap_ms: u64,
+    jitter_pct: u64,
+    user_mean_ms: Option<f64>,
+    groups: u8,
+    presence_values: u8,
+    start_spread_ms: u64,
+    sample_every_ms: u64,
+    samples: u32,
+    stop_on_violation: bool,
+}
+
+impl Params {
+    fn new(sc: &Scenario, cfg: &Config) -> Params {
+        let faulty_end_ms = sc.duration.ms();
+        let end_ms = faulty_end_ms + sc.liveness_ms(cfg);
+        let rate = |per_hour: f64| (per_hour > 0.0).then(|| 3_600_000.0 / per_hour);
+        Params {
+            dpu: sc.devices_per_user,
+            faulty_end_ms,
+            end_ms,
+            ka_pct: u64::from(sc.keep_alive_at_pct),
+            lat_min_ms: sc.latency_min.ms() as f64,
+            lat_tail_ms: (sc.latency_mean.ms() - sc.latency_min.ms()) as f64,
+            lat_max_ms: sc.latency_max.ms(),
+            loss_threshold: (sc.loss_rate * 4_294_967_296.0) as u64,
+            crash_mean_ms: rate(sc.crashes_per_device_hour),
+            restart_min_ms: sc.restart_delay_min.ms(),
+            restart_max_ms: sc.restart_delay_max.ms(),
+            backoff_base_ms: sc.backoff_base.ms(),
+            backoff_cap_ms: sc.backoff_cap.ms(),
+            jitter_pct: u64::from(sc.backoff_jitter_pct),
+            user_mean_ms: rate(sc.user_actions_per_device_hour),
+            groups: sc.groups,
+            presence_values: sc.presence_values,
+            start_spread_ms: sc.start_spread.ms(),
+            sample_every_ms: (end_ms / u64::from(sc.samples - 1)).max(1),
+            samples: sc.samples,
+            stop_on_violation: sc.stop_on_violation,
+        }
+    }
+}
+
+/// The part of a device that every client step reads: the protocol core's client and the
+/// network stream. Exactly one cache line.
+#[derive(Clone, Debug)]
+#[repr(C, align(64))]
+struct Hot {
+    client: Client,
+    net: Xoshiro128PlusPlus,
+}
+
+/// The driver's bookkeeping of a device. With [`Hot`], 96 bytes a device: a million of these
+/// is most of a run's memory. Aligned so that it never straddles two cache lines.
+#[derive(Clone, Debug)]
+#[repr(C, align(32))]
+struct Dev {
+    /// Generation of the armed client timer; a timer event of another generation is stale.
+    timer_gen: u32,
+    /// Connection epoch: bumped by a crash and a broken connection; answers for an older
+    /// epoch are lost.
+    epoch: u32,
+    /// Bumped by a crash: Disconnects pushed before it are lost.
+    boot: u32,
+    /// When the device last lost (or first wanted) a session, ms; [`NONE`] while it holds one.
+    lost_at_ms: u32,
+    /// Time without a session while wanting one, ms.
+    downtime_ms: u32,
+    /// Events drawn from the behaviour stream (start, crashes).
+    behaviour_draws: u32,
+    /// Events drawn from the user stream.
+    user_draws: u32,
+    /// Login retries since the last session or restart (the back-off exponent).
+    retries: u8,
+    /// Messages on their way to or from the device.
+    in_flight: u8,
+    /// The device held a session before: a new one is a recovery.
+    had_session: bool,
+}
+
+/// A message on the wire, in a slot of the message slab.
+#[derive(Clone, Copy, Debug)]
+struct Msg {
+    env: Envelope,
+    /// The connection epoch (requests, answers) or boot (Disconnects) it belongs to.
+    epoch: u32,
+}
+
+#[derive(Debug, Default)]
+struct Metrics {
+    logins: Logins,
+    result_codes: Vec<u64>,
+    ttr: LogHistogram,
+    sessions: Sessions,
+    faults: Faults,
+    messages: u64,
+    series: Vec<Sample>,
+    violations: Vec<(u64, u64, u64, u32)>,
+    witnesses: PropSet,
+}
+
+/// The simulation state.
+pub struct Sim<'a> {
+    cfg: &'a Config,
+    variant: &'a str,
+    p: Params,
+    seed: u64,
+    devices: u32,
+    now: u64,
+    events: u64,
+    seq: u64,
+    queue: RadixQueue,
+    hot: Vec<Hot>,
+    devs: Vec<Dev>,
+    users: Vec<UserServer>,
+    orphans: Vec<u16>,
+    orphans_total: u64,
+    holding: u64,
+    shared: ServerShared,
+    slab: Vec<Msg>,
+    free: Vec<u32>,
+    before: UserServer,
+    sout: ServerOut,
+    m: Metrics,
+    exp: ExpTable,
+    digest: Xxh3,
+    liveness: bool,
+    next_sample: u64,
+    traced: Vec<u32>,
+    trace: Vec<TraceEntry>,
+    expected: PropSet,
+    stop: Option<Prop>,
+    limit: Option<String>,
+}
+
+#[inline]
+const fn holds(phase: &Phase) -> bool {
+    matches!(phase, Phase::Established { .. } | Phase::Busy { .. })
+}
+
+/// Whether an active session is orphaned: neither its device's current session, nor its
+/// stored one, nor the one it is recovering, nor one whose Login-Response the device may still
+/// be waiting for (a login in flight with the same Client-ID).
+fn is_orphan(s: &Session, c: &Client) -> bool {
+    if c.phase.session() == Some(s.id) || c.stored.is_some_and(|st| st.session == s.id) {
+        return false;
+    }
+    match c.phase {
+        Phase::LoggingIn { attempt, .. } => {
+            attempt.recover != Some(s.id) && c.client_id() != s.client_id
+        }
+        Phase::Backoff(attempt) => attempt.recover != Some(s.id),
+        Phase::Down
+        | Phase::Idle
+        | Phase::Negotiating { .. }
+        | Phase::Established { .. }
+        | Phase::Busy { .. }
+        | Phase::LoggingOut { .. } => true,
+    }
+}
+
+/// Whether a user's table is the same but for the keep-alive bookkeeping of its sessions
+/// (`last_active_ms`, `keep_alive_s`): then its state invariants hold as they did, and
+/// [`props::check_user_state`] (which allocates) need not run again.
+fn same_table(a: &UserServer, b: &UserServer) -> bool {
+    a.roster == b.roster
+        && a.presence_writer == b.presence_writer
+        && a.sessions.len() == b.sessions.len()
+        && a.sessions.iter().zip(&b.sessions).all(|(x, y)| {
+            x.id == y.id && x.client_id == y.client_id && x.ctx == y.ctx && x.active == y.active
+        })
+}
+
+/// What of a client [`is_orphan`] looks at: sessions need a recount only when it changes.
+#[inline]
+fn orphan_view(
+    c: &Client,
+) -> (
+    Option<SessionId>,
+    Option<SessionId>,
+    Option<SessionId>,
+    u8,
+    bool,
+) {
+    let (recover, logging_in) = match c.phase {
+        Phase::LoggingIn { attempt, .. } => (attempt.recover, true),
+        Phase::Backoff(attempt) => (attempt.recover, false),
+        Phase::Down
+        | Phase::Idle
+        | Phase::Negotiating { .. }
+        | Phase::Established { .. }
+        | Phase::Busy { .. }
+        | Phase::LoggingOut { .. } => (None, false),
+    };
+    (
+        c.phase.session(),
+        c.stored.map(|s| s.session),
+        recover,
+        c.slot,
+        logging_in,
+    )
+}
+
+impl<'a> Sim<'a> {
+    /// Set up a run: every device down, its start and first crash scheduled.
+    pub fn new(spec: &RunSpec<'a>) -> Sim<'a> {
+        let sc = spec.scenario;
+        let p = Params::new(sc, spec.cfg);
+        let n = sc.devices;
+        let users = n.div_ceil(p.dpu);
+        let mut traced: Vec<u32> = spec
+            .trace_devices
+            .iter()
+            .copied()
+            .filter(|&d| d < n)
+            .collect();
+        traced.sort_unstable();
+        traced.dedup();
+        let expected = {
+            let mut s = PropSet::default();
+            for prop in Prop::ALL {
+                if spec.cfg.expect.get(prop.name()) == Some(&Verdict::Violated) {
+                    s.insert(*prop);
+                }
+            }
+            s
+        };
+        let mut sim = Sim {
+            cfg: spec.cfg,
+            variant: spec.variant,
+            seed: spec.seed,
+            devices: n,
+            now: 0,
+            events: 0,
+            seq: 0,
+            queue: RadixQueue::new(),
+            hot: Vec::with_capacity(n as usize),
+            devs: Vec::with_capacity(n as usize),
+            users: vec![UserServer::default(); users as usize],
+            orphans: vec![0; users as usize],
+            orphans_total: 0,
+            holding: 0,
+            shared: ServerShared::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            before: UserServer::default(),
+            sout: ServerOut::default(),
+            m: Metrics {
+                result_codes: vec![0; 1000],
+                ttr: LogHistogram::new(),
+                violations: vec![(0, 0, 0, 0); Prop::ALL.len()],
+                ..Metrics::default()
+            },
+            exp: ExpTable::new(),
+            digest: Xxh3::new(),
+            liveness: false,
+            next_sample: 0,
+            traced,
+            trace: Vec::new(),
+            expected,
+            stop: None,
+            limit: None,
+            p,
+        };
+        for d in 0..n {
+            let mut behaviour = event_stream(spec.seed, d, Purpose::Behaviour, 0);
+            let start = if sim.p.start_spread_ms > 0 {
+                uniform_u64(&mut behaviour, 0, sim.p.start_spread_ms - 1)
+            } else {
+                0
+            };
+            let first_crash = sim
+                .p
+                .crash_mean_ms
+                .map(|mean| start + (exponential(&mut behaviour, mean) as u64).max(1));
+            let mut user = event_stream(spec.seed, d, Purpose::User, 0);
+            let first_act = sim
+                .p
+                .user_mean_ms
+                .map(|mean| start + (exponential(&mut user, mean) as u64).max(1));
+            sim.hot.push(Hot {
+                client: Client::new(UserId(d / sim.p.dpu), DeviceId(d)),
+                net: stream(spec.seed, d, Purpose::Network),
+            });
+            sim.devs.push(Dev {
+                timer_gen: 0,
+                epoch: 0,
+                boot: 0,
+                lost_at_ms: NONE,
+                downtime_ms: 0,
+                behaviour_draws: 1,
+                user_draws: 1,
+                retries: 0,
+                in_flight: 0,
+                had_session: false,
+            });
+            sim.schedule(start, d, Kind::Start, 0);
+            if let Some(t) = first_crash.filter(|&t| t < sim.p.faulty_end_ms) {
+                sim.schedule(t, d, Kind::Crash, 0);
+            }
+            if let Some(t) = first_act.filter(|&t| t < sim.p.faulty_end_ms) {
+                sim.schedule(t, d, Kind::UserAct, 0);
+            }
+        }
+        sim
+    }
+
+    #[inline]
+    fn schedule(&mut self, t: u64, d: u32, kind: Kind, aux: u32) {
+        if t > self.p.end_ms {
+            return; // never reached: the run ends first
+        }
+        if self.seq > MAX_SEQ {
+            self.limit
+                .get_or_insert_with(|| format!("more than {MAX_SEQ} events scheduled"));
+            return;
+        }
+        self.queue.push(Event::new(t, self.seq, d, kind, aux));
+        self.seq += 1;
+    }
+
+    fn alloc(&mut self, msg: Msg) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = msg;
+                i
+            }
+            None => {
+                let i = self.slab.len() as u32;
+                if i > AUX_MASK {
+                    self.limit.get_or_insert_with(|| {
+                        format!("more than {AUX_MASK} messages in flight at once")
+                    });
+                }
+                self.slab.push(msg);
+                i
+            }
+        }
+    }
+
+    fn take(&mut self, slot: u32) -> Msg {
+        self.free.push(slot);
+        self.slab[slot as usize]
+    }
+
+    #[inline]
+    fn traced(&self, d: u32) -> bool {
+        !self.traced.is_empty() && self.traced.binary_search(&d).is_ok()
+    }
+
+    fn record(&mut self, d: u32, what: TraceWhat) {
+        if self.traced(d) && self.trace.len() < MAX_TRACE_ENTRIES {
+            self.trace.push(TraceEntry {
+                time_ms: self.now,
+                device: d,
+                what,
+            });
+        }
+    }
+
+    /// Latency and loss of one message of device `d`: one 64-bit draw of its network stream,
+    /// the high half for the latency, the low half for the loss. Both are always drawn, so that
+    /// the stream advances the same way in the faulty and the liveness phase.
+    fn wire(&mut self, d: u32) -> (u64, bool) {
+        let x = self.hot[d as usize].net.next_u64();
+        let tail = self.exp.sample_bits((x >> 32) as u32, self.p.lat_tail_ms);
+        let lat = ((self.p.lat_min_ms + tail) as u64).min(self.p.lat_max_ms);
+        let lost = !self.liveness && (x & 0xFFFF_FFFF) < self.p.loss_threshold;
+        (lat, lost)
+    }
+
+    /// Run to the end (or to a stopping violation).
+    ///
+    /// Events are taken a millisecond at a time: every event of the current millisecond is
+    /// already in the queue (an event scheduled now for now comes after them, by its sequence
+    /// number), so the batch is processed in exactly the queue's order; knowing it in advance
+    /// lets `Sim::touch` load the batch's devices and users from memory in parallel before
+    /// they are processed one by one.
+    pub fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<RunOutput, SimError> {
+        let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+        'run: while let Some(first) = self.queue.pop() {
+            let t = first.time_ms();
+            if t > self.p.end_ms {
+                break;
+            }
+            batch.clear();
+            batch.push(first);
+            while batch.len() < BATCH {
+                match self.queue.pop_same_time() {
+                    Some(ev) => batch.push(ev),
+                    None => break,
+                }
+            }
+            if batch.len() > 1 {
+                self.touch(&batch);
+            }
+            while self.next_sample <= t {
+                self.sample();
+            }
+            if !self.liveness && t >= self.p.faulty_end_ms {
+                self.liveness = true;
+            }
+            self.now = t;
+            for &ev in &batch {
+                self.events += 1;
+                self.digest.update(&ev.to_bytes());
+                self.dispatch(ev);
+                if self.stop.is_some() {
+                    break 'run;
+                }
+                if let Some(l) = self.limit.take() {
+                    return Err(SimError::Limit(l));
+                }
+                if self.events % PROGRESS_EVERY == 0 {
+                    progress(Progress {
+                        now_ms: self.now,
+                        end_ms: self.p.end_ms,
+                        events: self.events,
+                    });
+                }
+            }
+        }
+        if self.stop.is_none() {
+            self.now = self.p.end_ms;
+            while self.m.series.len() < self.p.samples as usize {
+                self.sample();
+            }
+        }
+        Ok(self.finish())
+    }
+
+    /// Read a word of every device, user and session table the batch will touch, so that the
+    /// cache misses overlap instead of coming one after another. Has no effect on the run.
+    fn touch(&self, batch: &[Event]) {
+        let mut acc = 0u64;
+        for ev in batch {
+            if let (Some(h), Some(dev)) = (
+                self.hot.get(ev.device as usize),
+                self.devs.get(ev.device as usize),
+            ) {
+                acc ^= u64::from(dev.epoch) ^ u64::from(h.client.last_tid);
+            }
+            if let Some(us) = self.users.get((ev.device / self.p.dpu) as usize) {
+                acc ^= us.sessions.len() as u64 ^ u64::from(us.roster);
+            }
+        }
+        for ev in batch {
+            if let Some(us) = self.users.get((ev.device / self.p.dpu) as usize) {
+                acc ^= us.sessions.first().map_or(0, |s| u64::from(s.keep_alive_s));
+                acc ^= us.sessions.last().map_or(0, |s| s.last_active_ms);
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
+    fn sample(&mut self) {
+        self.m.series.push(Sample {
+            t_ms: self.next_sample,
+            live: u64::from(self.shared.active_total),
+            holding: self.holding,
+            orphans: self.orphans_total,
+        });
+        self.next_sample += self.p.sample_every_ms;
+        if self.m.series.len() + 1 == self.p.samples as usize {
+            self.next_sample = self.p.end_ms; // the last point is the end, exactly
+        }
+    }
+
+    fn dispatch(&mut self, ev: Event) {
+        let d = ev.device;
+        let di = d as usize;
+        match ev.kind() {
+            Kind::Start => {
+                let dev = &mut self.devs[di];
+                let c = &mut self.hot[di].client;
+                if dev.lost_at_ms == NONE && !holds(&c.phase) {
+                    dev.lost_at_ms = self.now as u32;
+                }
+                let before = *c;
+                let mut out = ClientOut::default();
+                c.start(self.cfg, &mut out);
+                self.record(d, TraceWhat::Note("power on"));
+                self.after_client(d, &before, ClientInput::Start, &out);
+            }
+            Kind::Crash => {
+                let mean = self
+                    .p
+                    .crash_mean_ms
+                    .expect("invariant: crash events only with a crash rate");
+                let dev = &mut self.devs[di];
+                let mut rng = event_stream(self.seed, d, Purpose::Behaviour, dev.behaviour_draws);
+                dev.behaviour_draws = dev.behaviour_draws.wrapping_add(1);
+                let gap = (exponential(&mut rng, mean) as u64).max(1);
+                let restart = uniform_u64(&mut rng, self.p.restart_min_ms, self.p.restart_max_ms);
+                if self.now + gap < self.p.faulty_end_ms {
+                    self.schedule(self.now + gap, d, Kind::Crash, 0);
+                }
+                if self.hot[di].client.phase != Phase::Down {
+                    self.crash(d, restart);
+                }
+            }
+            Kind::UserAct => {
+                let mean = self
+                    .p
+                    .user_mean_ms
+                    .expect("invariant: user events only with a user rate");
+                let dev = &mut self.devs[di];
+                let mut rng = event_stream(self.seed, d, Purpose::User, dev.user_draws);
+                dev.user_draws = dev.user_draws.wrapping_add(1);
+                let gap = (exponential(&mut rng, mean) as u64).max(1);
+                let r = rng.next_u64();
+                if self.now + gap < self.p.faulty_end_ms {
+                    self.schedule(self.now + gap, d, Kind::UserAct, 0);
+                }
+                let c = &mut self.hot[di].client;
+                if let Phase::Established { .. } = c.phase {
+                    let (groups, values) = (self.p.groups, self.p.presence_values);
+                    let action = if groups > 0 && (values == 0 || r & 1 == 0) {
+                        let g = ((r >> 8) % u64::from(groups)) as u8;
+                        let joined = c.ctx.is_some_and(|x| x.groups & (1 << g) != 0);
+                        Some(if joined {
+                            UserAction::Leave(g)
+                        } else {
+                            UserAction::Join(g)
+                        })
+                    } else if values > 0 {
+                        Some(UserAction::Presence(
+                            1 + ((r >> 8) % u64::from(values)) as u8,
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(a) = action {
+                        let before = *c;
+                        let mut out = ClientOut::default();
+                        c.user_action(self.cfg, a, &mut out);
+                        self.after_client(d, &before, ClientInput::Other, &out);
+                    }
+                }
+            }
+            Kind::ClientTimer => {
+                let aux = ev.aux();
+                if aux & GEN_MASK != self.devs[di].timer_gen & GEN_MASK {
+                    return; // superseded by a later timer, or cancelled by a crash
+                }
+                let c = &mut self.hot[di].client;
+                let timer = if aux & KEEP_ALIVE_BIT != 0 {
+                    ClientTimer::KeepAlive {
+                        after_s: c.keep_alive_s,
+                    }
+                } else {
+                    ClientTimer::Retry
+                };
+                let before = *c;
+                let mut out = ClientOut::default();
+                c.on_timer(self.cfg, timer, &mut out);
+                self.after_client(d, &before, ClientInput::Other, &out);
+            }
+            Kind::ToServer => {
+                let msg = self.take(ev.aux());
+                self.devs[di].in_flight -= 1;
+                self.record(
+                    d,
+                    TraceWhat::Message {
+                        from_device: true,
+                        env: msg.env,
+                        fate: Fate::Delivered,
+                    },
+                );
+                self.server_step(d, Some(&msg));
+            }
+            Kind::ToClient | Kind::Push => {
+                let msg = self.take(ev.aux());
+                let dev = &mut self.devs[di];
+                let c = &mut self.hot[di].client;
+                dev.in_flight -= 1;
+                let current = if ev.kind() == Kind::ToClient {
+                    dev.epoch
+                } else {
+                    dev.boot
+                };
+                if msg.epoch != current || c.phase == Phase::Down {
+                    self.record(
+                        d,
+                        TraceWhat::Message {
+                            from_device: false,
+                            env: msg.env,
+                            fate: Fate::Dropped,
+                        },
+                    );
+                    return;
+                }
+                if let Primitive::LoginResponse(r) = msg.env.body {
+                    if r.result.is_success() && r.session_id.is_some() {
+                        self.m.logins.succeeded += 1;
+                        if matches!(c.phase, Phase::LoggingIn { attempt, .. } if attempt.recover.is_some())
+                        {
+                            self.m.logins.recoveries_succeeded += 1;
+                        }
+                    }
+                }
+                let before = *c;
+                let mut out = ClientOut::default();
+                c.on_message(self.cfg, &msg.env, &mut out);
+                self.record(
+                    d,
+                    TraceWhat::Message {
+                        from_device: false,
+                        env: msg.env,
+                        fate: Fate::Delivered,
+                    },
+                );
+                self.after_client(d, &before, ClientInput::Message(&msg.env), &out);
+            }
+            Kind::ConnLost => {
+                let dev = &mut self.devs[di];
+                if ev.aux() != dev.epoch & AUX_MASK {
+                    return; // the connection already broke, or the device crashed
+                }
+                dev.epoch = dev.epoch.wrapping_add(1);
+                self.m.faults.connection_losses += 1;
+                let c = &mut self.hot[di].client;
+                let before = *c;
+                let mut out = ClientOut::default();
+                c.connection_lost(&mut out);
+                self.record(d, TraceWhat::Note("connection lost"));
+                self.after_client(d, &before, ClientInput::Other, &out);
+            }
+            Kind::Ttl => self.ttl(d, SessionId(ev.aux())),
+        }
+    }
+
+    fn crash(&mut self, d: u32, restart_ms: u64) {
+        let dev = &mut self.devs[d as usize];
+        let c = &mut self.hot[d as usize].client;
+        let before = *c;
+        c.crash();
+        dev.epoch = dev.epoch.wrapping_add(1);
+        dev.boot = dev.boot.wrapping_add(1);
+        dev.timer_gen = dev.timer_gen.wrapping_add(1);
+        dev.retries = 0;
+        self.m.faults.crashes += 1;
+        self.record(d, TraceWhat::Note("crash"));
+        self.schedule(self.now + restart_ms, d, Kind::Start, 0);
+        self.after_client(d, &before, ClientInput::Other, &ClientOut::default());
+    }
+
+    /// Everything that follows a client step: the monitors, the message and timer it asked for,
+    /// the session bookkeeping.
+    fn after_client(&mut self, d: u32, before: &Client, input: ClientInput<'_>, out: &ClientOut) {
+        let di = d as usize;
+        let after = self.hot[di].client;
+        let mut found = PropSet::default();
+        props::check_client_step(before, input, out, &after, &mut found);
+        props::client_witnesses(before, out, &mut self.m.witnesses);
+        if let Some(env) = out.send {
+            self.send_request(d, env);
+        }
+        match out.timer {
+            Some(ClientTimer::Retry) => {
+                let dev = &mut self.devs[di];
+                let exp = u32::from(dev.retries.min(40));
+                let full = self
+                    .p
+                    .backoff_base_ms
+                    .saturating_mul(1u64 << exp.min(40))
+                    .min(self.p.backoff_cap_ms);
+                let jitter = full * self.p.jitter_pct / 100;
+                let delay = full - uniform_u64(&mut self.hot[di].net, 0, jitter);
+                dev.retries = dev.retries.saturating_add(1);
+                dev.timer_gen = dev.timer_gen.wrapping_add(1);
+                let aux = dev.timer_gen & GEN_MASK;
+                self.schedule(self.now + delay.max(1), d, Kind::ClientTimer, aux);
+            }
+            Some(ClientTimer::KeepAlive { after_s }) => {
+                let dev = &mut self.devs[di];
+                let delay = (u64::from(after_s) * 10 * self.p.ka_pct).max(1);
+                dev.timer_gen = dev.timer_gen.wrapping_add(1);
+                let aux = dev.timer_gen & GEN_MASK | KEEP_ALIVE_BIT;
+                self.schedule(self.now + delay, d, Kind::ClientTimer, aux);
+            }
+            None => {}
+        }
+        let dev = &mut self.devs[di];
+        if let Some(ClientNote::Established { .. }) = out.note {
+            dev.retries = 0;
+        }
+        let (held, now_holds) = (holds(&before.phase), holds(&after.phase));
+        if held && !now_holds {
+            dev.lost_at_ms = self.now as u32;
+            self.holding -= 1;
+        } else if !held && now_holds {
+            self.holding += 1;
+            if dev.lost_at_ms != NONE {
+                let dt = self.now - u64::from(dev.lost_at_ms);
+                dev.downtime_ms += dt as u32;
+                if dev.had_session {
+                    self.m.ttr.record(dt);
+                }
+            }
+            dev.lost_at_ms = NONE;
+            dev.had_session = true;
+        }
+        let u = (d / self.p.dpu) as usize;
+        if orphan_view(before) != orphan_view(&after) {
+            self.recount_orphans(u);
+        }
+        self.found(found, d);
+    }
+
+    fn send_request(&mut self, d: u32, env: Envelope) {
+        self.m.messages += 1;
+        if let Primitive::LoginRequest(lr) = env.body {
+            if lr.password || lr.digest_bytes.is_some() {
+                self.m.logins.attempted += 1;
+                if lr.session_id.is_some() {
+                    self.m.logins.recoveries_attempted += 1;
+                }
+            }
+        }
+        let (lat, lost) = self.wire(d);
+        let dev = &mut self.devs[d as usize];
+        if lost {
+            self.m.faults.lost_messages += 1;
+            let aux = dev.epoch & AUX_MASK;
+            self.record(
+                d,
+                TraceWhat::Message {
+                    from_device: true,
+                    env,
+                    fate: Fate::Lost,
+                },
+            );
+            self.schedule(self.now + lat, d, Kind::ConnLost, aux);
+        } else {
+            let msg = Msg {
+                env,
+                epoch: dev.epoch,
+            };
+            dev.in_flight = dev.in_flight.saturating_add(1);
+            let slot = self.alloc(msg);
+            self.schedule(self.now + lat, d, Kind::ToServer, slot);
+        }
+    }
+
+    fn count_code(&mut self, env: &Envelope) {
+        if let Some(code) = env.body.result() {
+            let n = usize::from(code.number()).min(999);
+            self.m.result_codes[n] += 1;
+        }
+    }
+
+    /// The server handles a request from device `d`, or (with `None`) nothing: callers that
+    /// ran the server themselves pass its output in `self.sout`.
+    fn server_step(&mut self, d: u32, req: Option<&Msg>) {
+        let u = (d / self.p.dpu) as usize;
+        let us = &self.users[u];
+        self.before.sessions.clone_from(&us.sessions);
+        self.before.roster = us.roster;
+        self.before.presence_writer = us.presence_writer;
+        debug_assert_eq!(
+            &self.before, us,
+            "invariant: the scratch copy is the whole user table"
+        );
+        if let Some(msg) = req {
+            self.sout.clear();
+            self.users[u].handle(
+                self.cfg,
+                &mut self.shared,
+                UserId(u as u32),
+                self.now,
+                &msg.env,
+                &mut self.sout,
+            );
+        }
+        self.after_server(d, u, req);
+    }
+
+    fn after_server(&mut self, d: u32, u: usize, req: Option<&Msg>) {
+        let mut found = PropSet::default();
+        let step = ServerStep {
+            before: &self.before,
+            request: req.map(|m| &m.env),
+            out: &self.sout,
+            after: &self.users[u],
+        };
+        props::check_server_step(step, &mut found);
+        props::server_witnesses(step, &mut self.m.witnesses);
+        // A keep-alive only refreshes a session's times: the state predicates, which do not
+        // read them, keep their values, so they are evaluated only when the table changed.
+        let changed = !same_table(&self.before, &self.users[u]);
+        if changed {
+            props::check_user_state(self.cfg, &self.users[u], &mut found);
+        }
+        if let (Some(reply), Some(msg)) = (self.sout.reply, req) {
+            self.m.messages += 1;
+            self.count_code(&reply);
+            if msg.epoch == self.devs[d as usize].epoch {
+                let (lat, lost) = self.wire(d);
+                if lost {
+                    self.m.faults.lost_messages += 1;
+                    self.record(
+                        d,
+                        TraceWhat::Message {
+                            from_device: false,
+                            env: reply,
+                            fate: Fate::Lost,
+                        },
+                    );
+                    let aux = self.devs[d as usize].epoch & AUX_MASK;
+                    self.schedule(self.now + lat, d, Kind::ConnLost, aux);
+                } else {
+                    let dev = &mut self.devs[d as usize];
+                    dev.in_flight = dev.in_flight.saturating_add(1);
+                    let epoch = dev.epoch;
+                    let slot = self.alloc(Msg { env: reply, epoch });
+                    self.schedule(self.now + lat, d, Kind::ToClient, slot);
+                }
+            } else {
+                self.m.faults.answers_to_dead_connections += 1;
+                self.record(
+                    d,
+                    TraceWhat::Message {
+                        from_device: false,
+                        env: reply,
+                        fate: Fate::Dropped,
+                    },
+                );
+            }
+        }
+        for i in 0..self.sout.pushes.len() {
+            let (to, env) = self.sout.pushes[i];
+            self.m.messages += 1;
+            self.count_code(&env);
+            let to = to.0;
+            if to >= self.devices {
+                continue;
+            }
+            let (lat, lost) = self.wire(to);
+            if lost {
+                self.m.faults.lost_messages += 1;
+                self.record(
+                    to,
+                    TraceWhat::Message {
+                        from_device: false,
+                        env,
+                        fate: Fate::Lost,
+                    },
+                );
+                continue;
+            }
+            let dev = &mut self.devs[to as usize];
+            dev.in_flight = dev.in_flight.saturating_add(1);
+            let epoch = dev.boot;
+            let slot = self.alloc(Msg { env, epoch });
+            self.schedule(self.now + lat, to, Kind::Push, slot);
+        }
+        for i in 0..self.sout.events.len() {
+            match self.sout.events[i] {
+                ServerEvent::Admitted {
+                    session,
+                    client_id,
+                    recovered,
+                } => {
+                    if recovered {
+                        self.m.sessions.recovered += 1;
+                    } else {
+                        self.m.sessions.created += 1;
+                    }
+                    if session.0 > AUX_MASK {
+                        self.limit.get_or_insert_with(|| {
+                            format!("more than {AUX_MASK} sessions created")
+                        });
+                    }
+                    let was_active = self.before.active_session(session).is_some();
+                    if self.cfg.server.ttl_expiry && !was_active {
+                        if let Some(t) = self.users[u].ttl_deadline_ms(session) {
+                            self.schedule(t, client_id.device.0, Kind::Ttl, session.0);
+                        }
+                    }
+                }
+                ServerEvent::Ended { cause, .. } => match cause {
+                    EndCause::Logout => self.m.sessions.ended_logout += 1,
+                    EndCause::Expired => self.m.sessions.ended_expired += 1,
+                    EndCause::Replaced => self.m.sessions.ended_replaced += 1,
+                },
+            }
+        }
+        let live = u64::from(self.shared.active_total);
+        self.m.sessions.live_peak = self.m.sessions.live_peak.max(live);
+        let us = &mut self.users[u];
+        if us.sessions.capacity() > us.sessions.len() {
+            us.sessions.shrink_to_fit();
+        }
+        if changed {
+            self.recount_orphans(u);
+        }
+        self.found(found, d);
+    }
+
+    fn ttl(&mut self, d: u32, session: SessionId) {
+        let u = (d / self.p.dpu) as usize;
+        let us = &self.users[u];
+        self.before.sessions.clone_from(&us.sessions);
+        self.before.roster = us.roster;
+        self.before.presence_writer = us.presence_writer;
+        self.sout.clear();
+        let ended = self.users[u].expire(
+            self.cfg,
+            &mut self.shared,
+            self.now,
+            session,
+            &mut self.sout,
+        );
+        if ended {
+            self.after_server(d, u, None);
+        } else if let Some(t) = self.users[u].ttl_deadline_ms(session) {
+            self.schedule(t.max(self.now + 1), d, Kind::Ttl, session.0);
+        }
+    }
+
+    fn recount_orphans(&mut self, u: usize) {
+        let mut n: u16 = 0;
+        for s in self.users[u].sessions.iter().filter(|s| s.active) {
+            let dev = s.client_id.device.0 as usize;
+            if let Some(h) = self.hot.get(dev) {
+                if is_orphan(s, &h.client) {
+                    n = n.saturating_add(1);
+                }
+            }
+        }
+        let old = std::mem::replace(&mut self.orphans[u], n);
+        self.orphans_total = self.orphans_total + u64::from(n) - u64::from(old);
+        self.m.sessions.orphan_peak = self.m.sessions.orphan_peak.max(self.orphans_total);
+    }
+
+    fn found(&mut self, found: PropSet, d: u32) {
+        if found.is_empty() {
+            return;
+        }
+        for p in found.iter() {
+            let v = &mut self.m.violations[p as usize];
+            if v.0 == 0 {
+                *v = (0, self.events, self.now, d);
+            }
+            v.0 += 1;
+            let stops = is_invariant(p) && !self.expected.contains(p);
+            if stops && self.p.stop_on_violation && self.stop.is_none() {
+                self.stop = Some(p);
+            }
+        }
+    }
+
+    fn finish(mut self) -> RunOutput {
+        let completed = self.stop.is_none();
+        let end = self.now;
+        let mut stuck = 0u64;
+        let mut stuck_ids = Vec::new();
+        let mut downtime = 0u64;
+        for (d, (dev, h)) in self.devs.iter_mut().zip(&self.hot).enumerate() {
+            if dev.lost_at_ms != NONE {
+                dev.downtime_ms += (end - u64::from(dev.lost_at_ms)) as u32;
+            }
+            downtime += u64::from(dev.downtime_ms);
+            let wants = h.client.phase != Phase::Idle;
+            if completed && wants && !holds(&h.client.phase) {
+                stuck += 1;
+                if stuck_ids.len() < MAX_STUCK_IDS {
+                    stuck_ids.push(d as u32);
+                }
+            }
+        }
+        let violations = Prop::ALL
+            .iter()
+            .filter(|p| p.kind() == PropKind::Safety)
+            .filter_map(|&p| {
+                let (count, ev, t, dev) = self.m.violations[p as usize];
+                (count > 0).then(|| ViolationRecord {
+                    property: p.name().to_string(),
+                    invariant: is_invariant(p),
+                    expected: self.expected.contains(p),
+                    count,
+                    first_event: ev,
+                    first_time_ms: t,
+                    first_device: dev,
+                })
+            })
+            .collect();
+        let result_codes = self
+            .m
+            .result_codes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(code, c)| (code as u16, *c))
+            .collect();
+        let mut sessions = std::mem::take(&mut self.m.sessions);
+        sessions.live_end = u64::from(self.shared.active_total);
+        sessions.orphan_end = self.orphans_total;
+        let result = RunResult {
+            variant: self.variant.to_string(),
+            seed: self.seed,
+            devices: self.devices,
+            users: self.users.len() as u32,
+            sim_duration_ms: self.p.faulty_end_ms,
+            liveness_ms: self.p.end_ms - self.p.faulty_end_ms,
+            end_ms: end,
+            events: self.events,
+            wall_ms: 0,
+            digest: format!("{:016x}", self.digest.digest()),
+            logins: std::mem::take(&mut self.m.logins),
+            result_codes,
+            time_to_recover_ms: std::mem::take(&mut self.m.ttr),
+            sessions,
+            faults: std::mem::take(&mut self.m.faults),
+            messages: self.m.messages,
+            stuck_devices: stuck,
+            stuck_device_ids: stuck_ids,
+            downtime_ms: downtime,
+            series: std::mem::take(&mut self.m.series),
+            violations,
+            stopped_by: self.stop.map(|p| p.name().to_string()),
+            witnesses: self
+                .m
+                .witnesses
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
+        };
+        RunOutput {
+            result,
+            trace: self.trace,
+        }
+    }
+}
+
+/// Run one simulation.
+pub fn run(spec: &RunSpec<'_>, progress: &mut dyn FnMut(Progress)) -> Result<RunOutput, SimError> {
+    Sim::new(spec).run(progress)
+}
+
+/// Bytes of the per-device records, for the memory figures.
+pub const fn device_record_bytes() -> usize {
+    std::mem::size_of::<Dev>() + std::mem::size_of::<Hot>()
+}

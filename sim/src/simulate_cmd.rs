@@ -1,0 +1,592 @@
+//! `imps simulate` and `imps merge`: run the simulator, sweep seeds, shard sweeps, merge
+//! shards, and write the reports.
+//!
+//! Every run prints its seed and configuration hash first (on stdout for text, on stderr when
+//! stdout carries JSON). Bad input (a scenario or variant that does not parse, an unknown knob,
+//! an impossible bound, a malformed flag) is an error naming the file or flag, the place and
+//! what was expected, and exits with 2 before anything is written. A run that finds stuck
+//! devices or a violated property the variant does not expect exits with 1.
+
+use crate::engine::plot;
+use crate::engine::report::{self, write_atomic};
+use crate::engine::result::RunResult;
+use crate::engine::scenario::{resolve_scenario, scenarios_dir, Dur, Scenario};
+use crate::engine::sim::{self, Progress, RunSpec, SimError};
+use crate::engine::sweep::{aggregate, collect, parse_seeds, Report, Shard, SweepId, UnitRecord};
+use crate::engine::trace::{self as trace_render, TraceOf};
+use clap::ValueEnum;
+use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Output format on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A terminal summary.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// `imps simulate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// A variant: a name under specs/variants or a path. Repeat to compare variants on
+    /// identical device behaviour (the first is the baseline). Default: post-cr.
+    #[arg(long = "variant", value_name = "V")]
+    pub variants: Vec<String>,
+    /// The scenario: a name under specs/scenarios or a path.
+    #[arg(long, value_name = "NAME|PATH", default_value = "default")]
+    pub scenario: String,
+    /// Devices (sets scenario.devices).
+    #[arg(long, value_name = "N")]
+    pub devices: Option<u32>,
+    /// Simulated time of the faulty phase, e.g. 90s, 30m, 1h (sets scenario.duration).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Dur>,
+    /// The seed (default: scenario.seed).
+    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    pub seed: Option<u64>,
+    /// Override a knob: scenario.KNOB=VALUE for the scenario, server.KNOB=VALUE or
+    /// client.KNOB=VALUE for every variant of the run.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write report.md and SVG plots (and device traces) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Record this device's messages and write device-ID.mmd (Mermaid) and device-ID.xml
+    /// (CSP 1.3) into --out DIR, or the current directory. May be repeated.
+    #[arg(long = "trace-device", value_name = "ID")]
+    pub trace_devices: Vec<u32>,
+    /// Run every unit twice and check that the two runs are identical.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Sweep over the seeds A..B (B excluded) or A..=B.
+    #[arg(long, value_name = "A..B", value_parser = parse_seed_range)]
+    pub seeds: Option<SeedRange>,
+    /// Run only shard K of N (0-based K) of the (variant, seed) units and write their results
+    /// as JSON Lines (stdout, or DIR/shard-K-of-N.jsonl with --out); combine with `imps merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+}
+
+/// A seed range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedRange(pub [u64; 2]);
+
+fn parse_seed_range(s: &str) -> Result<SeedRange, String> {
+    parse_seeds(s).map(SeedRange)
+}
+
+fn parse_duration(s: &str) -> Result<Dur, String> {
+    let d: Dur = s
+        .parse()
+        .map_err(|e: crate::engine::scenario::DurError| e.to_string())?;
+    if d.ms() == 0 {
+        return Err("expected a duration above 0".into());
+    }
+    Ok(d)
+}
+
+/// `imps merge`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The JSON Lines files that `imps simulate --shard K/N` wrote.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write report.md and SVG plots into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Why `imps simulate` or `imps merge` could not run. Every case is bad input (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A flag, file or knob is wrong; the message names it.
+    #[error("{0}")]
+    Input(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The engine hit one of its limits.
+    #[error("{0}")]
+    Limit(#[from] SimError),
+}
+
+fn input(msg: impl Into<String>) -> SimulateError {
+    SimulateError::Input(msg.into())
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimulateError + '_ {
+    move |source| SimulateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Everything resolved from the flags, before anything runs.
+struct Plan {
+    sweep: SweepId,
+    variants: Vec<(String, Config)>,
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The configuration hash: xxh3-64 of the resolved scenario (without its default seed) and
+/// every variant's name and knobs.
+fn config_hash(scenario: &Scenario, variants: &[(String, Config)]) -> String {
+    let mut text = String::new();
+    let hashed = Scenario {
+        seed: 0,
+        ..scenario.clone()
+    };
+    text.push_str(&toml::to_string(&hashed).expect("invariant: a scenario serializes to TOML"));
+    for (name, cfg) in variants {
+        text.push_str(&format!("\n[variant {name}]\n"));
+        for (k, v) in knob_values(cfg) {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        for (k, v) in &cfg.expect {
+            text.push_str(&format!("expect.{k} = {}\n", v.as_str()));
+        }
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
+    let (scenario_name, file) =
+        resolve_scenario(&args.scenario, &scenarios_dir()).map_err(|e| input(e.to_string()))?;
+    let mut sc = file.scenario;
+    let mut variant_sets = Vec::new();
+    for s in &args.sets {
+        let section = s.split_once('.').map(|(sec, _)| sec.trim());
+        match section {
+            Some("scenario") => sc.apply_set(s).map_err(|e| input(e.to_string()))?,
+            Some("server" | "client" | "env" | "expect") => variant_sets.push(s.clone()),
+            _ => {
+                return Err(input(format!(
+                    "--set {s}: expected SECTION.KNOB=VALUE with SECTION one of scenario (the scenario's knobs), \
+                     server, client, env (every variant's knobs)"
+                )))
+            }
+        }
+    }
+    if let Some(n) = args.devices {
+        sc.devices = n;
+        sc.validate()
+            .map_err(|m| input(format!("--devices {n}: {m}")))?;
+    }
+    if let Some(d) = args.duration {
+        sc.duration = d;
+        sc.validate()
+            .map_err(|m| input(format!("--duration {d}: {m}")))?;
+    }
+    let names: Vec<String> = if args.variants.is_empty() {
+        vec!["post-cr".to_string()]
+    } else {
+        args.variants.clone()
+    };
+    let mut variants: Vec<(String, Config)> = Vec::new();
+    for n in &names {
+        let (name, mut cfg) = resolve_variant(n, &variants_dir())
+            .map_err(|e| input(format!("--variant {n}: {e}")))?;
+        for s in &variant_sets {
+            cfg.apply_set(s).map_err(|e| input(e.to_string()))?;
+        }
+        if variants.iter().any(|(x, _)| *x == name) {
+            return Err(input(format!(
+                "--variant {n}: variant `{name}` is given twice"
+            )));
+        }
+        sc.check_variant(&name, &cfg).map_err(input)?;
+        variants.push((name, cfg));
+    }
+    for &d in &args.trace_devices {
+        if d >= sc.devices {
+            return Err(input(format!(
+                "--trace-device {d}: no such device; the run has {} devices, numbered 0..{}",
+                sc.devices, sc.devices
+            )));
+        }
+    }
+    let seeds = match (args.seeds, args.seed) {
+        (Some(SeedRange(r)), _) => r,
+        (None, Some(s)) => [
+            s,
+            s.checked_add(1)
+                .ok_or_else(|| input(format!("--seed {s}: expected a seed below {}", u64::MAX)))?,
+        ],
+        (None, None) => [sc.seed, sc.seed.saturating_add(1)],
+    };
+    if let (Some(shard), false) = (args.shard, args.trace_devices.is_empty()) {
+        return Err(input(format!(
+            "--shard {shard}: --trace-device is for single runs; replay the unit without --shard"
+        )));
+    }
+    let mut replay_args = format!(
+        "--scenario {} --devices {} --duration {}",
+        shell_quote(&args.scenario),
+        sc.devices,
+        sc.duration
+    );
+    for s in &args.sets {
+        if s.trim_start().starts_with("scenario.devices=")
+            || s.trim_start().starts_with("scenario.duration=")
+        {
+            continue;
+        }
+        replay_args.push_str(&format!(" --set {}", shell_quote(s)));
+    }
+    let sweep = SweepId {
+        config_hash: config_hash(&sc, &variants),
+        scenario_name,
+        scenario: sc,
+        variants: variants.iter().map(|(n, _)| n.clone()).collect(),
+        seeds,
+        replay_args,
+    };
+    Ok(Plan { sweep, variants })
+}
+
+fn progress_bar(label: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(1000),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:40}] {percent:>3}% {msg} ({elapsed})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_prefix(label.to_string());
+    Some(pb)
+}
+
+/// Run one unit; with `check`, twice, comparing the results.
+fn run_unit(
+    plan: &Plan,
+    v: usize,
+    seed: u64,
+    trace_devices: &[u32],
+    check: bool,
+) -> Result<(RunResult, Vec<sim::TraceEntry>, Option<String>), SimulateError> {
+    let (name, cfg) = &plan.variants[v];
+    let spec = RunSpec {
+        variant: name,
+        cfg,
+        scenario: &plan.sweep.scenario,
+        seed,
+        trace_devices,
+    };
+    let pb = progress_bar(&format!("{name} seed {seed}"));
+    let mut tick = |p: Progress| {
+        if let Some(pb) = &pb {
+            pb.set_position(p.now_ms * 1000 / p.end_ms.max(1));
+            pb.set_message(format!(
+                "{} events, t={}",
+                report::thousands(p.events),
+                Dur(p.now_ms / 1000 * 1000)
+            ));
+        }
+    };
+    let started = Instant::now();
+    let out = sim::run(&spec, &mut tick)?;
+    let mut result = out.result;
+    result.wall_ms = started.elapsed().as_millis() as u64;
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    let mut mismatch = None;
+    if check {
+        let again = sim::run(&spec, &mut |_| {})?.result;
+        let same = RunResult {
+            wall_ms: result.wall_ms,
+            ..again.clone()
+        } == result;
+        if !same {
+            mismatch = Some(format!(
+                "{name} seed {seed}: two runs differ (digests {} and {}): the simulator is not deterministic",
+                result.digest, again.digest
+            ));
+        }
+    }
+    Ok((result, out.trace, mismatch))
+}
+
+/// Whether a result should make the command exit with 1.
+fn failing(r: &RunResult) -> bool {
+    r.stuck_devices > 0 || r.stopped() || r.violations.iter().any(|v| !v.expected)
+}
+
+fn report_failing(r: &Report) -> bool {
+    r.runs.iter().any(|v| {
+        v.stuck_devices > 0 || !v.stopped.is_empty() || v.violations.iter().any(|x| !x.expected)
+    })
+}
+
+fn write_traces(
+    plan: &Plan,
+    v: usize,
+    seed: u64,
+    devices: &[u32],
+    entries: &[sim::TraceEntry],
+    dir: &Path,
+    single: bool,
+) -> Result<Vec<PathBuf>, SimulateError> {
+    let name = &plan.variants[v].0;
+    let mut written = Vec::new();
+    for &d in devices {
+        let of = TraceOf {
+            variant: name,
+            seed,
+            device: d,
+            user: d / plan.sweep.scenario.devices_per_user,
+        };
+        let stem = if single {
+            format!("device-{d}")
+        } else {
+            format!("device-{d}-{name}-seed{seed}")
+        };
+        for (ext, text) in [
+            ("mmd", trace_render::mermaid(of, entries)),
+            ("xml", trace_render::xml(of, entries)),
+        ] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// Write report.md and the plots into `dir`.
+fn write_report_files(r: &Report, dir: &Path) -> Result<(), SimulateError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut plots: Vec<(String, &str, String)> = vec![
+        (
+            "sessions.svg".into(),
+            "Live and orphaned sessions over time",
+            plot::sessions(r).map_err(input)?,
+        ),
+        (
+            "time-to-recover.svg".into(),
+            "Time to recover a session",
+            plot::time_to_recover(r).map_err(input)?,
+        ),
+    ];
+    if r.runs.len() > 1 {
+        plots.push((
+            "comparison.svg".into(),
+            "The variants side by side",
+            plot::comparison(r).map_err(input)?,
+        ));
+    }
+    for (file, _, svg) in &plots {
+        let path = dir.join(file);
+        write_atomic(&path, svg.as_bytes()).map_err(io(&path))?;
+    }
+    let captions: Vec<(&str, &str)> = plots.iter().map(|(f, c, _)| (f.as_str(), *c)).collect();
+    let md = report::markdown(r, &captions);
+    let path = dir.join("report.md");
+    write_atomic(&path, md.as_bytes()).map_err(io(&path))?;
+    Ok(())
+}
+
+fn emit(r: &Report, format: Format, out_dir: Option<&Path>) -> Result<ExitCode, SimulateError> {
+    if let Some(dir) = out_dir {
+        write_report_files(r, dir)?;
+    }
+    let text = match format {
+        Format::Text => report::text(r),
+        Format::Json => report::json(r),
+    };
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    lock.write_all(text.as_bytes())
+        .map_err(io(Path::new("<stdout>")))?;
+    if let (Some(dir), Format::Text) = (out_dir, format) {
+        let _ = writeln!(lock, "report: {}", dir.join("report.md").display());
+    }
+    Ok(if report_failing(r) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn header(to_stdout: bool, line: &str) {
+    if to_stdout {
+        println!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// `imps simulate`.
+pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
+    let plan = plan(args)?;
+    let sweep = &plan.sweep;
+    let [s0, s1] = sweep.seeds;
+    let seeds_text = if s1 == s0 + 1 {
+        format!("seed {s0}")
+    } else {
+        format!("seeds {s0}..{s1}")
+    };
+    let text_out = args.format == Format::Text && args.shard.is_none();
+    header(
+        text_out,
+        &format!(
+            "imps simulate: {seeds_text}, config {} (scenario {}, {} devices, {}; variants {})",
+            sweep.config_hash,
+            sweep.scenario_name,
+            sweep.scenario.devices,
+            sweep.scenario.duration,
+            sweep.variants.join(", ")
+        ),
+    );
+    let single = sweep.units() == 1;
+    let trace_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !args.trace_devices.is_empty() || args.out.is_some() {
+        std::fs::create_dir_all(&trace_dir).map_err(io(&trace_dir))?;
+    }
+    let mut results = Vec::new();
+    let mut records = Vec::new();
+    let mut mismatches = Vec::new();
+    for i in 0..sweep.units() {
+        if let Some(shard) = args.shard {
+            if !shard.owns(i) {
+                continue;
+            }
+        }
+        let (_, seed) = sweep.unit(i);
+        let v = (i % sweep.variants.len() as u64) as usize;
+        let (result, trace, mismatch) =
+            run_unit(&plan, v, seed, &args.trace_devices, args.check_determinism)?;
+        if !args.trace_devices.is_empty() {
+            let files = write_traces(
+                &plan,
+                v,
+                seed,
+                &args.trace_devices,
+                &trace,
+                &trace_dir,
+                single && sweep.variants.len() == 1,
+            )?;
+            for f in files {
+                eprintln!("trace: {}", f.display());
+            }
+        }
+        mismatches.extend(mismatch);
+        if args.shard.is_some() {
+            records.push(UnitRecord {
+                sweep: sweep.clone(),
+                unit: i,
+                result,
+            });
+        } else {
+            results.push(result);
+        }
+    }
+    for m in &mismatches {
+        eprintln!("imps simulate: check-determinism: {m}");
+    }
+    if args.check_determinism && mismatches.is_empty() {
+        eprintln!("imps simulate: check-determinism: every run gave the same events twice (digests match)");
+    }
+    if let Some(shard) = args.shard {
+        let mut lines = String::new();
+        for r in &records {
+            lines.push_str(&serde_json::to_string(r).expect("invariant: records serialize"));
+            lines.push('\n');
+        }
+        match &args.out {
+            Some(dir) => {
+                let path = dir.join(format!("shard-{}-of-{}.jsonl", shard.k, shard.n));
+                write_atomic(&path, lines.as_bytes()).map_err(io(&path))?;
+                eprintln!(
+                    "imps simulate: shard {shard}: {} units -> {}",
+                    records.len(),
+                    path.display()
+                );
+            }
+            None => std::io::stdout()
+                .lock()
+                .write_all(lines.as_bytes())
+                .map_err(io(Path::new("<stdout>")))?,
+        }
+        let bad = records.iter().any(|r| failing(&r.result)) || !mismatches.is_empty();
+        return Ok(if bad {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let report = aggregate(plan.sweep.clone(), &results);
+    let code = emit(&report, args.format, args.out.as_deref())?;
+    if !mismatches.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(code)
+}
+
+/// `imps merge`.
+pub fn merge(args: &MergeArgs) -> Result<ExitCode, SimulateError> {
+    let mut records = Vec::new();
+    for path in &args.files {
+        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let origin = format!("{}:{}", path.display(), n + 1);
+            let rec: UnitRecord = serde_json::from_str(line).map_err(|e| {
+                input(format!(
+                    "{origin}: not a unit record of `imps simulate --shard`: {e}"
+                ))
+            })?;
+            records.push((origin, rec));
+        }
+    }
+    let (sweep, results) = collect(records).map_err(|e| input(e.to_string()))?;
+    let [s0, s1] = sweep.seeds;
+    header(
+        args.format == Format::Text,
+        &format!(
+            "imps merge: seeds {s0}..{s1}, config {} (scenario {}, {} devices, {}; variants {}); {} units from {} files",
+            sweep.config_hash,
+            sweep.scenario_name,
+            sweep.scenario.devices,
+            sweep.scenario.duration,
+            sweep.variants.join(", "),
+            sweep.units(),
+            args.files.len()
+        ),
+    );
+    let report = aggregate(sweep, &results);
+    emit(&report, args.format, args.out.as_deref())
+}
