@@ -386,15 +386,7 @@ impl Trace {
                 };
                 let cycle = self.loop_start.is_some_and(|l| i >= l);
                 let _ = writeln!(out, "<message step=\"{}\" from=\"{from}\" to=\"{to}\" lost=\"{}\" in-cycle=\"{cycle}\">", i + 1, m.lost);
-                let doc = crate::xml::encode(&m.env);
-                let body = doc
-                    .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
-                    .unwrap_or(&doc)
-                    .trim_start();
-                out.push_str(body);
-                if !body.ends_with('\n') {
-                    out.push('\n');
-                }
+                out.push_str(&crate::xml::encode_fragment(&m.env));
                 out.push_str("</message>\n");
             }
         }

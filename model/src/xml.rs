@@ -333,6 +333,22 @@ pub fn encode(env: &Envelope) -> String {
     encode_version(env, CspVersion::V1_3)
 }
 
+/// [`encode`] without the XML declaration and ending in a newline: a `WV-CSP-Message`
+/// element to embed in another document (the traces of the checker and the simulator).
+#[must_use]
+pub fn encode_fragment(env: &Envelope) -> String {
+    let doc = encode(env);
+    let body = doc
+        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+        .unwrap_or(&doc)
+        .trim_start();
+    let mut out = body.to_string();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
 /// Encodes `env` with the namespaces of `version` (and, for 1.1, `Poll` in the
 /// `TransactionDescriptor`).
 #[must_use]

@@ -106,15 +106,7 @@ pub fn xml(of: TraceOf<'_>, entries: &[TraceEntry]) -> String {
                     "<message time-ms=\"{}\" from=\"{from}\" to=\"{to}\" fate=\"{fate}\">",
                     e.time_ms
                 );
-                let doc = imps_model::xml::encode(&env);
-                let body = doc
-                    .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
-                    .unwrap_or(&doc)
-                    .trim_start();
-                out.push_str(body);
-                if !body.ends_with('\n') {
-                    out.push('\n');
-                }
+                out.push_str(&imps_model::xml::encode_fragment(&env));
                 out.push_str("</message>\n");
             }
         }
