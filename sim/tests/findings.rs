@@ -9,7 +9,7 @@ fn root() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).to_path_buf()
 }
 
-/// Run one sweep; return its table (the output up to the list of counterexample files).
+/// Run one sweep; return its output (the table and the list of counterexample files).
 fn sweep(args: &str, out: &Path) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imps"));
     cmd.arg("sweep")
@@ -22,12 +22,7 @@ fn sweep(args: &str, out: &Path) -> String {
         "imps sweep {args}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let text = String::from_utf8(o.stdout).unwrap();
-    let table: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.starts_with("counterexamples"))
-        .collect();
-    table.join("\n").trim().to_string()
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
 #[test]
@@ -35,7 +30,8 @@ fn findings_match_what_the_checker_finds() {
     let path = root().join("specs/FINDINGS.md");
     let doc = std::fs::read_to_string(&path).unwrap();
     let bless = std::env::var_os("IMPS_BLESS_FINDINGS").is_some();
-    let tmp = tempfile::tempdir().unwrap();
+    // The counterexamples go where FINDINGS.md says they are: target/imps/findings/<table>.
+    let findings = root().join("target/imps/findings");
     let mut out: Vec<String> = Vec::new();
     let mut lines = doc.lines().peekable();
     let mut n = 0;
@@ -48,7 +44,7 @@ fn findings_match_what_the_checker_finds() {
             .and_then(|l| l.strip_suffix(" -->"))
         {
             n += 1;
-            let dir = tmp.path().join(n.to_string());
+            let dir = findings.join(n.to_string());
             let table = sweep(args, &dir);
             let mut old = Vec::new();
             for l in lines.by_ref() {
@@ -67,7 +63,7 @@ fn findings_match_what_the_checker_finds() {
         if let Some(start) = line.find("`target/imps/findings/") {
             let rel = &line[start + "`target/imps/findings/".len()..];
             let rel = &rel[..rel.find('`').unwrap()];
-            pending_trace = Some(tmp.path().join(rel));
+            pending_trace = Some(findings.join(rel));
         }
         if line == "```" {
             if let Some(file) = pending_trace.take() {
