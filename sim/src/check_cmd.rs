@@ -656,7 +656,11 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     writeln!(out).map_err(io)?;
     writeln!(out, "bounds (besides the axes): {}", checker::bounds(&base)).map_err(io)?;
     if !traces.is_empty() {
-        writeln!(out, "\ncounterexamples, under the --out directory (.txt .mmd .xml .itf.json each):").map_err(io)?;
+        writeln!(
+            out,
+            "\ncounterexamples, under the --out directory (.txt .mmd .xml .itf.json each):"
+        )
+        .map_err(io)?;
         for (row, stem) in traces {
             let rel = stem.strip_prefix(&args.out).unwrap_or(&stem);
             writeln!(out, "- row {row}: `{}`", rel.display()).map_err(io)?;
