@@ -578,9 +578,22 @@ pub fn knob_values(cfg: &Config) -> Vec<(String, String)> {
     out
 }
 
-/// The directory of named variants: `specs/variants` at the workspace root.
+/// The directory of named variants: `specs/variants` under the current directory when there
+/// is one (a project of your own), else the one of this workspace.
 pub fn variants_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/variants")
+    specs_dir("variants")
+}
+
+/// `specs/<kind>` under the current directory when it exists, else in this workspace.
+pub fn specs_dir(kind: &str) -> PathBuf {
+    let local = Path::new("specs").join(kind);
+    if local.is_dir() {
+        return local;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../specs")
+        .join(kind);
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// A named variant or a path, resolved and loaded. A name is a file stem under `dir`.

@@ -300,9 +300,10 @@ fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ScenarioErr
     }
 }
 
-/// The directory of named scenarios: `specs/scenarios` at the workspace root.
+/// The directory of named scenarios: `specs/scenarios` under the current directory when there
+/// is one, else the one of this workspace.
 pub fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/scenarios")
+    imps_model::config::specs_dir("scenarios")
 }
 
 /// The named scenarios under `dir`, sorted.
