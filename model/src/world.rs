@@ -571,7 +571,13 @@ impl World {
         let mut touched = Touched::default();
         if odd != 0 {
             let mut map: ArrayVec<(usize, u32, u32), 64> = ArrayVec::new();
-            next = [0u32; 8];
+            // Renumber the users found out of order; the others' counts stand (the server's
+            // Session-ID counter must pass every user's IDs).
+            for (u, n) in next.iter_mut().enumerate() {
+                if odd & (1 << u) != 0 {
+                    *n = 0;
+                }
+            }
             visit_session_ids(self, per_user, |u, at, s| {
                 if odd & (1 << u) == 0 {
                     return;

@@ -447,3 +447,29 @@ fn safety_verdicts_agree_with_stateright() {
         }
     }
 }
+
+/// Canonical Session-IDs stay unique within each user's table in every explored state, also
+/// with several users (each user's IDs are renumbered on its own, and the server's counter
+/// must pass all of them).
+#[test]
+fn canonical_session_ids_stay_unique_with_several_users() {
+    use imps_model::checker::graph::explore;
+    // Both configurations gave duplicate IDs (and more states: 2180 and 2112) when the
+    // renumbering of one user reset the other users' counts.
+    for (sets, states) in [
+        (vec!["env.users=2", "env.max_crashes=2", "env.groups=0", "env.presence_values=0"], 2086),
+        (vec!["env.users=2", "server.ttl_expiry=true", "env.groups=0", "env.presence_values=0"], 2016),
+    ] {
+        let cfg = variant("post-cr", &sets);
+        let g = explore(&cfg, u64::MAX, &mut |_| {}).unwrap();
+        assert_eq!(g.len(), states, "{sets:?}");
+        for us in &g.users.items {
+            let mut ids: Vec<u32> = us.sessions.iter().map(|s| s.id.0).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), us.sessions.len(), "{sets:?}: duplicate Session-IDs in {us:?}");
+        }
+        let o = run(&cfg);
+        assert_eq!(verdict(&o, Prop::SessionsIndependent), Verdict::Holds, "{sets:?}");
+    }
+}
