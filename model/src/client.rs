@@ -516,6 +516,13 @@ impl Client {
                         && env.session.is_none_or(|s| Some(s) == phase.session())
                     {
                         self.session_lost(cfg, result, out);
+                    } else if env.session.is_some()
+                        && self.stored.map(|st| st.session) == env.session
+                        && cfg.client.remove_stored_on_logout
+                    {
+                        // The stored session was disconnected while the client did not hold
+                        // it (logging in, backing off): CR 7.1.1 still wants it removed.
+                        self.store(StoreOp::Remove, out);
                     }
                 }
             }
@@ -646,7 +653,9 @@ impl Client {
                 self.store(StoreOp::Store(rec), out);
             }
             let capability_requested = r.capability_request == Some(true);
-            if r.negotiated && !capability_requested {
+            let negotiate_caps = capability_requested
+                && cfg.client.capability_negotiation == CapabilityNegotiation::WhenRequested;
+            if r.negotiated && !negotiate_caps {
                 self.established(session, false, out);
             } else {
                 let step = if r.negotiated {

@@ -87,7 +87,8 @@ props! {
     LogoutLeavesGroups = "logout_leaves_groups", Safety, ["CR-6.6.1-03"];
     /// The server answers Logout-Request with Status.
     LogoutAnsweredWithStatus = "logout_answered_with_status", Safety, ["CR-6.6.1-02", "CR-6.6.1-04"];
-    /// A user never holds more active sessions than the server's limit.
+    /// No user holds more active sessions than the per-user limit, and the server holds no
+    /// more than its total limit.
     WithinSessionLimit = "within_session_limit", Safety, ["CR-5.1.3-03"];
     /// Session contexts are independent: no request, login or expiry
     /// changes the context of a session other than the one it belongs to.
@@ -228,6 +229,12 @@ pub fn check_user_state(cfg: &Config, us: &UserServer, found: &mut PropSet) {
     );
 }
 
+/// The server-wide limit (609): no more active sessions than `server.max_sessions_total`.
+pub fn check_server_totals(cfg: &Config, active_total: u32, found: &mut PropSet) {
+    let max = cfg.server.max_sessions_total;
+    found.flag(Prop::WithinSessionLimit, max > 0 && active_total > max);
+}
+
 /// The input of a client step, as the monitors need to see it.
 #[derive(Clone, Copy, Debug)]
 pub enum ClientInput<'a> {
@@ -289,6 +296,15 @@ pub fn check_client_step(
                 found.flag(
                     Prop::StoredSessionIdRemovedOnLogout,
                     after.stored.is_some() && after.stored == before.stored,
+                );
+            }
+            // A Disconnect of the stored session, whatever the client was doing.
+            if let Primitive::Disconnect { .. } = env.body {
+                let of_stored =
+                    env.session.is_some() && before.stored.map(|s| s.session) == env.session;
+                found.flag(
+                    Prop::StoredSessionIdRemovedOnLogout,
+                    of_stored && after.stored.is_some() && after.stored == before.stored,
                 );
             }
             if let (Phase::LoggingIn { attempt, .. }, Primitive::LoginResponse(r)) =
@@ -398,7 +414,9 @@ pub fn check_server_step(s: ServerStep<'_>, found: &mut PropSet) {
                 had_session && !matches!(body, Primitive::Status { .. }),
             );
         }
-        (Primitive::LoginRequest(lr), Some(Primitive::LoginResponse(r))) => {
+        (Primitive::LoginRequest(mut lr), Some(Primitive::LoginResponse(r))) => {
+            // As the server reads it: a Session-ID in the descriptor asks for a recovery too.
+            lr.session_id = lr.session_id.or(req.session);
             let credentials = lr.password || lr.digest_bytes.is_some();
             let system_message = matches!(
                 r.result,

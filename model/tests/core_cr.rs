@@ -885,3 +885,28 @@ fn every_named_variant_parses() {
         .to_string()
         .contains("post-cr"));
 }
+
+/// CR 7.1.1: the stored Session-ID is removed upon Disconnect even when the Disconnect comes
+/// while the client is not using the session (it restarted and is logging in again).
+#[test]
+fn disconnect_of_the_stored_session_removes_it_while_logging_in() {
+    let mut t = T::with(&["server.ttl_expiry=true"]);
+    t.login(0);
+    let sid = t.session(0);
+    t.act(Action::Crash(0));
+    t.act(Action::Start(0));
+    assert!(matches!(t.phase(0), Phase::LoggingIn { .. }));
+    t.act(Action::Expire { user: 0, index: 0 });
+    let step = t.act(Action::ClientReceivesPush(0));
+    assert_eq!(step.client.unwrap().store, Some(StoreOp::Remove));
+    assert_eq!(t.w.devices[0].client.stored, None, "stored #{} removed", sid.0);
+}
+
+/// `client.capability_negotiation = never` also holds after a combined negotiation that the
+/// server answers with CapabilityRequest T.
+#[test]
+fn capability_negotiation_never_after_combined_login() {
+    let mut t = T::with(&["client.combined_negotiation=fresh-login", "server.capability_request=always", "client.capability_negotiation=never"]);
+    t.login(0);
+    assert!(!t.sent_by_client(0).contains(&Primitive::ClientCapabilityRequest));
+}

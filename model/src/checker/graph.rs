@@ -221,6 +221,8 @@ pub fn state_monitors(cfg: &Config, w: &World, bad: &mut PropSet) {
     for us in &w.users {
         crate::props::check_user_state(cfg, us, bad);
     }
+    let total = w.users.iter().map(|us| us.active_count() as u32).sum();
+    crate::props::check_server_totals(cfg, total, bad);
 }
 
 /// Explore every state reachable from the initial world, checking the safety monitors and

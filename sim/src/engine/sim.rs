@@ -964,6 +964,7 @@ impl<'a> Sim<'a> {
         let changed = !same_table(&self.before, &self.users[u]);
         if changed {
             props::check_user_state(self.cfg, &self.users[u], &mut found);
+            props::check_server_totals(self.cfg, self.shared.active_total, &mut found);
         }
         if let (Some(reply), Some(msg)) = (self.sout.reply, req) {
             self.m.messages += 1;
