@@ -502,6 +502,37 @@ impl Config {
         if e.presence_values > 3 {
             return Err("env.presence_values must be at most 3".into());
         }
+        for (name, verdict) in &self.expect {
+            let Some(p) = crate::props::Prop::from_name(name) else {
+                let known: Vec<&str> = crate::props::Prop::ALL.iter().map(|p| p.name()).collect();
+                return Err(format!(
+                    "[expect] names an unknown property `{name}`; expected one of: {}",
+                    known.join(", ")
+                ));
+            };
+            let fits = match p.kind() {
+                crate::props::Kind::Witness => *verdict != Verdict::Violated,
+                crate::props::Kind::Safety | crate::props::Kind::Liveness => {
+                    *verdict != Verdict::NotReached
+                }
+            };
+            if !fits {
+                return Err(format!(
+                    "[expect] {name} = \"{}\": a {} property is {}",
+                    verdict.as_str(),
+                    match p.kind() {
+                        crate::props::Kind::Witness => "witness",
+                        crate::props::Kind::Safety => "safety",
+                        crate::props::Kind::Liveness => "liveness",
+                    },
+                    match p.kind() {
+                        crate::props::Kind::Witness => "\"holds\" (reached) or \"not-reached\"",
+                        crate::props::Kind::Safety | crate::props::Kind::Liveness =>
+                            "\"holds\" or \"violated\"",
+                    }
+                ));
+            }
+        }
         if self.client.ttl_s == 0 || self.server.max_keep_alive_s == 0 {
             return Err("client.ttl_s and server.max_keep_alive_s must be at least 1".into());
         }

@@ -899,14 +899,24 @@ fn disconnect_of_the_stored_session_removes_it_while_logging_in() {
     t.act(Action::Expire { user: 0, index: 0 });
     let step = t.act(Action::ClientReceivesPush(0));
     assert_eq!(step.client.unwrap().store, Some(StoreOp::Remove));
-    assert_eq!(t.w.devices[0].client.stored, None, "stored #{} removed", sid.0);
+    assert_eq!(
+        t.w.devices[0].client.stored, None,
+        "stored #{} removed",
+        sid.0
+    );
 }
 
 /// `client.capability_negotiation = never` also holds after a combined negotiation that the
 /// server answers with CapabilityRequest T.
 #[test]
 fn capability_negotiation_never_after_combined_login() {
-    let mut t = T::with(&["client.combined_negotiation=fresh-login", "server.capability_request=always", "client.capability_negotiation=never"]);
+    let mut t = T::with(&[
+        "client.combined_negotiation=fresh-login",
+        "server.capability_request=always",
+        "client.capability_negotiation=never",
+    ]);
     t.login(0);
-    assert!(!t.sent_by_client(0).contains(&Primitive::ClientCapabilityRequest));
+    assert!(!t
+        .sent_by_client(0)
+        .contains(&Primitive::ClientCapabilityRequest));
 }

@@ -119,15 +119,6 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckErr
             cfg.apply_set(s)
                 .map_err(|e| CheckError::BadInput(e.to_string()))?;
         }
-        for key in cfg.expect.keys() {
-            if Prop::from_name(key).is_none() {
-                let known: Vec<&str> = Prop::ALL.iter().map(|p| p.name()).collect();
-                return Err(CheckError::BadInput(format!(
-                    "variant {name}: [expect] names an unknown property `{key}`; expected one of: {}",
-                    known.join(", ")
-                )));
-            }
-        }
         out.push((name, path, cfg));
     }
     Ok(out)
@@ -545,15 +536,20 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let (k, vs) = a
             .split_once('=')
             .ok_or_else(|| bad(format!("--axis {a}: expected section.knob=v1,v2,...")))?;
-        let values: Vec<String> = vs
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
-        if values.is_empty() {
-            return Err(bad(format!("--axis {a}: no values")));
+        let k = k.trim();
+        let values: Vec<String> = vs.split(',').map(|v| v.trim().to_string()).collect();
+        if values.iter().any(String::is_empty) {
+            return Err(bad(format!(
+                "--axis {a}: expected a comma-separated list of values, with none empty"
+            )));
         }
-        axes.push((k.trim().to_string(), values));
+        if k.starts_with("expect.") {
+            return Err(bad(format!("--axis {a}: expected a knob of [server], [client] or [env]; [expect] changes no verdict")));
+        }
+        if axes.iter().any(|(other, _)| other == k) {
+            return Err(bad(format!("--axis {a}: {k} is already an axis")));
+        }
+        axes.push((k.to_string(), values));
     }
     let props: Vec<Prop> = if args.properties.is_empty() {
         vec![Prop::NoDeadlock, Prop::EventuallyLoggedInFair]
@@ -572,6 +568,17 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             .into_iter()
             .flat_map(|c| (0..values.len()).map(move |i| [c.clone(), vec![i]].concat()))
             .collect();
+    }
+    // Every combination is a valid variant before any runs (a bad value fails at once).
+    let mut configs = Vec::with_capacity(combos.len());
+    for combo in &combos {
+        let mut cfg = base.clone();
+        for (a, &i) in combo.iter().enumerate() {
+            let (k, values) = &axes[a];
+            cfg.apply_set(&format!("{k}={}", values[i]))
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        configs.push(cfg);
     }
     let io = |source| CheckError::Io {
         path: "<stdout>".into(),
@@ -606,13 +613,10 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     writeln!(out, "{header}\n{rule}").map_err(io)?;
     let mut traces = Vec::new();
     for (row, combo) in combos.iter().enumerate() {
-        let mut cfg = base.clone();
+        let cfg = &configs[row];
         let mut line = format!("| {} |", row + 1);
         for (a, &i) in combo.iter().enumerate() {
-            let (k, values) = &axes[a];
-            cfg.apply_set(&format!("{k}={}", values[i]))
-                .map_err(|e| bad(e.to_string()))?;
-            line.push_str(&format!(" {} |", values[i]));
+            line.push_str(&format!(" {} |", axes[a].1[i]));
         }
         let name = format!("{base_name}-sweep-{}", row + 1);
         let opts = Options {

@@ -220,3 +220,50 @@ fn decode_prints_json_lines_and_rejects_bad_files() {
         "{e}"
     );
 }
+
+#[test]
+fn sweep_validates_every_axis_before_running() {
+    for (args, expect) in [
+        (vec!["sweep", "--axis", "env.users=1,9"], "at most 8"),
+        (
+            vec!["sweep", "--axis", "env.users=1,2", "--axis", "env.users=1"],
+            "already an axis",
+        ),
+        (vec!["sweep", "--axis", "env.users=1,,2"], "none empty"),
+        (
+            vec!["sweep", "--axis", "expect.no_deadlock=holds"],
+            "changes no verdict",
+        ),
+        (
+            vec!["sweep", "--axis", "server.recovery=supported,bogus"],
+            "bogus",
+        ),
+    ] {
+        let o = imps(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            o.stdout.is_empty(),
+            "{args:?}: nothing printed before the error"
+        );
+        assert!(stderr(&o).contains(expect), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn an_expectation_that_cannot_be_a_verdict_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, expect) in [
+        ("[expect]\nreach_608 = \"violated\"\n", "witness"),
+        ("[expect]\nno_deadlock = \"not-reached\"\n", "liveness"),
+    ] {
+        let f = dir.path().join("v.toml");
+        std::fs::write(&f, body).unwrap();
+        let o = imps(&["check", "--variant", f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains(expect) && stderr(&o).contains("v.toml"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

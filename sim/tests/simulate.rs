@@ -250,6 +250,20 @@ fn shards_merged_equal_the_unsharded_sweep() {
     let b: Value = serde_json::from_str(&stdout(&unsharded)).unwrap();
     assert_eq!(a["runs"][0]["seeds"], serde_json::json!([3, 6]));
     assert_eq!(without_timing(a), without_timing(b));
+    // A damaged record (seeds out of order, or far too many) is refused, not a crash.
+    let text = std::fs::read_to_string(dir.path().join(&files[0])).unwrap();
+    for forged in ["[6,3]", "[1,1000000000000000000]"] {
+        let bad = text.replace("\"seeds\":[3,6]", &format!("\"seeds\":{forged}"));
+        assert_ne!(bad, text, "the record carries its seeds");
+        std::fs::write(dir.path().join("forged.jsonl"), bad).unwrap();
+        let o = imps(&["merge", "forged.jsonl"], dir.path());
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("forged.jsonl") && stderr(&o).contains("seeds"),
+            "{}",
+            stderr(&o)
+        );
+    }
     // A shard missing, or a shard twice, is refused.
     let o = imps(&["merge", &files[0], &files[1]], dir.path());
     assert_eq!(o.status.code(), Some(2));

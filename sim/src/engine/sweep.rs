@@ -353,6 +353,14 @@ pub struct Report {
 /// Why records do not make a sweep.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
+    /// A record whose sweep description cannot be right (damaged or forged).
+    #[error("{origin}: the record's sweep is invalid: {message}")]
+    BadSweep {
+        /// File and line.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Records of different sweeps.
     #[error("{origin}: record of another sweep (config {found}, variants {found_variants:?}, seeds {found_seeds:?}); expected config {expected}")]
     OtherSweep {
@@ -417,9 +425,29 @@ pub enum MergeError {
 pub fn collect(
     records: Vec<(String, UnitRecord)>,
 ) -> Result<(SweepId, Vec<RunResult>), MergeError> {
-    let Some(sweep) = records.first().map(|(_, r)| r.sweep.clone()) else {
+    let Some((first_origin, sweep)) = records.first().map(|(o, r)| (o.clone(), r.sweep.clone()))
+    else {
         return Err(MergeError::Empty);
     };
+    let bad = |message: String| MergeError::BadSweep {
+        origin: first_origin.clone(),
+        message,
+    };
+    let [a, b] = sweep.seeds;
+    if a >= b || b - a > 1_000_000 {
+        return Err(bad(format!(
+            "seeds {a}..{b}: expected A < B and at most 1,000,000 seeds"
+        )));
+    }
+    let mut names = sweep.variants.clone();
+    names.sort();
+    names.dedup();
+    if sweep.variants.is_empty() || names.len() != sweep.variants.len() {
+        return Err(bad(format!(
+            "variants {:?}: expected distinct names, at least one",
+            sweep.variants
+        )));
+    }
     let total = sweep.units();
     let mut slots: Vec<Option<(String, RunResult)>> = vec![None; total as usize];
     for (origin, rec) in records {
