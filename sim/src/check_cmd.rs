@@ -623,7 +623,7 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             max_states: args.max_states,
             liveness: true,
         };
-        let o = checker::check(&cfg, &name, opts, &mut |_| {})
+        let o = checker::check(cfg, &name, opts, &mut |_| {})
             .map_err(|e| bad(format!("combination {}: {e}", row + 1)))?;
         line.push_str(&format!(" {} |", o.states));
         for p in &props {
