@@ -497,3 +497,58 @@ fn canonical_session_ids_stay_unique_with_several_users() {
         );
     }
 }
+
+/// The lasso shown for `eventually_logged_in_fair` is itself weakly fair: every fair action
+/// enabled in all the states of its cycle is taken on the cycle.
+#[test]
+fn the_fair_counterexample_cycle_is_weakly_fair() {
+    use imps_model::checker::liveness::fair_class;
+    for (name, sets) in [
+        (
+            "post-cr",
+            vec![
+                "server.system_message=require-response",
+                "client.on_436=continue",
+            ],
+        ),
+        ("pre-cr", vec![]),
+        ("android-on-cr-server", vec![]),
+    ] {
+        let cfg = variant(name, &sets);
+        let o = run(&cfg);
+        let r = o
+            .results
+            .iter()
+            .find(|r| r.prop == Prop::EventuallyLoggedInFair)
+            .unwrap();
+        let t = r.trace.as_ref().expect("violated with a lasso");
+        let start = t.loop_start.unwrap();
+        // The states the cycle's steps start from.
+        let mut from: Vec<&imps_model::world::World> = vec![if start == 0 {
+            &t.initial
+        } else {
+            &t.steps[start - 1].state
+        }];
+        from.extend(t.steps[start..t.steps.len() - 1].iter().map(|s| &s.state));
+        let mut always: Option<Vec<u16>> = None;
+        for w in &from {
+            let mut acts = Vec::new();
+            w.actions(&cfg, &mut acts);
+            let en: Vec<u16> = acts.iter().filter_map(fair_class).collect();
+            always = Some(match always {
+                None => en,
+                Some(prev) => prev.into_iter().filter(|c| en.contains(c)).collect(),
+            });
+        }
+        let taken: Vec<u16> = t.steps[start..]
+            .iter()
+            .filter_map(|s| fair_class(&s.action))
+            .collect();
+        for c in always.unwrap() {
+            assert!(
+                taken.contains(&c),
+                "{name} {sets:?}: fair class {c} enabled all along the cycle but never taken"
+            );
+        }
+    }
+}

@@ -271,37 +271,61 @@ pub fn fair_violation(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> {
             },
         );
     }
-    let (entry, device, comp, required) = best?;
-    // Build a cycle from the entry that takes every required action once, then returns.
+    let (entry, device, comp, _) = best?;
+    // Build a cycle from the entry that is itself weakly fair: for every fair action enabled
+    // somewhere in the component, either take an internal edge with it or pass through a
+    // state where it is disabled (one of the two exists, the component being fair).
     let member = |v: u32| comp.binary_search(&v).is_ok();
-    let mut cycle = Vec::new();
-    let mut at = entry;
-    for c in 0..256u16 {
-        if !set_contains(&required, c) {
-            continue;
-        }
-        // Find an internal edge labelled c, reachable from `at`.
-        let mut edge = None;
-        'search: for &v in &comp {
-            g.decode(v, &mut w);
-            actions.clear();
-            w.actions(&g.cfg, &mut actions);
-            for (k, a) in actions.iter().enumerate() {
-                let t = g.succ(v)[k];
-                if fair_class(a) == Some(c) && member(t) {
-                    edge = Some((v, t));
-                    break 'search;
-                }
+    let mut taken_edge: Vec<Option<(u32, u32)>> = vec![None; 256];
+    let mut disabled_at: Vec<Option<u32>> = vec![None; 256];
+    let mut somewhere: ClassSet = [0; 4];
+    for &v in &comp {
+        g.decode(v, &mut w);
+        actions.clear();
+        w.actions(&g.cfg, &mut actions);
+        let mut enabled: ClassSet = [0; 4];
+        for (k, a) in actions.iter().enumerate() {
+            let Some(c) = fair_class(a) else { continue };
+            set_insert(&mut enabled, c);
+            let t = g.succ(v)[k];
+            if member(t) && taken_edge[c as usize].is_none() {
+                taken_edge[c as usize] = Some((v, t));
             }
         }
-        let Some((src, dst)) = edge else { continue };
-        if let Some(p) = bfs_path(g, at, &member, &|v| v == src, false) {
+        for c in 0..256u16 {
+            if set_contains(&enabled, c) {
+                set_insert(&mut somewhere, c);
+            } else if disabled_at[c as usize].is_none() {
+                disabled_at[c as usize] = Some(v);
+            }
+        }
+    }
+    let mut cycle = Vec::new();
+    let mut at = entry;
+    for c in (0..256u16).filter(|&c| set_contains(&somewhere, c)) {
+        let (target, then) = match (taken_edge[c as usize], disabled_at[c as usize]) {
+            (Some((src, dst)), _) => (src, Some(dst)),
+            (None, Some(v)) => (v, None),
+            (None, None) => {
+                unreachable!("invariant: a fair component takes or disables every fair action")
+            }
+        };
+        if let Some(p) = bfs_path(g, at, &member, &|v| v == target, false) {
             cycle.extend(p);
         }
-        cycle.push(dst);
-        at = dst;
+        at = target;
+        if let Some(dst) = then {
+            cycle.push(dst);
+            at = dst;
+        }
     }
-    if let Some(p) = bfs_path(g, at, &member, &|v| v == entry, at == entry) {
+    if let Some(p) = bfs_path(
+        g,
+        at,
+        &member,
+        &|v| v == entry,
+        at == entry && cycle.is_empty(),
+    ) {
         cycle.extend(p);
     }
     Some(FairLasso {
