@@ -2,7 +2,7 @@
 //! safety property (a knob value that breaks it, and the checker finds it), the liveness checks
 //! on cycles, and a cross-check of the safety verdicts with stateright's own BFS.
 
-use imps_model::checker::{check, Options, Outcome};
+use imps_model::checker::{check, Options, Outcome, PropResult};
 use imps_model::config::{resolve_variant, variants_dir, Config, Verdict};
 use imps_model::props::{Kind, Prop};
 use imps_model::world::Action;
@@ -19,8 +19,15 @@ fn run(cfg: &Config) -> Outcome {
     check(cfg, "test", Options::default(), &mut |_| {}).unwrap()
 }
 
+fn result(o: &Outcome, p: Prop) -> &PropResult {
+    o.results
+        .iter()
+        .find(|r| r.prop == p)
+        .expect("every property has a result")
+}
+
 fn verdict(o: &Outcome, p: Prop) -> Verdict {
-    o.results.iter().find(|r| r.prop == p).unwrap().verdict
+    result(o, p).verdict
 }
 
 /// Pin the size of the smallest variants: a model change shows up here first.
@@ -42,11 +49,7 @@ fn state_counts_are_pinned() {
 #[test]
 fn pre_cr_deadlock_counterexample_is_pinned() {
     let o = run(&variant("pre-cr", &[]));
-    let r = o
-        .results
-        .iter()
-        .find(|r| r.prop == Prop::NoDeadlock)
-        .unwrap();
+    let r = result(&o, Prop::NoDeadlock);
     assert_eq!(r.verdict, Verdict::Violated);
     let t = r.trace.as_ref().unwrap();
     let actions: Vec<Action> = t.steps.iter().map(|s| s.action).collect();
@@ -284,7 +287,7 @@ fn every_safety_property_can_fail() {
     }
     for (p, sets) in cases {
         let bad = run(&variant("post-cr", sets));
-        let r = bad.results.iter().find(|r| r.prop == *p).unwrap();
+        let r = result(&bad, *p);
         assert_eq!(
             r.verdict,
             Verdict::Violated,
@@ -319,11 +322,7 @@ fn every_safety_property_can_fail() {
 #[test]
 fn deadlock_check_is_exact_on_cycles() {
     let stuck = run(&variant("post-cr-one-client-id", &[]));
-    let r = stuck
-        .results
-        .iter()
-        .find(|r| r.prop == Prop::NoDeadlock)
-        .unwrap();
+    let r = result(&stuck, Prop::NoDeadlock);
     assert_eq!(r.verdict, Verdict::Violated);
     let t = r.trace.as_ref().unwrap();
     let cycle: Vec<Action> = t.steps[t.loop_start.unwrap()..]
@@ -382,11 +381,7 @@ fn fair_check_finds_a_livelock_the_deadlock_check_misses() {
         ],
     ));
     assert_eq!(verdict(&o, Prop::EventuallyLoggedInFair), Verdict::Violated);
-    let r = o
-        .results
-        .iter()
-        .find(|r| r.prop == Prop::EventuallyLoggedInFair)
-        .unwrap();
+    let r = result(&o, Prop::EventuallyLoggedInFair);
     let t = r.trace.as_ref().unwrap();
     assert!(t.loop_start.is_some());
     assert!(t.text().contains("436"), "{}", t.text());
@@ -516,11 +511,7 @@ fn the_fair_counterexample_cycle_is_weakly_fair() {
     ] {
         let cfg = variant(name, &sets);
         let o = run(&cfg);
-        let r = o
-            .results
-            .iter()
-            .find(|r| r.prop == Prop::EventuallyLoggedInFair)
-            .unwrap();
+        let r = result(&o, Prop::EventuallyLoggedInFair);
         let t = r.trace.as_ref().expect("violated with a lasso");
         let start = t.loop_start.unwrap();
         // The states the cycle's steps start from.
