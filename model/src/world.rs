@@ -439,36 +439,13 @@ enum Place {
 }
 
 /// Visit every Session-ID in the world, user by user in a fixed order: the user's session
-/// table first, then each of the user's devices (stored record, phase, requests in flight,
-/// answer in flight, pushes).
+/// table first, then each of the user's devices in the order of
+/// [`Device::visit_session_ids`].
 fn visit_session_ids(
     w: &mut World,
     per_user: usize,
     mut f: impl FnMut(usize, Place, &mut SessionId),
 ) {
-    fn env_ids(
-        u: usize,
-        at: Place,
-        e: &mut Envelope,
-        f: &mut impl FnMut(usize, Place, &mut SessionId),
-    ) {
-        if let Some(s) = e.session.as_mut() {
-            f(u, at, s);
-        }
-        match &mut e.body {
-            crate::msg::Primitive::LoginRequest(lr) => {
-                if let Some(s) = lr.session_id.as_mut() {
-                    f(u, at, s);
-                }
-            }
-            crate::msg::Primitive::LoginResponse(r) => {
-                if let Some(s) = r.session_id.as_mut() {
-                    f(u, at, s);
-                }
-            }
-            _ => {}
-        }
-    }
     for (u, us) in w.users.iter_mut().enumerate() {
         for s in &mut us.sessions {
             f(u, Place::Table(u), &mut s.id);
@@ -480,37 +457,80 @@ fn visit_session_ids(
             .skip(u * per_user)
             .take(per_user)
         {
-            let at = Place::Device(d);
-            let c = &mut dev.client;
-            if let Some(st) = c.stored.as_mut() {
-                f(u, at, &mut st.session);
+            dev.visit_session_ids(|s| f(u, Place::Device(d), s));
+        }
+    }
+}
+
+impl Device {
+    /// Visit every Session-ID the device holds, in a fixed order: stored record, phase,
+    /// requests in flight, answer in flight, pushes. Canonicalization numbers IDs in this
+    /// order.
+    pub fn visit_session_ids(&mut self, mut f: impl FnMut(&mut SessionId)) {
+        fn env_ids(e: &mut Envelope, f: &mut impl FnMut(&mut SessionId)) {
+            if let Some(s) = e.session.as_mut() {
+                f(s);
             }
-            match &mut c.phase {
-                Phase::Backoff(a) | Phase::LoggingIn { attempt: a, .. } => {
-                    if let Some(s) = a.recover.as_mut() {
-                        f(u, at, s);
+            match &mut e.body {
+                crate::msg::Primitive::LoginRequest(lr) => {
+                    if let Some(s) = lr.session_id.as_mut() {
+                        f(s);
                     }
                 }
-                Phase::Negotiating { session, .. } => {
-                    if let Some(s) = session.as_mut() {
-                        f(u, at, s);
+                crate::msg::Primitive::LoginResponse(r) => {
+                    if let Some(s) = r.session_id.as_mut() {
+                        f(s);
                     }
                 }
-                Phase::Established { session }
-                | Phase::Busy { session, .. }
-                | Phase::LoggingOut { session, .. } => f(u, at, session),
-                Phase::Down | Phase::Idle => {}
-            }
-            for r in &mut dev.to_server {
-                env_ids(u, at, &mut r.env, &mut f);
-            }
-            if let Some(e) = dev.to_client.as_mut() {
-                env_ids(u, at, e, &mut f);
-            }
-            for e in &mut dev.pushes {
-                env_ids(u, at, e, &mut f);
+                _ => {}
             }
         }
+        let c = &mut self.client;
+        if let Some(st) = c.stored.as_mut() {
+            f(&mut st.session);
+        }
+        match &mut c.phase {
+            Phase::Backoff(a) | Phase::LoggingIn { attempt: a, .. } => {
+                if let Some(s) = a.recover.as_mut() {
+                    f(s);
+                }
+            }
+            Phase::Negotiating { session, .. } => {
+                if let Some(s) = session.as_mut() {
+                    f(s);
+                }
+            }
+            Phase::Established { session }
+            | Phase::Busy { session, .. }
+            | Phase::LoggingOut { session, .. } => f(session),
+            Phase::Down | Phase::Idle => {}
+        }
+        for r in &mut self.to_server {
+            env_ids(&mut r.env, &mut f);
+        }
+        if let Some(e) = self.to_client.as_mut() {
+            env_ids(e, &mut f);
+        }
+        for e in &mut self.pushes {
+            env_ids(e, &mut f);
+        }
+    }
+
+    /// Zero the Transaction-IDs (the client's counter and those of the messages in flight);
+    /// returns whether any was not zero.
+    pub fn zero_tids(&mut self) -> bool {
+        let mut changed = self.client.last_tid != 0;
+        self.client.last_tid = 0;
+        let mut zero = |e: &mut Envelope| {
+            if e.tid.is_some_and(|t| t.0 != 0) {
+                e.tid = Some(crate::msg::Tid(0));
+                changed = true;
+            }
+        };
+        self.to_server.iter_mut().for_each(|r| zero(&mut r.env));
+        self.to_client.iter_mut().for_each(&mut zero);
+        self.pushes.iter_mut().for_each(zero);
+        changed
     }
 }
 
@@ -605,18 +625,7 @@ impl World {
             if touched_by_step.devices & (1 << d) == 0 {
                 continue;
             }
-            let mut changed = dev.client.last_tid != 0;
-            dev.client.last_tid = 0;
-            let mut zero = |e: &mut Envelope| {
-                if e.tid.is_some_and(|t| t.0 != 0) {
-                    e.tid = Some(crate::msg::Tid(0));
-                    changed = true;
-                }
-            };
-            dev.to_server.iter_mut().for_each(|r| zero(&mut r.env));
-            dev.to_client.iter_mut().for_each(&mut zero);
-            dev.pushes.iter_mut().for_each(zero);
-            if changed {
+            if dev.zero_tids() {
                 touched.devices |= 1 << d;
             }
         }

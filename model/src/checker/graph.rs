@@ -14,7 +14,8 @@ use crate::server::UserServer;
 use crate::world::{Action, Device, Touched, World};
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
-use std::hash::{Hash, Hasher};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 fn fx<T: Hash + ?Sized>(t: &T) -> u64 {
     let mut h = FxHasher::default();
@@ -50,6 +51,54 @@ impl<T: Hash + Eq + Clone> Interner<T> {
         let items = &self.items;
         self.index.insert_unique(h, i, |&j| fx(&items[j as usize]));
         i
+    }
+}
+
+/// The Session-IDs of each interned component, in canonicalization order, stored flat: the
+/// canonical-form test of a successor reads these instead of a decoded world.
+#[derive(Debug, Default)]
+struct IdLists {
+    ids: Vec<u32>,
+    start: Vec<u32>,
+}
+
+impl IdLists {
+    /// Record the IDs of the components interned since the last call.
+    fn sync<T>(&mut self, items: &[T], mut visit: impl FnMut(&T, &mut Vec<u32>)) {
+        if self.start.is_empty() {
+            self.start.push(0);
+        }
+        for item in &items[self.start.len() - 1..] {
+            visit(item, &mut self.ids);
+            self.start.push(self.ids.len() as u32);
+        }
+    }
+
+    fn of(&self, i: u32) -> &[u32] {
+        let i = i as usize;
+        &self.ids[self.start[i] as usize..self.start[i + 1] as usize]
+    }
+}
+
+/// What a device-local action does to a device, whatever the rest of the world: the device
+/// after it (with Transaction-IDs zeroed, Session-IDs not yet renumbered) and what the step
+/// monitors and witnesses found on the way.
+#[derive(Clone, Copy, Debug)]
+struct DeviceStep {
+    device: u32,
+    bad: PropSet,
+    seen: PropSet,
+}
+
+/// An action whose step changes only its device (and the crash and loss budgets): every
+/// action but the server's.
+const fn device_local(a: Action) -> Option<usize> {
+    match a {
+        Action::ServerReceives(_) | Action::Expire { .. } => None,
+        _ => match a.device() {
+            Some(d) => Some(d as usize),
+            None => None,
+        },
     }
 }
 
@@ -216,6 +265,47 @@ fn encode(
     );
 }
 
+/// `batch[k]`, made a copy of `cur` (growing the batch when needed).
+fn scratch<'a>(batch: &'a mut Vec<World>, k: usize, cur: &World) -> &'a mut World {
+    if batch.len() <= k {
+        batch.push(cur.clone());
+    } else {
+        batch[k].clone_from(cur);
+    }
+    &mut batch[k]
+}
+
+/// The server's canonical Session-ID counter for the world with these component words, or
+/// `None` when some user's Session-IDs are not in canonical order (see
+/// [`World::canonicalize`]: each ID seen for the first time must be the count of distinct IDs
+/// before it).
+fn canonical_next_id(
+    key: &[u32],
+    nd: usize,
+    per_user: usize,
+    device_ids: &IdLists,
+    user_ids: &IdLists,
+) -> Option<u32> {
+    let mut max = 0;
+    for (u, &table) in key[nd..key.len() - 1].iter().enumerate() {
+        let mut next = 0u32;
+        let devices = &key[u * per_user..(u + 1) * per_user];
+        let lists =
+            std::iter::once(user_ids.of(table)).chain(devices.iter().map(|&d| device_ids.of(d)));
+        for list in lists {
+            for &id in list {
+                if id == next {
+                    next += 1;
+                } else if id > next {
+                    return None;
+                }
+            }
+        }
+        max = max.max(next);
+    }
+    Some(max)
+}
+
 /// State predicates of a whole world.
 pub fn state_monitors(cfg: &Config, w: &World, bad: &mut PropSet) {
     for us in &w.users {
@@ -265,6 +355,18 @@ pub fn explore(
     let mut hashes: Vec<u64> = Vec::new();
     let mut actions: Vec<Action> = Vec::new();
     let mut parent_key: Vec<u32> = Vec::with_capacity(stride);
+    // The effect of each (device, device-local action) pair met so far, and the Session-IDs
+    // of every component: together they give most successors as a rewrite of the parent's
+    // words, with no world to clone, step, canonicalize or intern.
+    let mut device_steps: HashMap<(u32, Action), DeviceStep, BuildHasherDefault<FxHasher>> =
+        HashMap::default();
+    let mut device_ids = IdLists::default();
+    let mut user_ids = IdLists::default();
+    // Which successors of the current state have a world in `batch` (the others are parent
+    // rewrites, with the parent's user tables).
+    let mut stepped: Vec<bool> = Vec::new();
+    let nd = init.devices.len();
+    let per_user = nd / init.users.len().max(1);
     let mut level_end = 1u32;
     let mut s = 0u32;
     while (s as usize) < g.len() {
@@ -281,21 +383,64 @@ pub fn explore(
         // independent, so the processor overlaps their cache misses.
         keys.clear();
         hashes.clear();
+        stepped.clear();
         for (k, &a) in actions.iter().enumerate() {
-            if batch.len() <= k {
-                batch.push(cur.clone());
-            } else {
-                batch[k].clone_from(&cur);
+            let edge = Found::Edge(s, k as u16);
+            if let Some(d) = device_local(a) {
+                let memo_key = (parent_key[d], a);
+                let ds = match device_steps.get(&memo_key) {
+                    Some(&ds) => ds,
+                    None => {
+                        let next = scratch(&mut batch, k, &cur);
+                        let step = next.step(cfg, a);
+                        let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
+                        monitor::step_monitors(&cur, a, &step, next, &mut bad, &mut seen);
+                        next.devices[d].zero_tids();
+                        let device = g.devices.intern(&next.devices[d]);
+                        let ds = DeviceStep { device, bad, seen };
+                        device_steps.insert(memo_key, ds);
+                        ds
+                    }
+                };
+                for p in ds.bad.iter() {
+                    g.violated[p as usize].get_or_insert(edge);
+                }
+                for p in ds.seen.iter() {
+                    g.reached[p as usize].get_or_insert(edge);
+                }
+                device_ids.sync(&g.devices.items, |dev, out| {
+                    dev.clone().visit_session_ids(|id| out.push(id.0));
+                });
+                user_ids.sync(&g.users.items, |us, out| {
+                    out.extend(us.sessions.iter().map(|s| s.id.0));
+                });
+                key.clear();
+                key.extend_from_slice(&parent_key);
+                key[d] = ds.device;
+                let counters = key[stride - 1];
+                let counters = match a {
+                    Action::Crash(_) => counters - 1,
+                    Action::LoseConnection(_) => counters - (1 << 8),
+                    _ => counters,
+                };
+                if let Some(next_id) = canonical_next_id(&key, nd, per_user, &device_ids, &user_ids)
+                {
+                    key[stride - 1] = counters & 0xffff | next_id << 16;
+                    hashes.push(fx(&key[..]));
+                    keys.extend_from_slice(&key);
+                    stepped.push(false);
+                    continue;
+                }
             }
-            let next = &mut batch[k];
+            let next = scratch(&mut batch, k, &cur);
             let step = next.step(cfg, a);
             let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
             monitor::step_monitors(&cur, a, &step, next, &mut bad, &mut seen);
             for p in bad.iter() {
-                g.violated[p as usize].get_or_insert(Found::Edge(s, k as u16));
+                g.violated[p as usize].get_or_insert(edge);
             }
             for p in seen.iter() {
-                g.reached[p as usize].get_or_insert(Found::Edge(s, k as u16));
+                g.reached[p as usize].get_or_insert(edge);
             }
             let touched = step.touched.union(next.canonicalize_touched(step.touched));
             encode(
@@ -307,6 +452,7 @@ pub fn explore(
             );
             hashes.push(fx(&key[..]));
             keys.extend_from_slice(&key);
+            stepped.push(true);
         }
         let stride = g.stride;
         for (k, &h) in hashes.iter().enumerate() {
@@ -327,10 +473,15 @@ pub fn explore(
                     index.insert_unique(h, t, |&j| {
                         fx(&states[j as usize * stride..(j as usize + 1) * stride])
                     });
-                    let mut bad = PropSet::default();
-                    state_monitors(cfg, &batch[k], &mut bad);
-                    for p in bad.iter() {
-                        g.violated[p as usize].get_or_insert(Found::State(t));
+                    // A parent rewrite has the parent's user tables, so the state
+                    // predicates (which read only those) found whatever they find there
+                    // already, at the parent or earlier.
+                    if stepped[k] {
+                        let mut bad = PropSet::default();
+                        state_monitors(cfg, &batch[k], &mut bad);
+                        for p in bad.iter() {
+                            g.violated[p as usize].get_or_insert(Found::State(t));
+                        }
                     }
                     if t & 0xffff == 0 {
                         progress(Progress {
