@@ -7,6 +7,7 @@
 //! state array its own queue, makes the BFS levels contiguous ranges (so a shortest path can be
 //! recovered without parent pointers), and lets the graph's edges be written as one CSR array.
 
+use super::visited::{Probe, Visited};
 use crate::checker::monitor;
 use crate::config::Config;
 use crate::props::{Prop, PropSet};
@@ -21,6 +22,22 @@ fn fx<T: Hash + ?Sized>(t: &T) -> u64 {
     let mut h = FxHasher::default();
     t.hash(&mut h);
     h.finish()
+}
+
+/// The hash of a state's words for the visited set, whose slots and fingerprints come from
+/// its top bits: FxHash, then the murmur3 finalizer so that every word reaches every bit.
+fn state_hash(words: &[u32]) -> u64 {
+    let mut h = fx(words);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ h >> 33
+}
+
+/// Word-by-word equality, inlined (the keys are a few words: a library call costs more).
+fn same_words(a: &[u32], b: &[u32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// An interning table: each distinct value gets the next index.
@@ -196,14 +213,25 @@ impl Graph {
 
     /// Rebuild state `s` into `w` (which must have the configuration's shape).
     pub fn decode(&self, s: u32, w: &mut World) {
+        self.decode_over(s, w, None);
+    }
+
+    /// [`Graph::decode`] into a `w` that holds the state with words `held` (when given):
+    /// only the components whose word differs are copied.
+    fn decode_over(&self, s: u32, w: &mut World, held: Option<&[u32]>) {
         let words = self.words(s);
         let nd = w.devices.len();
+        let differs = |i: usize| held.is_none_or(|h| h[i] != words[i]);
         for (d, dev) in w.devices.iter_mut().enumerate() {
-            dev.clone_from(&self.devices.items[words[d] as usize]);
+            if differs(d) {
+                dev.clone_from(&self.devices.items[words[d] as usize]);
+            }
         }
         let mut active = 0;
         for (u, us) in w.users.iter_mut().enumerate() {
-            us.clone_from(&self.users.items[words[nd + u] as usize]);
+            if differs(nd + u) {
+                us.clone_from(&self.users.items[words[nd + u] as usize]);
+            }
             active += us.active_count() as u32;
         }
         let c = words[self.stride - 1];
@@ -265,16 +293,6 @@ fn encode(
     );
 }
 
-/// `batch[k]`, made a copy of `cur` (growing the batch when needed).
-fn scratch<'a>(batch: &'a mut Vec<World>, k: usize, cur: &World) -> &'a mut World {
-    if batch.len() <= k {
-        batch.push(cur.clone());
-    } else {
-        batch[k].clone_from(cur);
-    }
-    &mut batch[k]
-}
-
 /// The server's canonical Session-ID counter for the world with these component words, or
 /// `None` when some user's Session-IDs are not in canonical order (see
 /// [`World::canonicalize`]: each ID seen for the first time must be the count of distinct IDs
@@ -315,8 +333,230 @@ pub fn state_monitors(cfg: &Config, w: &World, bad: &mut PropSet) {
     crate::props::check_server_totals(cfg, total, bad);
 }
 
+/// `worlds[k]`, made a copy of `cur` (growing the vector when needed).
+fn scratch<'a>(worlds: &'a mut Vec<World>, k: usize, cur: &World) -> &'a mut World {
+    if worlds.len() <= k {
+        worlds.resize_with(k + 1, || cur.clone());
+    } else {
+        worlds[k].clone_from(cur);
+    }
+    &mut worlds[k]
+}
+
+/// The successors of one state, generated and waiting for their look-ups.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Their words, `stride` each, in action order.
+    keys: Vec<u32>,
+    /// Their hashes.
+    hashes: Vec<u64>,
+    /// Whether successor `k` was stepped in `worlds[k]`; if not, it is a rewrite of the
+    /// parent's words and has the parent's user tables.
+    stepped: Vec<bool>,
+    /// The stepped successors' worlds (for the state predicates of the new ones).
+    worlds: Vec<World>,
+}
+
+/// How many states are generated ahead of their look-ups: the look-ups of state `s` run
+/// after the successors of `s + 1` and `s + 2` are generated, while the cache lines they
+/// need arrive (the visited-set slots are prefetched when `s` is generated, the likely
+/// matching states when `s + 1` is).
+const LAG: u32 = 3;
+
+/// The state of a breadth-first exploration.
+struct Explorer<'a> {
+    cfg: &'a Config,
+    g: Graph,
+    index: Visited,
+    /// The effect of each (device, device-local action) pair met so far. With the
+    /// Session-IDs of every component (`device_ids`, `user_ids`), it gives most successors
+    /// as a rewrite of the parent's words, with no world to clone, step, canonicalize or
+    /// intern.
+    device_steps: HashMap<(u32, Action), DeviceStep, BuildHasherDefault<FxHasher>>,
+    device_ids: IdLists,
+    user_ids: IdLists,
+    /// The last state generated from, decoded, and its words (empty before the first).
+    cur: World,
+    held: Vec<u32>,
+    actions: Vec<Action>,
+    key: Vec<u32>,
+    /// `ring[s % LAG]`: the successors of state `s`.
+    ring: Vec<Pending>,
+    devices: usize,
+    per_user: usize,
+}
+
+impl Explorer<'_> {
+    /// Generate the successors of state `s` into its ring slot, running the step monitors
+    /// on every edge, and prefetch their visited-set slots.
+    fn generate(&mut self, s: u32) {
+        let (cfg, stride, nd) = (self.cfg, self.g.stride, self.devices);
+        let held = (!self.held.is_empty()).then_some(&self.held[..]);
+        self.g.decode_over(s, &mut self.cur, held);
+        self.held.clear();
+        self.held.extend_from_slice(self.g.words(s));
+        let cur = &self.cur;
+        let parent_key = &self.held;
+        self.actions.clear();
+        cur.actions(cfg, &mut self.actions);
+        let p = &mut self.ring[(s % LAG) as usize];
+        p.keys.clear();
+        p.hashes.clear();
+        p.stepped.clear();
+        let g = &mut self.g;
+        let key = &mut self.key;
+        for (k, &a) in self.actions.iter().enumerate() {
+            let edge = Found::Edge(s, k as u16);
+            if let Some(d) = device_local(a) {
+                let memo_key = (parent_key[d], a);
+                let ds = match self.device_steps.get(&memo_key) {
+                    Some(&ds) => ds,
+                    None => {
+                        let next = scratch(&mut p.worlds, k, cur);
+                        let step = next.step(cfg, a);
+                        let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
+                        monitor::step_monitors(cur, a, &step, next, &mut bad, &mut seen);
+                        next.devices[d].zero_tids();
+                        let device = g.devices.intern(&next.devices[d]);
+                        let ds = DeviceStep { device, bad, seen };
+                        self.device_steps.insert(memo_key, ds);
+                        ds
+                    }
+                };
+                for p in ds.bad.iter() {
+                    g.violated[p as usize].get_or_insert(edge);
+                }
+                for p in ds.seen.iter() {
+                    g.reached[p as usize].get_or_insert(edge);
+                }
+                self.device_ids.sync(&g.devices.items, |dev, out| {
+                    dev.clone().visit_session_ids(|id| out.push(id.0));
+                });
+                self.user_ids.sync(&g.users.items, |us, out| {
+                    out.extend(us.sessions.iter().map(|s| s.id.0));
+                });
+                key.clear();
+                key.extend_from_slice(parent_key);
+                key[d] = ds.device;
+                let counters = key[stride - 1];
+                let counters = match a {
+                    Action::Crash(_) => counters - 1,
+                    Action::LoseConnection(_) => counters - (1 << 8),
+                    _ => counters,
+                };
+                let next_id =
+                    canonical_next_id(key, nd, self.per_user, &self.device_ids, &self.user_ids);
+                if let Some(next_id) = next_id {
+                    key[stride - 1] = counters & 0xffff | next_id << 16;
+                    p.hashes.push(state_hash(key));
+                    p.keys.extend_from_slice(key);
+                    p.stepped.push(false);
+                    continue;
+                }
+            }
+            let next = scratch(&mut p.worlds, k, cur);
+            let step = next.step(cfg, a);
+            let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
+            monitor::step_monitors(cur, a, &step, next, &mut bad, &mut seen);
+            for p in bad.iter() {
+                g.violated[p as usize].get_or_insert(edge);
+            }
+            for p in seen.iter() {
+                g.reached[p as usize].get_or_insert(edge);
+            }
+            let touched = step.touched.union(next.canonicalize_touched(step.touched));
+            encode(
+                next,
+                Some((cur, parent_key, touched)),
+                &mut g.devices,
+                &mut g.users,
+                key,
+            );
+            p.hashes.push(state_hash(key));
+            p.keys.extend_from_slice(key);
+            p.stepped.push(true);
+        }
+        for &h in &p.hashes {
+            self.index.prefetch(h);
+        }
+    }
+
+    /// Prefetch the states that the look-ups of state `s`'s successors will most likely
+    /// compare against (their visited-set slots should be in cache by now).
+    fn prefetch_matches(&self, s: u32) {
+        let stride = self.g.stride;
+        for &h in &self.ring[(s % LAG) as usize].hashes {
+            if let Some(c) = self.index.candidate(h) {
+                prefetch_index::prefetch_index(&self.g.states, c as usize * stride);
+            }
+        }
+    }
+
+    /// Look up (and add when new) the successors of state `s`, in action order, and write
+    /// its edges.
+    fn look_up(
+        &mut self,
+        s: u32,
+        max_states: u64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), ExploreError> {
+        let g = &mut self.g;
+        let stride = g.stride;
+        let p = &self.ring[(s % LAG) as usize];
+        for (k, &h) in p.hashes.iter().enumerate() {
+            let key = &p.keys[k * stride..(k + 1) * stride];
+            let states = &g.states;
+            let found = self.index.find(h, |j| {
+                same_words(&states[j as usize * stride..(j as usize + 1) * stride], key)
+            });
+            let t = match found {
+                Probe::Found(t) => t,
+                Probe::Vacant(slot) => {
+                    let t = g.len() as u32;
+                    if u64::from(t) >= max_states {
+                        return Err(ExploreError::TooManyStates { limit: max_states });
+                    }
+                    g.states.extend_from_slice(key);
+                    self.index.insert_at(slot, h, t);
+                    // A parent rewrite has the parent's user tables, so the state
+                    // predicates (which read only those) found whatever they find there
+                    // already, at the parent or earlier.
+                    if p.stepped[k] {
+                        let mut bad = PropSet::default();
+                        state_monitors(self.cfg, &p.worlds[k], &mut bad);
+                        for q in bad.iter() {
+                            g.violated[q as usize].get_or_insert(Found::State(t));
+                        }
+                    }
+                    if t & 0xffff == 0 {
+                        progress(Progress {
+                            states: u64::from(t),
+                            edges: g.targets.len() as u64,
+                            depth: g.levels.len() as u32,
+                            done: false,
+                        });
+                    }
+                    t
+                }
+            };
+            g.targets.push(t);
+        }
+        assert!(
+            g.targets.len() < u32::MAX as usize,
+            "invariant: fewer than 2^32 edges"
+        );
+        g.offsets.push(g.targets.len() as u32);
+        Ok(())
+    }
+}
+
 /// Explore every state reachable from the initial world, checking the safety monitors and
 /// witnesses on every edge and state. `progress` is called every 2^16 states.
+///
+/// The states are found in breadth-first order, in a pipeline: the successors of a state
+/// are generated [`LAG`] states ahead of their look-ups in the visited set, so that the
+/// look-ups' cache misses are prefetched while other states are generated. The pipeline is
+/// drained at the end of each BFS level, so that the levels stay exact.
 pub fn explore(
     cfg: &Config,
     max_states: u64,
@@ -347,163 +587,53 @@ pub fn explore(
     for p in bad.iter() {
         g.violated[p as usize].get_or_insert(Found::State(0));
     }
-    let mut index: HashTable<u32> = HashTable::new();
-    index.insert_unique(fx(&key[..]), 0, |_| 0);
-    let mut cur = init.clone();
-    let mut batch: Vec<World> = Vec::new();
-    let mut keys: Vec<u32> = Vec::new();
-    let mut hashes: Vec<u64> = Vec::new();
-    let mut actions: Vec<Action> = Vec::new();
-    let mut parent_key: Vec<u32> = Vec::with_capacity(stride);
-    // The effect of each (device, device-local action) pair met so far, and the Session-IDs
-    // of every component: together they give most successors as a rewrite of the parent's
-    // words, with no world to clone, step, canonicalize or intern.
-    let mut device_steps: HashMap<(u32, Action), DeviceStep, BuildHasherDefault<FxHasher>> =
-        HashMap::default();
-    let mut device_ids = IdLists::default();
-    let mut user_ids = IdLists::default();
-    // Which successors of the current state have a world in `batch` (the others are parent
-    // rewrites, with the parent's user tables).
-    let mut stepped: Vec<bool> = Vec::new();
-    let nd = init.devices.len();
-    let per_user = nd / init.users.len().max(1);
-    let mut level_end = 1u32;
-    let mut s = 0u32;
-    while (s as usize) < g.len() {
-        if s == level_end {
-            g.levels.push(s);
-            level_end = g.len() as u32;
-        }
-        g.decode(s, &mut cur);
-        parent_key.clear();
-        parent_key.extend_from_slice(g.words(s));
-        actions.clear();
-        cur.actions(cfg, &mut actions);
-        // First every successor's key, then the look-ups back to back: the look-ups are
-        // independent, so the processor overlaps their cache misses.
-        keys.clear();
-        hashes.clear();
-        stepped.clear();
-        for (k, &a) in actions.iter().enumerate() {
-            let edge = Found::Edge(s, k as u16);
-            if let Some(d) = device_local(a) {
-                let memo_key = (parent_key[d], a);
-                let ds = match device_steps.get(&memo_key) {
-                    Some(&ds) => ds,
-                    None => {
-                        let next = scratch(&mut batch, k, &cur);
-                        let step = next.step(cfg, a);
-                        let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
-                        monitor::step_monitors(&cur, a, &step, next, &mut bad, &mut seen);
-                        next.devices[d].zero_tids();
-                        let device = g.devices.intern(&next.devices[d]);
-                        let ds = DeviceStep { device, bad, seen };
-                        device_steps.insert(memo_key, ds);
-                        ds
-                    }
-                };
-                for p in ds.bad.iter() {
-                    g.violated[p as usize].get_or_insert(edge);
-                }
-                for p in ds.seen.iter() {
-                    g.reached[p as usize].get_or_insert(edge);
-                }
-                device_ids.sync(&g.devices.items, |dev, out| {
-                    dev.clone().visit_session_ids(|id| out.push(id.0));
-                });
-                user_ids.sync(&g.users.items, |us, out| {
-                    out.extend(us.sessions.iter().map(|s| s.id.0));
-                });
-                key.clear();
-                key.extend_from_slice(&parent_key);
-                key[d] = ds.device;
-                let counters = key[stride - 1];
-                let counters = match a {
-                    Action::Crash(_) => counters - 1,
-                    Action::LoseConnection(_) => counters - (1 << 8),
-                    _ => counters,
-                };
-                if let Some(next_id) = canonical_next_id(&key, nd, per_user, &device_ids, &user_ids)
-                {
-                    key[stride - 1] = counters & 0xffff | next_id << 16;
-                    hashes.push(fx(&key[..]));
-                    keys.extend_from_slice(&key);
-                    stepped.push(false);
-                    continue;
-                }
-            }
-            let next = scratch(&mut batch, k, &cur);
-            let step = next.step(cfg, a);
-            let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
-            monitor::step_monitors(&cur, a, &step, next, &mut bad, &mut seen);
-            for p in bad.iter() {
-                g.violated[p as usize].get_or_insert(edge);
-            }
-            for p in seen.iter() {
-                g.reached[p as usize].get_or_insert(edge);
-            }
-            let touched = step.touched.union(next.canonicalize_touched(step.touched));
-            encode(
-                next,
-                Some((&cur, &parent_key, touched)),
-                &mut g.devices,
-                &mut g.users,
-                &mut key,
-            );
-            hashes.push(fx(&key[..]));
-            keys.extend_from_slice(&key);
-            stepped.push(true);
-        }
-        let stride = g.stride;
-        for (k, &h) in hashes.iter().enumerate() {
-            let key = &keys[k * stride..(k + 1) * stride];
-            let states = &g.states;
-            let found = index.find(h, |&j| {
-                &states[j as usize * stride..(j as usize + 1) * stride] == key
-            });
-            let t = match found {
-                Some(&t) => t,
-                None => {
-                    let t = g.len() as u32;
-                    if u64::from(t) >= max_states {
-                        return Err(ExploreError::TooManyStates { limit: max_states });
-                    }
-                    g.states.extend_from_slice(key);
-                    let states = &g.states;
-                    index.insert_unique(h, t, |&j| {
-                        fx(&states[j as usize * stride..(j as usize + 1) * stride])
-                    });
-                    // A parent rewrite has the parent's user tables, so the state
-                    // predicates (which read only those) found whatever they find there
-                    // already, at the parent or earlier.
-                    if stepped[k] {
-                        let mut bad = PropSet::default();
-                        state_monitors(cfg, &batch[k], &mut bad);
-                        for p in bad.iter() {
-                            g.violated[p as usize].get_or_insert(Found::State(t));
-                        }
-                    }
-                    if t & 0xffff == 0 {
-                        progress(Progress {
-                            states: u64::from(t),
-                            edges: g.targets.len() as u64,
-                            depth: g.levels.len() as u32,
-                            done: false,
-                        });
-                    }
-                    t
-                }
-            };
-            g.targets.push(t);
-        }
-        assert!(
-            g.targets.len() < u32::MAX as usize,
-            "invariant: fewer than 2^32 edges"
-        );
-        g.offsets.push(g.targets.len() as u32);
-        s += 1;
+    let mut index = Visited::new();
+    match index.find(state_hash(&key), |_| false) {
+        Probe::Vacant(slot) => index.insert_at(slot, state_hash(&key), 0),
+        Probe::Found(_) => unreachable!("invariant: the visited set starts empty"),
     }
-    drop(index);
+    let devices = init.devices.len();
+    let per_user = devices / init.users.len().max(1);
+    let mut x = Explorer {
+        cfg,
+        g,
+        index,
+        device_steps: HashMap::default(),
+        device_ids: IdLists::default(),
+        user_ids: IdLists::default(),
+        cur: init,
+        held: Vec::with_capacity(stride),
+        actions: Vec::new(),
+        key,
+        ring: (0..LAG).map(|_| Pending::default()).collect(),
+        devices,
+        per_user,
+    };
+    // States `looked..generated` have their successors generated, not yet looked up.
+    let (mut generated, mut looked) = (0u32, 0u32);
+    let mut level_end = 1u32;
+    loop {
+        if looked == generated {
+            if generated as usize == x.g.len() {
+                break;
+            }
+            if generated == level_end {
+                x.g.levels.push(generated);
+                level_end = x.g.len() as u32;
+            }
+        }
+        if generated < level_end && generated - looked < LAG {
+            x.generate(generated);
+            if generated > looked {
+                x.prefetch_matches(generated - 1);
+            }
+            generated += 1;
+        } else {
+            x.look_up(looked, max_states, progress)?;
+            looked += 1;
+        }
+    }
+    let mut g = x.g;
     progress(Progress {
         states: g.len() as u64,
         edges: g.targets.len() as u64,

@@ -14,6 +14,7 @@ pub mod liveness;
 pub mod monitor;
 pub mod scc;
 pub mod sr;
+pub mod visited;
 
 use crate::config::{Config, Verdict};
 use crate::props::{Kind, Prop};
