@@ -185,7 +185,14 @@ impl PropSet {
 
     /// The properties in the set, in report order.
     pub fn iter(self) -> impl Iterator<Item = Prop> {
-        Prop::ALL.iter().copied().filter(move |p| self.contains(*p))
+        // `Prop::ALL` lists the properties in declaration order, so bit i is `Prop::ALL[i]`
+        // and the set bits in increasing order are the report order.
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits.wrapping_sub(1);
+            Prop::ALL.get(i).copied()
+        })
     }
 }
 
@@ -539,5 +546,28 @@ pub fn client_witnesses(before: &Client, out: &ClientOut, seen: &mut PropSet) {
         if attempt.recover.is_some() {
             seen.insert(Prop::ReachLogoutAfterRecovery);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prop_set_iterates_in_report_order() {
+        for (i, &p) in Prop::ALL.iter().enumerate() {
+            assert_eq!(p.bit(), 1 << i, "{} is not bit {i}", p.name());
+        }
+        let mut set = PropSet::default();
+        for &p in Prop::ALL.iter().rev().step_by(3) {
+            set.insert(p);
+        }
+        let want: Vec<Prop> = Prop::ALL
+            .iter()
+            .copied()
+            .filter(|&p| set.contains(p))
+            .collect();
+        assert_eq!(set.iter().collect::<Vec<_>>(), want);
+        assert_eq!(PropSet::default().iter().count(), 0);
     }
 }

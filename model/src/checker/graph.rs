@@ -389,6 +389,7 @@ struct Explorer<'a> {
 impl Explorer<'_> {
     /// Generate the successors of state `s` into its ring slot, running the step monitors
     /// on every edge, and prefetch their visited-set slots.
+    #[inline(never)]
     fn generate(&mut self, s: u32) {
         let (cfg, stride, nd) = (self.cfg, self.g.stride, self.devices);
         let held = (!self.held.is_empty()).then_some(&self.held[..]);
@@ -483,6 +484,7 @@ impl Explorer<'_> {
 
     /// Prefetch the states that the look-ups of state `s`'s successors will most likely
     /// compare against (their visited-set slots should be in cache by now).
+    #[inline(never)]
     fn prefetch_matches(&self, s: u32) {
         let stride = self.g.stride;
         for &h in &self.ring[(s % LAG) as usize].hashes {
@@ -494,6 +496,7 @@ impl Explorer<'_> {
 
     /// Look up (and add when new) the successors of state `s`, in action order, and write
     /// its edges.
+    #[inline(never)]
     fn look_up(
         &mut self,
         s: u32,
