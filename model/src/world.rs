@@ -203,101 +203,21 @@ impl World {
         )
     }
 
-    /// Every action enabled in this state, in a fixed order.
+    /// Every action enabled in this state, in a fixed order: each device's
+    /// ([`Device::actions`]), then the Time-To-Live expiries ([`expiry_actions`]).
     pub fn actions(&self, cfg: &Config, out: &mut Vec<Action>) {
-        let env = &cfg.env;
-        for (i, dev) in self.devices.iter().enumerate() {
-            let d = i as u8;
-            let phase = dev.client.phase;
-            if phase == Phase::Down {
-                out.push(Action::Start(d));
-            }
-            if !dev.to_server.is_empty() {
-                out.push(Action::ServerReceives(d));
-            }
-            if dev.to_client.is_some() {
-                out.push(Action::ClientReceives(d));
-            }
-            if !dev.pushes.is_empty() {
-                out.push(Action::ClientReceivesPush(d));
-            }
-            match phase {
-                Phase::Backoff(_) => out.push(Action::RetryTimer(d)),
-                Phase::Established { .. } => {
-                    if env.keep_alives {
-                        out.push(Action::KeepAliveTimer(d));
-                    }
-                    for g in 0..env.groups {
-                        let joined = dev.client.ctx.is_some_and(|c| c.groups & (1 << g) != 0);
-                        out.push(Action::User(
-                            d,
-                            if joined {
-                                UserAction::Leave(g)
-                            } else {
-                                UserAction::Join(g)
-                            },
-                        ));
-                    }
-                    for p in 1..=env.presence_values {
-                        if dev.client.ctx.is_none_or(|c| c.presence != p) {
-                            out.push(Action::User(d, UserAction::Presence(p)));
-                        }
-                    }
-                    if env.user_logouts {
-                        out.push(Action::User(d, UserAction::Logout));
-                    }
-                }
-                Phase::Idle => out.push(Action::User(d, UserAction::Login)),
-                Phase::Down
-                | Phase::LoggingIn { .. }
-                | Phase::Negotiating { .. }
-                | Phase::Busy { .. }
-                | Phase::LoggingOut { .. } => {}
-            }
-            let in_login = matches!(phase, Phase::LoggingIn { .. });
-            if self.crashes_left > 0
-                && phase != Phase::Down
-                && (env.crash_during_login || !in_login)
-            {
-                out.push(Action::Crash(d));
-            }
-            if self.losses_left > 0 && (phase.awaiting_answer() || phase.session().is_some()) {
-                out.push(Action::LoseConnection(d));
-            }
+        for (d, dev) in self.devices.iter().enumerate() {
+            dev.actions(cfg, d as u8, self.crashes_left, self.losses_left, out);
         }
-        if cfg.server.ttl_expiry {
-            for (u, us) in self.users.iter().enumerate() {
-                for (k, s) in us.sessions.iter().enumerate() {
-                    if s.active && self.silent(cfg, s) {
-                        out.push(Action::Expire {
-                            user: u as u8,
-                            index: k as u8,
-                        });
-                    }
-                }
-            }
+        for (u, us) in self.users.iter().enumerate() {
+            expiry_actions(cfg, u as u8, us, |d| &self.devices[d], out);
         }
     }
 
-    /// Whether nothing keeps `session` alive, so that its Time-To-Live can run out: its
-    /// device does not use it (crashed, or moved on), or holds it idle without sending
-    /// keep-alives (`env.keep_alives = false`). Time is abstract in the checker, so this is
-    /// what stands for "the keep-alive stopped" (CR 6.6.1).
+    /// Whether nothing keeps `session` alive, so that its Time-To-Live can run out (see
+    /// [`Device::keeps_alive`]).
     pub fn silent(&self, cfg: &Config, session: &crate::server::Session) -> bool {
-        let dev = &self.devices[session.client_id.device.0 as usize];
-        let refers = |e: &Envelope| {
-            e.session == Some(session.id)
-                || matches!(e.body, crate::msg::Primitive::LoginResponse(r) if r.session_id == Some(session.id))
-        };
-        if dev.to_server.iter().any(|r| !r.orphan && refers(&r.env))
-            || dev.to_client.as_ref().is_some_and(refers)
-        {
-            return false;
-        }
-        match dev.client.phase {
-            Phase::Established { session: s } if s == session.id => !cfg.env.keep_alives,
-            phase => phase.session() != Some(session.id),
-        }
+        !self.devices[session.client_id.device.0 as usize].keeps_alive(cfg, session.id)
     }
 
     fn post(&mut self, d: usize, out: &ClientOut, step: &mut Step) {
@@ -309,31 +229,16 @@ impl World {
         }
     }
 
-    fn deliver_server_out(&mut self, d: usize, sout: &ServerOut, orphan: bool, step: &mut Step) {
+    /// Record the server's outputs of a step and deliver its pushes (the reply, if any,
+    /// went to device `d` already).
+    fn deliver_server_out(&mut self, d: usize, sout: &ServerOut, step: &mut Step) {
         if let Some(reply) = sout.reply {
             step.messages.push((d as u8, false, reply));
-            if !orphan {
-                self.devices[d].to_client = Some(reply);
-            }
         }
         for &(to, env) in &sout.pushes {
             step.touched.devices |= 1 << to.0;
             step.messages.push((to.0 as u8, false, env));
-            let dev = &mut self.devices[to.0 as usize];
-            if dev.client.phase != Phase::Down {
-                if dev.pushes.is_full() {
-                    // The channel keeps the pushes that can matter: at most one concerns the
-                    // session the device holds; an older one for a session it has left goes.
-                    let current = dev.client.phase.session();
-                    let stale = dev
-                        .pushes
-                        .iter()
-                        .position(|p| p.session != current)
-                        .unwrap_or(0);
-                    dev.pushes.remove(stale);
-                }
-                dev.pushes.push(env);
-            }
+            self.devices[to.0 as usize].push(env);
         }
     }
 
@@ -355,18 +260,9 @@ impl World {
             }
             Action::ServerReceives(d) => {
                 let dev = &mut self.devices[d as usize];
-                let req = dev.to_server.remove(0);
-                let user = dev.client.user;
-                let mut sout = ServerOut::default();
-                self.users[user.0 as usize].handle(
-                    cfg,
-                    &mut self.shared,
-                    user,
-                    NOW_MS,
-                    &req.env,
-                    &mut sout,
-                );
-                self.deliver_server_out(d as usize, &sout, req.orphan, &mut step);
+                let us = &mut self.users[dev.client.user.0 as usize];
+                let (req, sout) = dev.serve(cfg, us, &mut self.shared);
+                self.deliver_server_out(d as usize, &sout, &mut step);
                 step.request = Some(req);
                 step.server = Some(sout);
                 return step;
@@ -414,7 +310,7 @@ impl World {
                 let id: SessionId = us.sessions[index as usize].id;
                 let mut sout = ServerOut::default();
                 us.expire(cfg, &mut self.shared, EXPIRY_NOW_MS, id, &mut sout);
-                self.deliver_server_out(usize::MAX, &sout, true, &mut step);
+                self.deliver_server_out(usize::MAX, &sout, &mut step);
                 step.server = Some(sout);
                 return step;
             }
@@ -462,7 +358,156 @@ fn visit_session_ids(
     }
 }
 
+/// The Time-To-Live expiries enabled for `user`'s table `us`: one per active session that
+/// nothing keeps alive. `device(d)` is device `d` of the world.
+pub fn expiry_actions<'a>(
+    cfg: &Config,
+    user: u8,
+    us: &UserServer,
+    device: impl Fn(usize) -> &'a Device,
+    out: &mut Vec<Action>,
+) {
+    if !cfg.server.ttl_expiry {
+        return;
+    }
+    for (k, s) in us.sessions.iter().enumerate() {
+        if s.active && !device(s.client_id.device.0 as usize).keeps_alive(cfg, s.id) {
+            out.push(Action::Expire {
+                user,
+                index: k as u8,
+            });
+        }
+    }
+}
+
 impl Device {
+    /// The actions of device `d` (this device) enabled in a world with these crash and
+    /// connection-loss budgets left, in a fixed order.
+    pub fn actions(
+        &self,
+        cfg: &Config,
+        d: u8,
+        crashes_left: u8,
+        losses_left: u8,
+        out: &mut Vec<Action>,
+    ) {
+        let env = &cfg.env;
+        let phase = self.client.phase;
+        if phase == Phase::Down {
+            out.push(Action::Start(d));
+        }
+        if !self.to_server.is_empty() {
+            out.push(Action::ServerReceives(d));
+        }
+        if self.to_client.is_some() {
+            out.push(Action::ClientReceives(d));
+        }
+        if !self.pushes.is_empty() {
+            out.push(Action::ClientReceivesPush(d));
+        }
+        match phase {
+            Phase::Backoff(_) => out.push(Action::RetryTimer(d)),
+            Phase::Established { .. } => {
+                if env.keep_alives {
+                    out.push(Action::KeepAliveTimer(d));
+                }
+                for g in 0..env.groups {
+                    let joined = self.client.ctx.is_some_and(|c| c.groups & (1 << g) != 0);
+                    out.push(Action::User(
+                        d,
+                        if joined {
+                            UserAction::Leave(g)
+                        } else {
+                            UserAction::Join(g)
+                        },
+                    ));
+                }
+                for p in 1..=env.presence_values {
+                    if self.client.ctx.is_none_or(|c| c.presence != p) {
+                        out.push(Action::User(d, UserAction::Presence(p)));
+                    }
+                }
+                if env.user_logouts {
+                    out.push(Action::User(d, UserAction::Logout));
+                }
+            }
+            Phase::Idle => out.push(Action::User(d, UserAction::Login)),
+            Phase::Down
+            | Phase::LoggingIn { .. }
+            | Phase::Negotiating { .. }
+            | Phase::Busy { .. }
+            | Phase::LoggingOut { .. } => {}
+        }
+        let in_login = matches!(phase, Phase::LoggingIn { .. });
+        if crashes_left > 0 && phase != Phase::Down && (env.crash_during_login || !in_login) {
+            out.push(Action::Crash(d));
+        }
+        if losses_left > 0 && (phase.awaiting_answer() || phase.session().is_some()) {
+            out.push(Action::LoseConnection(d));
+        }
+    }
+
+    /// Whether the device keeps `session` alive, so that its Time-To-Live cannot run out: it
+    /// uses the session (a live request or answer refers to it, or it holds the session
+    /// and sends keep-alives, `env.keep_alives`). A device that crashed or moved on does
+    /// not. Time is abstract in the checker, so this is what stands for "the keep-alive
+    /// stopped" (CR 6.6.1).
+    pub fn keeps_alive(&self, cfg: &Config, session: SessionId) -> bool {
+        let refers = |e: &Envelope| {
+            e.session == Some(session)
+                || matches!(e.body, crate::msg::Primitive::LoginResponse(r) if r.session_id == Some(session))
+        };
+        if self.to_server.iter().any(|r| !r.orphan && refers(&r.env))
+            || self.to_client.as_ref().is_some_and(refers)
+        {
+            return true;
+        }
+        match self.client.phase {
+            Phase::Established { session: s } if s == session => cfg.env.keep_alives,
+            phase => phase.session() == Some(session),
+        }
+    }
+
+    /// A Disconnect pushed by the server arrives (a device that is down has no connection
+    /// to take it).
+    pub fn push(&mut self, env: Envelope) {
+        if self.client.phase == Phase::Down {
+            return;
+        }
+        if self.pushes.is_full() {
+            // The channel keeps the pushes that can matter: at most one concerns the
+            // session the device holds; an older one for a session it has left goes.
+            let current = self.client.phase.session();
+            let stale = self
+                .pushes
+                .iter()
+                .position(|p| p.session != current)
+                .unwrap_or(0);
+            self.pushes.remove(stale);
+        }
+        self.pushes.push(env);
+    }
+
+    /// The server takes the device's oldest request and handles it for user table `us`;
+    /// the answer goes back on the request's connection, unless that is gone. Returns the
+    /// request and the server's outputs (its pushes to other devices are not delivered).
+    pub fn serve(
+        &mut self,
+        cfg: &Config,
+        us: &mut UserServer,
+        shared: &mut ServerShared,
+    ) -> (InFlight, ServerOut) {
+        let req = self.to_server.remove(0);
+        let mut sout = ServerOut::default();
+        us.handle(cfg, shared, self.client.user, NOW_MS, &req.env, &mut sout);
+        if let Some(reply) = sout.reply {
+            if !req.orphan {
+                self.to_client = Some(reply);
+            }
+        }
+        (req, sout)
+    }
+
     /// Visit every Session-ID the device holds, in a fixed order: stored record, phase,
     /// requests in flight, answer in flight, pushes. Canonicalization numbers IDs in this
     /// order.
