@@ -7,12 +7,16 @@
 //! state array its own queue, makes the BFS levels contiguous ranges (so a shortest path can be
 //! recovered without parent pointers), and lets the graph's edges be written as one CSR array.
 
+use super::memo::Memo;
 use super::visited::{Probe, Visited};
 use crate::checker::monitor;
 use crate::config::Config;
+use crate::msg::{DeviceId, Envelope};
 use crate::props::{Prop, PropSet};
 use crate::server::UserServer;
-use crate::world::{Action, Device, Touched, World};
+use crate::server::{ServerOut, ServerShared};
+use crate::world::{expiry_actions, Action, Device, Touched, World, EXPIRY_NOW_MS};
+use arrayvec::ArrayVec;
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 use std::collections::HashMap;
@@ -105,18 +109,6 @@ struct DeviceStep {
     device: u32,
     bad: PropSet,
     seen: PropSet,
-}
-
-/// An action whose step changes only its device (and the crash and loss budgets): every
-/// action but the server's.
-const fn device_local(a: Action) -> Option<usize> {
-    match a {
-        Action::ServerReceives(_) | Action::Expire { .. } => None,
-        _ => match a.device() {
-            Some(d) => Some(d as usize),
-            None => None,
-        },
-    }
 }
 
 /// Where a property was first violated or reached.
@@ -213,13 +205,12 @@ impl Graph {
 
     /// Rebuild state `s` into `w` (which must have the configuration's shape).
     pub fn decode(&self, s: u32, w: &mut World) {
-        self.decode_over(s, w, None);
+        self.decode_words(self.words(s), w, None);
     }
 
-    /// [`Graph::decode`] into a `w` that holds the state with words `held` (when given):
-    /// only the components whose word differs are copied.
-    fn decode_over(&self, s: u32, w: &mut World, held: Option<&[u32]>) {
-        let words = self.words(s);
+    /// Rebuild the state with these words into a `w` that holds the state with words
+    /// `held` (when given): only the components whose word differs are copied.
+    fn decode_words(&self, words: &[u32], w: &mut World, held: Option<&[u32]>) {
         let nd = w.devices.len();
         let differs = |i: usize| held.is_none_or(|h| h[i] != words[i]);
         for (d, dev) in w.devices.iter_mut().enumerate() {
@@ -239,6 +230,16 @@ impl Graph {
         w.losses_left = ((c >> 8) & 0xff) as u8;
         w.shared.next_session_id = c >> 16;
         w.shared.active_total = active;
+    }
+
+    /// Record what the monitors found on an edge.
+    fn flag(&mut self, bad: PropSet, seen: PropSet, edge: Found) {
+        for p in bad.iter() {
+            self.violated[p as usize].get_or_insert(edge);
+        }
+        for p in seen.iter() {
+            self.reached[p as usize].get_or_insert(edge);
+        }
     }
 
     /// The BFS depth of state `s`.
@@ -333,14 +334,74 @@ pub fn state_monitors(cfg: &Config, w: &World, bad: &mut PropSet) {
     crate::props::check_server_totals(cfg, total, bad);
 }
 
-/// `worlds[k]`, made a copy of `cur` (growing the vector when needed).
-fn scratch<'a>(worlds: &'a mut Vec<World>, k: usize, cur: &World) -> &'a mut World {
-    if worlds.len() <= k {
-        worlds.resize_with(k + 1, || cur.clone());
-    } else {
-        worlds[k].clone_from(cur);
+/// What a server action does to the components it reads, whatever the rest of the world:
+/// the user's table after it, the served device after it (for a request; with
+/// Transaction-IDs zeroed), the Disconnects it pushes, and what the step monitors and
+/// witnesses found.
+#[derive(Clone, Copy, Debug, Default)]
+struct ServerEffect {
+    user: u32,
+    /// `u32::MAX` for an expiry.
+    device: u32,
+    /// Index in [`Explorer::push_lists`] (0: none).
+    pushes: u32,
+    /// Index in [`Explorer::findings`] of the monitors' findings (0: none).
+    found: u32,
+}
+
+/// The inputs of a server action: the user's table, the served device (for a request) or
+/// the session's index in the table (for an expiry), and the server's shared counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+struct ServerInput {
+    user: u32,
+    /// The device's component index, or the session's index in the table.
+    what: u32,
+    expiry: bool,
+    next_session_id: u32,
+    active_total: u32,
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Facts about each interned component that the explorer reads instead of a decoded world.
+#[derive(Debug, Default)]
+struct Facts {
+    device_ids: IdLists,
+    user_ids: IdLists,
+    /// Per user table: what the state predicates of one table find in it.
+    user_bad: Vec<PropSet>,
+    /// Per user table: its active sessions.
+    user_active: Vec<u32>,
+}
+
+impl Facts {
+    /// Record the facts of the components interned since the last call.
+    fn sync(&mut self, cfg: &Config, g: &Graph) {
+        self.device_ids.sync(&g.devices.items, |dev, out| {
+            dev.clone().visit_session_ids(|id| out.push(id.0));
+        });
+        self.user_ids.sync(&g.users.items, |us, out| {
+            out.extend(us.sessions.iter().map(|s| s.id.0));
+        });
+        for us in &g.users.items[self.user_bad.len()..] {
+            let mut bad = PropSet::default();
+            crate::props::check_user_state(cfg, us, &mut bad);
+            self.user_bad.push(bad);
+            self.user_active.push(us.active_count() as u32);
+        }
     }
-    &mut worlds[k]
+
+    /// What the state predicates find in the state with these words.
+    fn state_bad(&self, cfg: &Config, key: &[u32], nd: usize) -> PropSet {
+        let mut bad = PropSet::default();
+        let mut total = 0;
+        for &u in &key[nd..key.len() - 1] {
+            bad.0 |= self.user_bad[u as usize].0;
+            total += self.user_active[u as usize];
+        }
+        crate::props::check_server_totals(cfg, total, &mut bad);
+        bad
+    }
 }
 
 /// The successors of one state, generated and waiting for their look-ups.
@@ -350,11 +411,8 @@ struct Pending {
     keys: Vec<u32>,
     /// Their hashes.
     hashes: Vec<u64>,
-    /// Whether successor `k` was stepped in `worlds[k]`; if not, it is a rewrite of the
-    /// parent's words and has the parent's user tables.
-    stepped: Vec<bool>,
-    /// The stepped successors' worlds (for the state predicates of the new ones).
-    worlds: Vec<World>,
+    /// What the state predicates find in each (flagged when it is new).
+    state_bad: Vec<PropSet>,
 }
 
 /// How many states are generated ahead of their look-ups: the look-ups of state `s` run
@@ -368,16 +426,31 @@ struct Explorer<'a> {
     cfg: &'a Config,
     g: Graph,
     index: Visited,
-    /// The effect of each (device, device-local action) pair met so far. With the
-    /// Session-IDs of every component (`device_ids`, `user_ids`), it gives most successors
-    /// as a rewrite of the parent's words, with no world to clone, step, canonicalize or
-    /// intern.
-    device_steps: HashMap<(u32, Action), DeviceStep, BuildHasherDefault<FxHasher>>,
-    device_ids: IdLists,
-    user_ids: IdLists,
-    /// The last state generated from, decoded, and its words (empty before the first).
-    cur: World,
+    /// Step every successor as a whole world (the reference the component steps are
+    /// tested against).
+    whole_worlds: bool,
+    /// The effect of each step met so far, on the components it reads: with the facts of
+    /// every component, a successor is a rewrite of its parent's words, with no world to
+    /// decode, clone, step, canonicalize or intern.
+    device_steps: FxMap<(u32, Action), DeviceStep>,
+    server_steps: Memo<ServerInput, ServerEffect>,
+    /// The server steps' monitor findings (bad, seen), by index; entry 0 is nothing found.
+    findings: Vec<(PropSet, PropSet)>,
+    /// The inputs of the current state's server actions (by action index) and their hashes,
+    /// computed before the actions are stepped so that their memo slots are prefetched.
+    server_inputs: Vec<Option<(usize, ServerInput, u64)>>,
+    pushes: FxMap<(u32, Envelope), u32>,
+    /// The Disconnects of the server steps that push any (few do), by index; list 0 is
+    /// empty.
+    push_lists: Vec<ArrayVec<(DeviceId, Envelope), 2>>,
+    facts: Facts,
+    /// The words of the state generated from; `cur` holds them decoded when `decoded`.
     held: Vec<u32>,
+    cur: World,
+    cur_words: Vec<u32>,
+    decoded: bool,
+    /// A scratch world for whole-world steps.
+    next: World,
     actions: Vec<Action>,
     key: Vec<u32>,
     /// `ring[s % LAG]`: the successors of state `s`.
@@ -387,104 +460,278 @@ struct Explorer<'a> {
 }
 
 impl Explorer<'_> {
-    /// Generate the successors of state `s` into its ring slot, running the step monitors
-    /// on every edge, and prefetch their visited-set slots.
-    #[inline(never)]
-    fn generate(&mut self, s: u32) {
-        let (cfg, stride, nd) = (self.cfg, self.g.stride, self.devices);
-        let held = (!self.held.is_empty()).then_some(&self.held[..]);
-        self.g.decode_over(s, &mut self.cur, held);
-        self.held.clear();
-        self.held.extend_from_slice(self.g.words(s));
-        let cur = &self.cur;
-        let parent_key = &self.held;
-        self.actions.clear();
-        cur.actions(cfg, &mut self.actions);
-        let p = &mut self.ring[(s % LAG) as usize];
-        p.keys.clear();
-        p.hashes.clear();
-        p.stepped.clear();
-        let g = &mut self.g;
-        let key = &mut self.key;
-        for (k, &a) in self.actions.iter().enumerate() {
-            let edge = Found::Edge(s, k as u16);
-            if let Some(d) = device_local(a) {
-                let memo_key = (parent_key[d], a);
+    /// Decode the state generated from into `cur`, if not done yet.
+    fn decode(&mut self) {
+        if !self.decoded {
+            let held = (!self.cur_words.is_empty()).then_some(&self.cur_words[..]);
+            self.g.decode_words(&self.held, &mut self.cur, held);
+            self.cur_words.clone_from(&self.held);
+            self.decoded = true;
+        }
+    }
+
+    /// The successor by `a` as a rewrite of the parent's words in `key`, from the step
+    /// memos (filling them on a miss). Returns the step's monitor findings, or `None` when
+    /// the successor's Session-IDs are out of canonical order (it needs a whole-world step).
+    fn rewrite(
+        &mut self,
+        a: Action,
+        server_input: Option<(usize, ServerInput, u64)>,
+    ) -> Option<(PropSet, PropSet)> {
+        let cfg = self.cfg;
+        let (nd, stride) = (self.devices, self.g.stride);
+        self.key.clear();
+        self.key.extend_from_slice(&self.held);
+        let counters = self.held[stride - 1];
+        let (bad, seen);
+        match a {
+            Action::ServerReceives(_) | Action::Expire { .. } => {
+                let (u, input, hash) =
+                    server_input.expect("invariant: a server action has its inputs computed");
+                let effect = match self.server_steps.get(hash, &input) {
+                    Some(e) => e,
+                    None => {
+                        let e = self.serve(input);
+                        self.server_steps.insert(hash, input, e);
+                        e
+                    }
+                };
+                self.key[nd + u] = effect.user;
+                if let Action::ServerReceives(d) = a {
+                    self.key[d as usize] = effect.device;
+                }
+                for &(to, env) in &self.push_lists[effect.pushes as usize] {
+                    let to = to.0 as usize;
+                    let from = self.key[to];
+                    let dev = match self.pushes.get(&(from, env)) {
+                        Some(&dev) => dev,
+                        None => {
+                            let mut dev = self.g.devices.items[from as usize].clone();
+                            dev.push(env);
+                            dev.zero_tids();
+                            let i = self.g.devices.intern(&dev);
+                            self.pushes.insert((from, env), i);
+                            i
+                        }
+                    };
+                    self.key[to] = dev;
+                }
+                (bad, seen) = self.findings[effect.found as usize];
+            }
+            _ => {
+                let d = a
+                    .device()
+                    .expect("invariant: a client action names its device")
+                    as usize;
+                let memo_key = (self.held[d], a);
                 let ds = match self.device_steps.get(&memo_key) {
                     Some(&ds) => ds,
                     None => {
-                        let next = scratch(&mut p.worlds, k, cur);
-                        let step = next.step(cfg, a);
+                        self.decode();
+                        self.next.clone_from(&self.cur);
+                        let step = self.next.step(cfg, a);
                         let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
-                        monitor::step_monitors(cur, a, &step, next, &mut bad, &mut seen);
-                        next.devices[d].zero_tids();
-                        let device = g.devices.intern(&next.devices[d]);
+                        monitor::step_monitors(
+                            &self.cur, a, &step, &self.next, &mut bad, &mut seen,
+                        );
+                        self.next.devices[d].zero_tids();
+                        let device = self.g.devices.intern(&self.next.devices[d]);
                         let ds = DeviceStep { device, bad, seen };
                         self.device_steps.insert(memo_key, ds);
                         ds
                     }
                 };
-                for p in ds.bad.iter() {
-                    g.violated[p as usize].get_or_insert(edge);
-                }
-                for p in ds.seen.iter() {
-                    g.reached[p as usize].get_or_insert(edge);
-                }
-                self.device_ids.sync(&g.devices.items, |dev, out| {
-                    dev.clone().visit_session_ids(|id| out.push(id.0));
-                });
-                self.user_ids.sync(&g.users.items, |us, out| {
-                    out.extend(us.sessions.iter().map(|s| s.id.0));
-                });
-                key.clear();
-                key.extend_from_slice(parent_key);
-                key[d] = ds.device;
-                let counters = key[stride - 1];
-                let counters = match a {
+                self.key[d] = ds.device;
+                self.key[stride - 1] = match a {
                     Action::Crash(_) => counters - 1,
                     Action::LoseConnection(_) => counters - (1 << 8),
                     _ => counters,
                 };
-                let next_id =
-                    canonical_next_id(key, nd, self.per_user, &self.device_ids, &self.user_ids);
-                if let Some(next_id) = next_id {
-                    key[stride - 1] = counters & 0xffff | next_id << 16;
-                    p.hashes.push(state_hash(key));
-                    p.keys.extend_from_slice(key);
-                    p.stepped.push(false);
-                    continue;
-                }
+                (bad, seen) = (ds.bad, ds.seen);
             }
-            let next = scratch(&mut p.worlds, k, cur);
-            let step = next.step(cfg, a);
-            let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
-            monitor::step_monitors(cur, a, &step, next, &mut bad, &mut seen);
-            for p in bad.iter() {
-                g.violated[p as usize].get_or_insert(edge);
-            }
-            for p in seen.iter() {
-                g.reached[p as usize].get_or_insert(edge);
-            }
-            let touched = step.touched.union(next.canonicalize_touched(step.touched));
-            encode(
-                next,
-                Some((cur, parent_key, touched)),
-                &mut g.devices,
-                &mut g.users,
-                key,
-            );
-            p.hashes.push(state_hash(key));
-            p.keys.extend_from_slice(key);
-            p.stepped.push(true);
         }
-        for &h in &p.hashes {
+        self.facts.sync(cfg, &self.g);
+        let next_id = canonical_next_id(
+            &self.key,
+            nd,
+            self.per_user,
+            &self.facts.device_ids,
+            &self.facts.user_ids,
+        )?;
+        self.key[stride - 1] = self.key[stride - 1] & 0xffff | next_id << 16;
+        Some((bad, seen))
+    }
+
+    /// The user and the memo inputs of a server action from the state generated from.
+    fn server_input(&self, a: Action) -> Option<(usize, ServerInput, u64)> {
+        let (nd, stride) = (self.devices, self.g.stride);
+        let (u, what, expiry) = match a {
+            Action::ServerReceives(d) => (d as usize / self.per_user, self.held[d as usize], false),
+            Action::Expire { user, index } => (user as usize, u32::from(index), true),
+            _ => return None,
+        };
+        let input = ServerInput {
+            user: self.held[nd + u],
+            what,
+            expiry,
+            next_session_id: self.held[stride - 1] >> 16,
+            active_total: self.held[nd..stride - 1]
+                .iter()
+                .map(|&t| self.facts.user_active[t as usize])
+                .sum(),
+        };
+        Some((u, input, Memo::<ServerInput, ServerEffect>::hash(&input)))
+    }
+
+    /// Run a server action on copies of the components it reads.
+    fn serve(&mut self, input: ServerInput) -> ServerEffect {
+        let cfg = self.cfg;
+        let before = &self.g.users.items[input.user as usize];
+        let mut us = before.clone();
+        let mut shared = ServerShared {
+            next_session_id: input.next_session_id,
+            active_total: input.active_total,
+        };
+        let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
+        let (device, sout) = if input.expiry {
+            let id = us.sessions[input.what as usize].id;
+            let mut sout = ServerOut::default();
+            us.expire(cfg, &mut shared, EXPIRY_NOW_MS, id, &mut sout);
+            let s = crate::props::ServerStep {
+                before,
+                request: None,
+                out: &sout,
+                after: &us,
+            };
+            monitor::server_monitors(s, &mut bad, &mut seen);
+            (u32::MAX, sout)
+        } else {
+            let mut dev = self.g.devices.items[input.what as usize].clone();
+            let (req, sout) = dev.serve(cfg, &mut us, &mut shared);
+            let s = crate::props::ServerStep {
+                before,
+                request: Some(&req.env),
+                out: &sout,
+                after: &us,
+            };
+            monitor::server_monitors(s, &mut bad, &mut seen);
+            dev.zero_tids();
+            (self.g.devices.intern(&dev), sout)
+        };
+        let pushes = if sout.pushes.is_empty() {
+            0
+        } else {
+            self.push_lists.push(sout.pushes);
+            u32::try_from(self.push_lists.len() - 1).expect("invariant: fewer than 2^32 lists")
+        };
+        let found = if bad.is_empty() && seen.is_empty() {
+            0
+        } else {
+            self.findings.push((bad, seen));
+            u32::try_from(self.findings.len() - 1).expect("invariant: fewer than 2^32 findings")
+        };
+        ServerEffect {
+            user: self.g.users.intern(&us),
+            device,
+            pushes,
+            found,
+        }
+    }
+
+    /// Generate the successors of state `s` into its ring slot, running the step monitors
+    /// on every edge, and prefetch their visited-set slots.
+    fn generate(&mut self, s: u32) {
+        let (cfg, nd, stride) = (self.cfg, self.devices, self.g.stride);
+        self.held.clear();
+        self.held.extend_from_slice(self.g.words(s));
+        self.decoded = false;
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        if self.whole_worlds {
+            self.decode();
+            self.cur.actions(cfg, &mut actions);
+        } else {
+            let c = self.held[stride - 1];
+            let (crashes, losses) = ((c & 0xff) as u8, (c >> 8 & 0xff) as u8);
+            let (devices, held) = (&self.g.devices.items, &self.held);
+            for (d, &i) in held[..nd].iter().enumerate() {
+                devices[i as usize].actions(cfg, d as u8, crashes, losses, &mut actions);
+            }
+            for (u, &i) in held[nd..stride - 1].iter().enumerate() {
+                let us = &self.g.users.items[i as usize];
+                expiry_actions(
+                    cfg,
+                    u as u8,
+                    us,
+                    |d| &devices[held[d] as usize],
+                    &mut actions,
+                );
+            }
+        }
+        let mut server_inputs = std::mem::take(&mut self.server_inputs);
+        server_inputs.clear();
+        if !self.whole_worlds {
+            for &a in &actions {
+                let input = self.server_input(a);
+                if let Some((_, _, h)) = input {
+                    self.server_steps.prefetch(h);
+                }
+                server_inputs.push(input);
+            }
+        }
+        let slot = (s % LAG) as usize;
+        let p = &mut self.ring[slot];
+        p.keys.clear();
+        p.hashes.clear();
+        p.state_bad.clear();
+        for (k, &a) in actions.iter().enumerate() {
+            let edge = Found::Edge(s, k as u16);
+            let rewritten = if self.whole_worlds {
+                None
+            } else {
+                self.rewrite(a, server_inputs[k])
+            };
+            let state_bad = match rewritten {
+                Some((bad, seen)) => {
+                    self.g.flag(bad, seen, edge);
+                    self.facts.state_bad(cfg, &self.key, nd)
+                }
+                None => {
+                    self.decode();
+                    self.next.clone_from(&self.cur);
+                    let step = self.next.step(cfg, a);
+                    let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
+                    monitor::step_monitors(&self.cur, a, &step, &self.next, &mut bad, &mut seen);
+                    self.g.flag(bad, seen, edge);
+                    let touched = step
+                        .touched
+                        .union(self.next.canonicalize_touched(step.touched));
+                    encode(
+                        &self.next,
+                        Some((&self.cur, &self.held, touched)),
+                        &mut self.g.devices,
+                        &mut self.g.users,
+                        &mut self.key,
+                    );
+                    let mut bad = PropSet::default();
+                    state_monitors(cfg, &self.next, &mut bad);
+                    bad
+                }
+            };
+            let p = &mut self.ring[slot];
+            p.hashes.push(state_hash(&self.key));
+            p.keys.extend_from_slice(&self.key);
+            p.state_bad.push(state_bad);
+        }
+        self.actions = actions;
+        self.server_inputs = server_inputs;
+        for &h in &self.ring[slot].hashes {
             self.index.prefetch(h);
         }
     }
 
     /// Prefetch the states that the look-ups of state `s`'s successors will most likely
     /// compare against (their visited-set slots should be in cache by now).
-    #[inline(never)]
     fn prefetch_matches(&self, s: u32) {
         let stride = self.g.stride;
         for &h in &self.ring[(s % LAG) as usize].hashes {
@@ -496,7 +743,6 @@ impl Explorer<'_> {
 
     /// Look up (and add when new) the successors of state `s`, in action order, and write
     /// its edges.
-    #[inline(never)]
     fn look_up(
         &mut self,
         s: u32,
@@ -521,15 +767,8 @@ impl Explorer<'_> {
                     }
                     g.states.extend_from_slice(key);
                     self.index.insert_at(slot, h, t);
-                    // A parent rewrite has the parent's user tables, so the state
-                    // predicates (which read only those) found whatever they find there
-                    // already, at the parent or earlier.
-                    if p.stepped[k] {
-                        let mut bad = PropSet::default();
-                        state_monitors(self.cfg, &p.worlds[k], &mut bad);
-                        for q in bad.iter() {
-                            g.violated[q as usize].get_or_insert(Found::State(t));
-                        }
+                    for q in p.state_bad[k].iter() {
+                        g.violated[q as usize].get_or_insert(Found::State(t));
                     }
                     if t & 0xffff == 0 {
                         progress(Progress {
@@ -564,6 +803,18 @@ pub fn explore(
     cfg: &Config,
     max_states: u64,
     progress: &mut dyn FnMut(Progress),
+) -> Result<Graph, ExploreError> {
+    explore_with(cfg, max_states, progress, false)
+}
+
+/// [`explore`], stepping every successor as a whole world when `whole_worlds` is set,
+/// rather than as a rewrite of its parent's components from the step memos. Both give the
+/// same graph; the whole-world one is the reference that tests hold the other to.
+pub fn explore_with(
+    cfg: &Config,
+    max_states: u64,
+    progress: &mut dyn FnMut(Progress),
+    whole_worlds: bool,
 ) -> Result<Graph, ExploreError> {
     let mut devices = Interner::new();
     let mut users = Interner::new();
@@ -601,17 +852,29 @@ pub fn explore(
         cfg,
         g,
         index,
+        whole_worlds,
         device_steps: HashMap::default(),
-        device_ids: IdLists::default(),
-        user_ids: IdLists::default(),
-        cur: init,
+        server_steps: Memo::new(ServerInput {
+            user: u32::MAX,
+            ..ServerInput::default()
+        }),
+        findings: vec![(PropSet::default(), PropSet::default())],
+        server_inputs: Vec::new(),
+        pushes: HashMap::default(),
+        push_lists: vec![ArrayVec::new()],
+        facts: Facts::default(),
         held: Vec::with_capacity(stride),
+        cur: init.clone(),
+        cur_words: Vec::new(),
+        decoded: false,
+        next: init,
         actions: Vec::new(),
         key,
         ring: (0..LAG).map(|_| Pending::default()).collect(),
         devices,
         per_user,
     };
+    x.facts.sync(cfg, &x.g);
     // States `looked..generated` have their successors generated, not yet looked up.
     let (mut generated, mut looked) = (0u32, 0u32);
     let mut level_end = 1u32;

@@ -11,6 +11,7 @@
 
 pub mod graph;
 pub mod liveness;
+pub mod memo;
 pub mod monitor;
 pub mod scc;
 pub mod sr;

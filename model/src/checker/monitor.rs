@@ -3,6 +3,12 @@
 use crate::props::{self, ClientInput, PropSet, ServerStep};
 use crate::world::{Action, Step, World};
 
+/// Run the step monitors and witnesses of one server step.
+pub fn server_monitors(s: ServerStep<'_>, bad: &mut PropSet, seen: &mut PropSet) {
+    props::check_server_step(s, bad);
+    props::server_witnesses(s, seen);
+}
+
 /// Run the step monitors and witnesses of one world step `before --action--> after`.
 pub fn step_monitors(
     before: &World,
@@ -24,8 +30,7 @@ pub fn step_monitors(
             out,
             after: &after.users[user],
         };
-        props::check_server_step(s, bad);
-        props::server_witnesses(s, seen);
+        server_monitors(s, bad, seen);
     }
     if let (Some(out), Some(d)) = (&step.client, action.device()) {
         let d = d as usize;
