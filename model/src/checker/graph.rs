@@ -20,6 +20,7 @@
 //! generation and the likely matching states one state later.
 
 use super::memo::Memo;
+use super::rows::{Rows, MAX_WORDS};
 use super::visited::{Probe, Visited};
 use crate::checker::monitor;
 use crate::config::Config;
@@ -49,11 +50,6 @@ fn state_hash(words: &[u32]) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ h >> 33
-}
-
-/// Word-by-word equality, inlined (the keys are a few words: a library call costs more).
-fn same_words(a: &[u32], b: &[u32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// An interning table: each distinct value gets the next index.
@@ -164,7 +160,7 @@ pub struct Graph {
     /// Words per state.
     pub stride: usize,
     /// The states, `stride` words each, in BFS order; state 0 is the initial state.
-    pub states: Vec<u32>,
+    pub states: Rows,
     /// `offsets[s]..offsets[s + 1]` are the edges of state `s` in `targets`, in the order of
     /// `World::actions`.
     pub offsets: Vec<u32>,
@@ -185,7 +181,7 @@ pub struct Graph {
 impl Graph {
     /// Number of states.
     pub fn len(&self) -> usize {
-        self.states.len() / self.stride
+        self.states.len()
     }
 
     /// Whether there are no states (never: there is an initial state).
@@ -205,19 +201,23 @@ impl Graph {
     }
 
     /// The words of state `s`.
-    pub fn words(&self, s: u32) -> &[u32] {
-        let s = s as usize;
-        &self.states[s * self.stride..(s + 1) * self.stride]
+    pub fn words(&self, s: u32) -> ArrayVec<u32, MAX_WORDS> {
+        self.states.row(s as usize)
+    }
+
+    /// Word `i` of state `s`.
+    pub fn word(&self, s: u32, i: usize) -> u32 {
+        self.states.word(s as usize, i)
     }
 
     /// The device component of state `s` for device `d`.
     pub fn device(&self, s: u32, d: usize) -> &Device {
-        &self.devices.items[self.words(s)[d] as usize]
+        &self.devices.items[self.word(s, d) as usize]
     }
 
     /// Rebuild state `s` into `w` (which must have the configuration's shape).
     pub fn decode(&self, s: u32, w: &mut World) {
-        self.decode_words(self.words(s), w, None);
+        self.decode_words(&self.words(s), w, None);
     }
 
     /// Rebuild the state with these words into a `w` that holds the state with words
@@ -655,7 +655,7 @@ impl Explorer<'_> {
     fn generate(&mut self, s: u32) {
         let (cfg, nd, stride) = (self.cfg, self.devices, self.g.stride);
         self.held.clear();
-        self.held.extend_from_slice(self.g.words(s));
+        self.held.extend_from_slice(&self.g.words(s));
         self.decoded = false;
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
@@ -745,10 +745,9 @@ impl Explorer<'_> {
     /// Prefetch the states that the look-ups of state `s`'s successors will most likely
     /// compare against (their visited-set slots should be in cache by now).
     fn prefetch_matches(&self, s: u32) {
-        let stride = self.g.stride;
         for &h in &self.ring[(s % LAG) as usize].hashes {
             if let Some(c) = self.index.candidate(h) {
-                prefetch_index::prefetch_index(&self.g.states, c as usize * stride);
+                self.g.states.prefetch(c as usize);
             }
         }
     }
@@ -767,9 +766,7 @@ impl Explorer<'_> {
         for (k, &h) in p.hashes.iter().enumerate() {
             let key = &p.keys[k * stride..(k + 1) * stride];
             let states = &g.states;
-            let found = self.index.find(h, |j| {
-                same_words(&states[j as usize * stride..(j as usize + 1) * stride], key)
-            });
+            let found = self.index.find(h, |j| states.eq(j as usize, key));
             let t = match found {
                 Probe::Found(t) => t,
                 Probe::Vacant(slot) => {
@@ -777,7 +774,7 @@ impl Explorer<'_> {
                     if u64::from(t) >= max_states {
                         return Err(ExploreError::TooManyStates { limit: max_states });
                     }
-                    g.states.extend_from_slice(key);
+                    g.states.push(key);
                     self.index.insert_at(slot, h, t);
                     for q in p.state_bad[k].iter() {
                         g.violated[q as usize].get_or_insert(Found::State(t));
@@ -839,7 +836,11 @@ pub fn explore_with(
     let mut g = Graph {
         cfg: cfg.clone(),
         stride,
-        states: key.clone(),
+        states: {
+            let mut rows = Rows::new(stride);
+            rows.push(&key);
+            rows
+        },
         offsets: vec![0],
         targets: Vec::new(),
         levels: vec![0],

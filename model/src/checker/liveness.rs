@@ -44,9 +44,8 @@ pub fn device_flags(g: &Graph, nd: usize) -> DeviceFlags {
     let n = g.len();
     let (mut wants, mut holds) = (vec![0u8; n], vec![0u8; n]);
     for s in 0..n {
-        let words = g.words(s as u32);
         for d in 0..nd {
-            let (w, h) = comp[words[d] as usize];
+            let (w, h) = comp[g.word(s as u32, d) as usize];
             wants[s] |= u8::from(w) << d;
             holds[s] |= u8::from(h) << d;
         }

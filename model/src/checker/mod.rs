@@ -13,6 +13,7 @@ pub mod graph;
 pub mod liveness;
 pub mod memo;
 pub mod monitor;
+pub mod rows;
 pub mod scc;
 pub mod sr;
 pub mod visited;
