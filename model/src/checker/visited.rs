@@ -64,18 +64,9 @@ impl Visited {
     /// The first state whose fingerprint matches `hash` along its probe sequence, if any: the
     /// state a [`Visited::find`] will most likely compare against.
     pub fn candidate(&self, hash: u64) -> Option<u32> {
-        let fp = (hash >> 32) as u32;
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(fp);
-        loop {
-            let v = self.slots[i];
-            if v == 0 {
-                return None;
-            }
-            if (v >> 32) as u32 == fp {
-                return Some(v as u32 - 1);
-            }
-            i = (i + 1) & mask;
+        match self.find(hash, |_| true) {
+            Probe::Found(n) => Some(n),
+            Probe::Vacant(_) => None,
         }
     }
 
