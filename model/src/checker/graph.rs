@@ -570,6 +570,10 @@ impl Explorer<'_> {
             &self.facts.device_ids,
             &self.facts.user_ids,
         )?;
+        assert!(
+            next_id < 1 << 16,
+            "invariant: canonical Session-IDs stay small"
+        );
         self.key[stride - 1] = self.key[stride - 1] & 0xffff | next_id << 16;
         Some((bad, seen))
     }
@@ -654,6 +658,9 @@ impl Explorer<'_> {
     /// on every edge, and prefetch their visited-set slots.
     fn generate(&mut self, s: u32) {
         let (cfg, nd, stride) = (self.cfg, self.devices, self.g.stride);
+        // The facts of the components interned since the last rewrite (by whole-world steps),
+        // which this state may hold.
+        self.facts.sync(cfg, &self.g);
         self.held.clear();
         self.held.extend_from_slice(&self.g.words(s));
         self.decoded = false;
