@@ -155,6 +155,9 @@ pub struct Step {
     pub request: Option<InFlight>,
     /// The components the step changed.
     pub touched: Touched,
+    /// A device's request queue was full, so its request was not sent: the world's bound
+    /// was exceeded (the checker stops with an error rather than explore a wrong world).
+    pub overflow: bool,
 }
 
 /// The time the world passes to the core: virtual time does not advance in the checker;
@@ -222,9 +225,13 @@ impl World {
 
     fn post(&mut self, d: usize, out: &ClientOut, step: &mut Step) {
         if let Some(env) = out.send {
-            self.devices[d]
+            let sent = self.devices[d]
                 .to_server
-                .push(InFlight { env, orphan: false });
+                .try_push(InFlight { env, orphan: false });
+            if sent.is_err() {
+                step.overflow = true;
+                return;
+            }
             step.messages.push((d as u8, true, env));
         }
     }
@@ -635,7 +642,7 @@ impl World {
         });
         let mut touched = Touched::default();
         if odd != 0 {
-            let mut map: ArrayVec<(usize, u32, u32), 64> = ArrayVec::new();
+            let mut map: Vec<(usize, u32, u32)> = Vec::new();
             // Renumber the users found out of order; the others' counts stand (the server's
             // Session-ID counter must pass every user's IDs).
             for (u, n) in next.iter_mut().enumerate() {

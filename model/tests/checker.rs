@@ -664,3 +664,25 @@ fn component_steps_give_the_whole_world_graph() {
         }
     }
 }
+
+/// A configuration whose states outgrow what the world can hold stops the exploration with an
+/// error that says which bound, never a panic: with expiry, Disconnects answered and a lost
+/// connection, a device's requests pile up past its queue of 6.
+#[test]
+fn outgrowing_the_world_is_an_error_not_a_panic() {
+    use imps_model::checker::graph::{explore, ExploreError};
+    let cfg = variant(
+        "post-cr",
+        &[
+            "server.ttl_expiry=true",
+            "client.answers_disconnect=true",
+            "env.max_connection_losses=1",
+        ],
+    );
+    match explore(&cfg, u64::MAX, &mut |_| {}) {
+        Err(ExploreError::ModelBound { what }) => {
+            assert!(what.contains("6 requests in flight"), "{what}")
+        }
+        other => panic!("expected a bound error, got {:?}", other.map(|g| g.len())),
+    }
+}

@@ -137,7 +137,19 @@ pub enum ExploreError {
         /// The limit.
         limit: u64,
     },
+    /// A state outgrew what the world can hold.
+    #[error("{what}: the world's bounds cannot hold this configuration; lower env.max_crashes or env.max_connection_losses, or change the knobs that let it grow")]
+    ModelBound {
+        /// What outgrew its bound.
+        what: &'static str,
+    },
 }
+
+/// The most Session-IDs a state can hold (the server's canonical counter has 16 bits).
+const MAX_SESSION_IDS: u32 = 1 << 16;
+
+/// The most sessions a user's table can hold (an expiry names its session by an 8-bit index).
+const MAX_SESSIONS: usize = 256;
 
 /// Progress of an exploration, for a progress line.
 #[derive(Clone, Copy, Debug)]
@@ -297,13 +309,9 @@ fn encode(
             _ => users.intern(us),
         });
     }
-    assert!(
-        w.shared.next_session_id < 1 << 16,
-        "invariant: canonical Session-IDs stay small"
-    );
-    key.push(
-        u32::from(w.crashes_left) | u32::from(w.losses_left) << 8 | w.shared.next_session_id << 16,
-    );
+    // The explorer stops with `ModelBound` when the counter passes 16 bits.
+    let next_id = w.shared.next_session_id.min(MAX_SESSION_IDS - 1);
+    key.push(u32::from(w.crashes_left) | u32::from(w.losses_left) << 8 | next_id << 16);
 }
 
 /// The server's canonical Session-ID counter for the world with these component words, or
@@ -384,6 +392,8 @@ struct Facts {
     user_bad: Vec<PropSet>,
     /// Per user table: its active sessions.
     user_active: Vec<u32>,
+    /// The most sessions (active and kept) in any user table.
+    max_sessions: usize,
 }
 
 impl Facts {
@@ -400,6 +410,7 @@ impl Facts {
             crate::props::check_user_state(cfg, us, &mut bad);
             self.user_bad.push(bad);
             self.user_active.push(us.active_count() as u32);
+            self.max_sessions = self.max_sessions.max(us.sessions.len());
         }
     }
 
@@ -469,6 +480,8 @@ struct Explorer<'a> {
     ring: Vec<Pending>,
     devices: usize,
     per_user: usize,
+    /// The first bound a state outgrew, if any: the exploration stops with an error.
+    exceeded: Option<&'static str>,
 }
 
 impl Explorer<'_> {
@@ -542,6 +555,7 @@ impl Explorer<'_> {
                         self.decode();
                         self.next.clone_from(&self.cur);
                         let step = self.next.step(cfg, a);
+                        self.check_overflow(&step);
                         let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
                         monitor::step_monitors(
                             &self.cur, a, &step, &self.next, &mut bad, &mut seen,
@@ -570,10 +584,11 @@ impl Explorer<'_> {
             &self.facts.device_ids,
             &self.facts.user_ids,
         )?;
-        assert!(
-            next_id < 1 << 16,
-            "invariant: canonical Session-IDs stay small"
-        );
+        if next_id >= MAX_SESSION_IDS {
+            self.exceeded
+                .get_or_insert("a state holds more than 65,535 Session-IDs");
+        }
+        let next_id = next_id.min(MAX_SESSION_IDS - 1);
         self.key[stride - 1] = self.key[stride - 1] & 0xffff | next_id << 16;
         Some((bad, seen))
     }
@@ -597,6 +612,14 @@ impl Explorer<'_> {
                 .sum(),
         };
         Some((u, input, Memo::<ServerInput, ServerEffect>::hash(&input)))
+    }
+
+    /// Note a whole-world step that outgrew a device's request queue.
+    fn check_overflow(&mut self, step: &crate::world::Step) {
+        if step.overflow {
+            self.exceeded
+                .get_or_insert("a device has more than 6 requests in flight");
+        }
     }
 
     /// Run a server action on copies of the components it reads.
@@ -661,6 +684,11 @@ impl Explorer<'_> {
         // The facts of the components interned since the last rewrite (by whole-world steps),
         // which this state may hold.
         self.facts.sync(cfg, &self.g);
+        if self.facts.max_sessions >= MAX_SESSIONS {
+            self.exceeded
+                .get_or_insert("a user's session table holds more than 255 sessions");
+            return;
+        }
         self.held.clear();
         self.held.extend_from_slice(&self.g.words(s));
         self.decoded = false;
@@ -719,12 +747,17 @@ impl Explorer<'_> {
                     self.decode();
                     self.next.clone_from(&self.cur);
                     let step = self.next.step(cfg, a);
+                    self.check_overflow(&step);
                     let (mut bad, mut seen) = (PropSet::default(), PropSet::default());
                     monitor::step_monitors(&self.cur, a, &step, &self.next, &mut bad, &mut seen);
                     self.g.flag(bad, seen, edge);
                     let touched = step
                         .touched
                         .union(self.next.canonicalize_touched(step.touched));
+                    if self.next.shared.next_session_id >= MAX_SESSION_IDS {
+                        self.exceeded
+                            .get_or_insert("a state holds more than 65,535 Session-IDs");
+                    }
                     encode(
                         &self.next,
                         Some((&self.cur, &self.held, touched)),
@@ -893,6 +926,7 @@ pub fn explore_with(
         ring: (0..LAG).map(|_| Pending::default()).collect(),
         devices,
         per_user,
+        exceeded: None,
     };
     x.facts.sync(cfg, &x.g);
     // States `looked..generated` have their successors generated, not yet looked up.
@@ -910,6 +944,9 @@ pub fn explore_with(
         }
         if generated < level_end && generated - looked < LAG {
             x.generate(generated);
+            if let Some(what) = x.exceeded {
+                return Err(ExploreError::ModelBound { what });
+            }
             if generated > looked {
                 x.prefetch_matches(generated - 1);
             }
