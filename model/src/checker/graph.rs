@@ -110,13 +110,37 @@ impl IdLists {
 }
 
 /// What a device-local action does to a device, whatever the rest of the world: the device
-/// after it (with Transaction-IDs zeroed, Session-IDs not yet renumbered) and what the step
-/// monitors and witnesses found on the way.
-#[derive(Clone, Copy, Debug)]
+/// after it plus one (with Transaction-IDs zeroed, Session-IDs not yet renumbered; 0: not
+/// known yet), and the index in [`Explorer::findings`] of what the step monitors and
+/// witnesses found on the way.
+#[derive(Clone, Copy, Debug, Default)]
 struct DeviceStep {
-    device: u32,
-    bad: PropSet,
-    seen: PropSet,
+    device_plus_one: u32,
+    found: u32,
+}
+
+/// How many device-local actions [`action_code`] numbers.
+const ACTION_CODES: usize = 32;
+
+/// A small number for each device-local action of a device (`None` for the server's
+/// actions): the column of the device-step memo.
+const fn action_code(a: Action) -> Option<usize> {
+    use crate::client::UserAction;
+    Some(match a {
+        Action::Start(_) => 0,
+        Action::ClientReceives(_) => 1,
+        Action::ClientReceivesPush(_) => 2,
+        Action::RetryTimer(_) => 3,
+        Action::KeepAliveTimer(_) => 4,
+        Action::Crash(_) => 5,
+        Action::LoseConnection(_) => 6,
+        Action::User(_, UserAction::Login) => 7,
+        Action::User(_, UserAction::Logout) => 8,
+        Action::User(_, UserAction::Join(g)) if g < 8 => 9 + g as usize,
+        Action::User(_, UserAction::Leave(g)) if g < 8 => 17 + g as usize,
+        Action::User(_, UserAction::Presence(p)) if p < 7 => 25 + p as usize,
+        _ => return None,
+    })
 }
 
 /// Where a property was first violated or reached.
@@ -454,10 +478,11 @@ struct Explorer<'a> {
     whole_worlds: bool,
     /// The effect of each step met so far, on the components it reads: with the facts of
     /// every component, a successor is a rewrite of its parent's words, with no world to
-    /// decode, clone, step, canonicalize or intern.
-    device_steps: FxMap<(u32, Action), DeviceStep>,
+    /// decode, clone, step, canonicalize or intern. A device-local step is found at
+    /// `device_steps[device * ACTION_CODES + action_code(action)]`, without hashing.
+    device_steps: Vec<DeviceStep>,
     server_steps: Memo<ServerInput, ServerEffect>,
-    /// The server steps' monitor findings (bad, seen), by index; entry 0 is nothing found.
+    /// The steps' monitor findings (bad, seen), by index; entry 0 is nothing found.
     findings: Vec<(PropSet, PropSet)>,
     /// The inputs of the current state's server actions (by action index) and their hashes,
     /// computed before the actions are stepped so that their memo slots are prefetched.
@@ -548,10 +573,17 @@ impl Explorer<'_> {
                     .device()
                     .expect("invariant: a client action names its device")
                     as usize;
-                let memo_key = (self.held[d], a);
-                let ds = match self.device_steps.get(&memo_key) {
-                    Some(&ds) => ds,
-                    None => {
+                // Every device-local action has a code (the configuration bounds groups
+                // and presence values); one without would take the whole-world step.
+                let slot = self.held[d] as usize * ACTION_CODES + action_code(a)?;
+                if self.device_steps.len() <= slot {
+                    let n = self.g.devices.items.len() * ACTION_CODES;
+                    self.device_steps.resize(n, DeviceStep::default());
+                }
+                let ds = match self.device_steps[slot] {
+                    DeviceStep {
+                        device_plus_one: 0, ..
+                    } => {
                         self.decode();
                         self.next.clone_from(&self.cur);
                         let step = self.next.step(cfg, a);
@@ -562,18 +594,22 @@ impl Explorer<'_> {
                         );
                         self.next.devices[d].zero_tids();
                         let device = self.g.devices.intern(&self.next.devices[d]);
-                        let ds = DeviceStep { device, bad, seen };
-                        self.device_steps.insert(memo_key, ds);
+                        let ds = DeviceStep {
+                            device_plus_one: device + 1,
+                            found: self.finding(bad, seen),
+                        };
+                        self.device_steps[slot] = ds;
                         ds
                     }
+                    ds => ds,
                 };
-                self.key[d] = ds.device;
+                self.key[d] = ds.device_plus_one - 1;
                 self.key[stride - 1] = match a {
                     Action::Crash(_) => counters - 1,
                     Action::LoseConnection(_) => counters - (1 << 8),
                     _ => counters,
                 };
-                (bad, seen) = (ds.bad, ds.seen);
+                (bad, seen) = self.findings[ds.found as usize];
             }
         }
         self.facts.sync(cfg, &self.g);
@@ -612,6 +648,15 @@ impl Explorer<'_> {
                 .sum(),
         };
         Some((u, input, Memo::<ServerInput, ServerEffect>::hash(&input)))
+    }
+
+    /// The index in `findings` of what a step's monitors found (0: nothing).
+    fn finding(&mut self, bad: PropSet, seen: PropSet) -> u32 {
+        if bad.is_empty() && seen.is_empty() {
+            return 0;
+        }
+        self.findings.push((bad, seen));
+        u32::try_from(self.findings.len() - 1).expect("invariant: fewer than 2^32 findings")
     }
 
     /// Note a whole-world step that outgrew a device's request queue.
@@ -663,12 +708,7 @@ impl Explorer<'_> {
             self.push_lists.push(sout.pushes);
             u32::try_from(self.push_lists.len() - 1).expect("invariant: fewer than 2^32 lists")
         };
-        let found = if bad.is_empty() && seen.is_empty() {
-            0
-        } else {
-            self.findings.push((bad, seen));
-            u32::try_from(self.findings.len() - 1).expect("invariant: fewer than 2^32 findings")
-        };
+        let found = self.finding(bad, seen);
         ServerEffect {
             user: self.g.users.intern(&us),
             device,
@@ -906,7 +946,7 @@ pub fn explore_with(
         g,
         index,
         whole_worlds,
-        device_steps: HashMap::default(),
+        device_steps: Vec::new(),
         server_steps: Memo::new(ServerInput {
             user: u32::MAX,
             ..ServerInput::default()
