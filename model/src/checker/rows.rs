@@ -123,11 +123,6 @@ impl Rows {
         }
     }
 
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        (self.lo.len() + self.hi.len()) * std::mem::size_of::<u16>()
-    }
-
     /// Free the spare capacity.
     pub fn shrink_to_fit(&mut self) {
         self.lo.shrink_to_fit();

@@ -113,11 +113,6 @@ impl Visited {
             self.slots[i] = v;
         }
     }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<u64>()
-    }
 }
 
 impl Default for Visited {
