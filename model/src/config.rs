@@ -306,6 +306,11 @@ pub struct EnvConfig {
     pub user_logouts: bool,
     /// Clients send keep-alives while logged in.
     pub keep_alives: bool,
+    /// A pushed Disconnect that names a session the device refers to nowhere is taken at
+    /// once: taking it cannot change anything ([`crate::world::Device::inert`]). Off, it is
+    /// queued like any other, and a device with more than
+    /// [`crate::world::MAX_PUSHES`] waiting is an exploration error.
+    pub settle_inert_disconnects: bool,
 }
 
 impl Default for EnvConfig {
@@ -320,6 +325,7 @@ impl Default for EnvConfig {
             presence_values: 1,
             user_logouts: false,
             keep_alives: false,
+            settle_inert_disconnects: true,
         }
     }
 }
@@ -592,6 +598,7 @@ pub const KNOBS: &[KnobDoc] = &[
     KnobDoc { key: "env.presence_values", values: "0..3", meaning: "presence values a session may publish" },
     KnobDoc { key: "env.user_logouts", values: "bool", meaning: "users may log out and back in of their own accord" },
     KnobDoc { key: "env.keep_alives", values: "bool", meaning: "clients exchange KeepAlive-Request/Response while logged in" },
+    KnobDoc { key: "env.settle_inert_disconnects", values: "bool", meaning: "take at once a pushed Disconnect of a session the device refers to nowhere (it cannot change anything); false queues it (more than 4 waiting is an exploration error)" },
 ];
 
 /// Flatten a config into `section.knob = value` pairs (without `[expect]`), for listings and

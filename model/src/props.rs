@@ -141,11 +141,64 @@ props! {
     ReachExpiry = "reach_expiry", Witness, ["CR-6.6.1-07"];
     /// A Disconnect is sent.
     ReachDisconnect = "reach_disconnect", Witness, ["CR-6.6.1-08", "CR-6.6.1-12"];
+    /// A client takes a Disconnect pushed to it (the phase `client_never_answers_disconnect`
+    /// is about).
+    ReachDisconnectReceived = "reach_disconnect_received", Witness, ["CR-6.6.1-06", "CR-6.6.1-12"];
     /// A login is answered 436.
     Reach436 = "reach_436", Witness, ["CR-7.1-22", "CR-7.1-23", "CR-7.1-24", "CR-7.1-25", "CR-7.1.2-01"];
 }
 
 impl Prop {
+    /// The witnesses that show a run reached the situation a safety property is about: a
+    /// "holds" without them is vacuous (a variant where no Disconnect is ever sent cannot
+    /// break `disconnect_has_no_transaction_id`). Empty where every run is in that
+    /// situation (a login, a session) or where no witness names it exactly.
+    pub const fn phase(self) -> &'static [Prop] {
+        match self {
+            Prop::DisconnectAlwaysSent | Prop::DisconnectHasNoTransactionId => {
+                &[Prop::ReachDisconnect]
+            }
+            Prop::ClientNeverAnswersDisconnect => &[Prop::ReachDisconnectReceived],
+            Prop::RecoveredContextUnchanged | Prop::NoCombinedNegotiationOnRecovery => {
+                &[Prop::ReachRecovery]
+            }
+            Prop::RecoveryRefusalAnswered502
+            | Prop::FreshLoginAfterFailedRecoveryHasNoSessionId => &[Prop::Reach502],
+            Prop::LogoutAfterRecoveryWithoutContext => &[Prop::ReachLogoutAfterRecovery],
+            Prop::NoNegotiationInFirstFourWayRequest => &[Prop::ReachFourWayLogin],
+            Prop::NoLoginContinuationAfter436 => &[Prop::Reach436],
+            Prop::ClientIdUniquePerUser
+            | Prop::LoginWithClientIdInUseAnswered608
+            | Prop::NoDisconnectToAdmitLogin
+            | Prop::FailedRecoveryNotLoggedIn
+            | Prop::StoredSessionIdRemovedOnLogout
+            | Prop::LogoutLeavesGroups
+            | Prop::LogoutAnsweredWithStatus
+            | Prop::WithinSessionLimit
+            | Prop::SessionsIndependent
+            | Prop::PresenceMergedAcrossSessions
+            | Prop::CapabilityNegotiationWhenRequested
+            | Prop::CapabilityRequestFalseAfterNegotiation
+            | Prop::SessionIdStoredWhenEstablished
+            | Prop::RecoveryAttemptedFirst
+            | Prop::MultipleSessionsSupported
+            | Prop::SessionContextDroppedAfterLogout
+            | Prop::NoDeadlock
+            | Prop::EventuallyLoggedInFair
+            | Prop::Reach608
+            | Prop::Reach502
+            | Prop::ReachRecovery
+            | Prop::ReachLogoutAfterRecovery
+            | Prop::ReachTwoWayLogin
+            | Prop::ReachFourWayLogin
+            | Prop::Reach609Or610
+            | Prop::ReachExpiry
+            | Prop::ReachDisconnect
+            | Prop::ReachDisconnectReceived
+            | Prop::Reach436 => &[],
+        }
+    }
+
     /// The property of this name.
     pub fn from_name(name: &str) -> Option<Prop> {
         Prop::ALL.iter().copied().find(|p| p.name() == name)
@@ -538,8 +591,18 @@ pub fn server_witnesses(s: ServerStep<'_>, seen: &mut PropSet) {
     }
 }
 
-/// Witnesses reached by one client step.
-pub fn client_witnesses(before: &Client, out: &ClientOut, seen: &mut PropSet) {
+/// Witnesses reached by one client step on `input`.
+pub fn client_witnesses(
+    before: &Client,
+    input: ClientInput<'_>,
+    out: &ClientOut,
+    seen: &mut PropSet,
+) {
+    if let ClientInput::Message(env) = input {
+        if let Primitive::Disconnect { .. } = env.body {
+            seen.insert(Prop::ReachDisconnectReceived);
+        }
+    }
     if let (Phase::LoggingIn { attempt, .. }, Some(Primitive::LogoutRequest)) =
         (before.phase, out.send.map(|e| e.body))
     {

@@ -25,18 +25,45 @@ pub struct InFlight {
     pub orphan: bool,
 }
 
+/// The most requests a device can have on their way to the server. A step that would send
+/// one more is an exploration error ([`Step::overflow`]), never a silent drop.
+pub const MAX_REQUESTS: usize = 6;
+
+/// The most Disconnects pushed to a device and not yet taken. A push past it is an
+/// exploration error ([`Step::overflow`]), never a silent drop; a test checks that no named
+/// variant and no sweep of FINDINGS reaches it. (A Disconnect the device can never act on is
+/// taken at once, see [`Device::inert`], so the queue holds only Disconnects that matter.)
+pub const MAX_PUSHES: usize = 4;
+
+/// A bound of the world that a step outgrew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// A device would have more than [`MAX_REQUESTS`] requests in flight.
+    Requests,
+    /// A device would have more than [`MAX_PUSHES`] pushed Disconnects not yet taken.
+    Pushes,
+}
+
+impl std::fmt::Display for Overflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Overflow::Requests => write!(f, "a device has more than {MAX_REQUESTS} requests in flight"),
+            Overflow::Pushes => write!(f, "a device has more than {MAX_PUSHES} pushed Disconnects not yet taken (with server.ttl_expiry, sessions can expire faster than the device takes them: set env.keep_alives=true or env.groups=0 and env.presence_values=0, or keep env.settle_inert_disconnects=true and client.answers_disconnect=false)"),
+        }
+    }
+}
+
 /// One device: its client and its links.
 #[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Device {
     /// The client state machine (with its crash-safe storage).
     pub client: Client,
     /// Requests on their way to the server, oldest first.
-    pub to_server: ArrayVec<InFlight, 6>,
+    pub to_server: ArrayVec<InFlight, MAX_REQUESTS>,
     /// The answer on its way back.
     pub to_client: Option<Envelope>,
-    /// Disconnects pushed by the server, oldest first (at most two are kept: see
-    /// `deliver_server_out`).
-    pub pushes: ArrayVec<Envelope, 2>,
+    /// Disconnects pushed by the server and not yet taken, oldest first.
+    pub pushes: ArrayVec<Envelope, MAX_PUSHES>,
 }
 
 impl Clone for Device {
@@ -155,9 +182,10 @@ pub struct Step {
     pub request: Option<InFlight>,
     /// The components the step changed.
     pub touched: Touched,
-    /// A device's request queue was full, so its request was not sent: the world's bound
-    /// was exceeded (the checker stops with an error rather than explore a wrong world).
-    pub overflow: bool,
+    /// A device's request or push queue was full, so a message was not queued: the world's
+    /// bound was exceeded (the checker stops with an error rather than explore a wrong
+    /// world).
+    pub overflow: Option<Overflow>,
 }
 
 /// The time the world passes to the core: virtual time does not advance in the checker;
@@ -229,7 +257,7 @@ impl World {
                 .to_server
                 .try_push(InFlight { env, orphan: false });
             if sent.is_err() {
-                step.overflow = true;
+                step.overflow = Some(Overflow::Requests);
                 return;
             }
             step.messages.push((d as u8, true, env));
@@ -238,14 +266,16 @@ impl World {
 
     /// Record the server's outputs of a step and deliver its pushes (the reply, if any,
     /// went to device `d` already).
-    fn deliver_server_out(&mut self, d: usize, sout: &ServerOut, step: &mut Step) {
+    fn deliver_server_out(&mut self, cfg: &Config, d: usize, sout: &ServerOut, step: &mut Step) {
         if let Some(reply) = sout.reply {
             step.messages.push((d as u8, false, reply));
         }
         for &(to, env) in &sout.pushes {
             step.touched.devices |= 1 << to.0;
             step.messages.push((to.0 as u8, false, env));
-            self.devices[to.0 as usize].push(env);
+            if !self.devices[to.0 as usize].push(cfg, env) {
+                step.overflow = Some(Overflow::Pushes);
+            }
         }
     }
 
@@ -269,7 +299,7 @@ impl World {
                 let dev = &mut self.devices[d as usize];
                 let us = &mut self.users[dev.client.user.0 as usize];
                 let (req, sout) = dev.serve(cfg, us, &mut self.shared);
-                self.deliver_server_out(d as usize, &sout, &mut step);
+                self.deliver_server_out(cfg, d as usize, &sout, &mut step);
                 step.request = Some(req);
                 step.server = Some(sout);
                 return step;
@@ -317,7 +347,7 @@ impl World {
                 let id: SessionId = us.sessions[index as usize].id;
                 let mut sout = ServerOut::default();
                 us.expire(cfg, &mut self.shared, EXPIRY_NOW_MS, id, &mut sout);
-                self.deliver_server_out(usize::MAX, &sout, &mut step);
+                self.deliver_server_out(cfg, usize::MAX, &sout, &mut step);
                 step.server = Some(sout);
                 return step;
             }
@@ -329,6 +359,7 @@ impl World {
             .device()
             .expect("invariant: every client action names a device") as usize;
         self.post(d, &out, &mut step);
+        self.devices[d].settle_pushes(cfg);
         step.client = Some(out);
         step
     }
@@ -476,23 +507,69 @@ impl Device {
     }
 
     /// A Disconnect pushed by the server arrives (a device that is down has no connection
-    /// to take it).
-    pub fn push(&mut self, env: Envelope) {
-        if self.client.phase == Phase::Down {
+    /// to take it; one the device can never act on is taken at once, see [`Device::inert`]).
+    /// Returns false, and queues nothing, when [`MAX_PUSHES`] are waiting already: the
+    /// world's bound is exceeded.
+    #[must_use]
+    pub fn push(&mut self, cfg: &Config, env: Envelope) -> bool {
+        if self.client.phase == Phase::Down || self.inert(cfg, &env) {
+            return true;
+        }
+        self.pushes.try_push(env).is_ok()
+    }
+
+    /// Whether taking this pushed Disconnect can change nothing, now or later, so that the
+    /// device may take it at once (`env.settle_inert_disconnects`): it names a session the
+    /// device refers to nowhere (not stored, not held or recovered, in no message in
+    /// flight), and the client does not answer Disconnects. The server never hands out a
+    /// Session-ID twice and only names a session to the device in answers to requests that
+    /// name it, so the device can never learn that session again; the client ignores a
+    /// Disconnect of a session it does not know, and no property reads one.
+    pub fn inert(&self, cfg: &Config, env: &Envelope) -> bool {
+        cfg.env.settle_inert_disconnects
+            && !cfg.client.answers_disconnect
+            && matches!(env.body, crate::msg::Primitive::Disconnect { .. })
+            && env.session.is_some_and(|s| !self.refers_to(s))
+    }
+
+    /// Take at once the pushed Disconnects that have become inert ([`Device::inert`]).
+    pub fn settle_pushes(&mut self, cfg: &Config) {
+        if self.pushes.is_empty() || !cfg.env.settle_inert_disconnects {
             return;
         }
-        if self.pushes.is_full() {
-            // The channel keeps the pushes that can matter: at most one concerns the
-            // session the device holds; an older one for a session it has left goes.
-            let current = self.client.phase.session();
-            let stale = self
-                .pushes
-                .iter()
-                .position(|p| p.session != current)
-                .unwrap_or(0);
-            self.pushes.remove(stale);
-        }
-        self.pushes.push(env);
+        let keep: ArrayVec<Envelope, MAX_PUSHES> = self
+            .pushes
+            .iter()
+            .filter(|p| !self.inert(cfg, p))
+            .copied()
+            .collect();
+        self.pushes = keep;
+    }
+
+    /// Whether the device refers to `session` anywhere but in its pushed Disconnects: its
+    /// crash-safe storage, its phase, its requests in flight, the answer in flight.
+    pub fn refers_to(&self, session: SessionId) -> bool {
+        let names = |e: &Envelope| {
+            e.session == Some(session)
+                || match e.body {
+                    crate::msg::Primitive::LoginRequest(lr) => lr.session_id == Some(session),
+                    crate::msg::Primitive::LoginResponse(r) => r.session_id == Some(session),
+                    _ => false,
+                }
+        };
+        let c = &self.client;
+        let in_phase = match c.phase {
+            Phase::Backoff(a) | Phase::LoggingIn { attempt: a, .. } => a.recover == Some(session),
+            Phase::Negotiating { session: s, .. } => s == Some(session),
+            Phase::Established { session: s }
+            | Phase::Busy { session: s, .. }
+            | Phase::LoggingOut { session: s, .. } => s == session,
+            Phase::Down | Phase::Idle => false,
+        };
+        in_phase
+            || c.stored.is_some_and(|st| st.session == session)
+            || self.to_server.iter().any(|r| names(&r.env))
+            || self.to_client.as_ref().is_some_and(names)
     }
 
     /// The server takes the device's oldest request and handles it for user table `us`;
@@ -512,6 +589,7 @@ impl Device {
                 self.to_client = Some(reply);
             }
         }
+        self.settle_pushes(cfg);
         (req, sout)
     }
 

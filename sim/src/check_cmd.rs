@@ -326,6 +326,15 @@ fn json_report(checked: &[Checked]) -> serde_json::Value {
                 "edges": c.outcome.edges,
                 "bounds": checker::bounds(&c.cfg),
             });
+            if c.outcome.vacuous(r.prop) {
+                let names: Vec<&str> = c
+                    .outcome
+                    .unreached_phase(r.prop)
+                    .iter()
+                    .map(|w| w.name())
+                    .collect();
+                v["vacuous_without"] = json!(names);
+            }
             if let Some((_, stem)) = c.files.iter().find(|(p, _)| *p == r.prop) {
                 let f = |ext: &str| stem.with_extension(ext).display().to_string();
                 v["trace"] = json!({ "text": f("txt"), "mermaid": f("mmd"), "xml": f("xml"), "itf": f("itf.json") });
@@ -416,7 +425,12 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
                         Some(e) if e != r.verdict => "!",
                         _ => "",
                     };
-                    format!("{}{mark}", cell(r.verdict))
+                    let word = if c.outcome.vacuous(p) {
+                        "vacuous"
+                    } else {
+                        cell(r.verdict)
+                    };
+                    format!("{word}{mark}")
                 }
                 None => "-".to_string(),
             };
@@ -441,6 +455,10 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
         }
     }
     writeln!(out)?;
+    writeln!(
+        out,
+        "vacuous: the property holds, but the run never reached the situation it is about (its witness, below, is not reached)"
+    )?;
     writeln!(
         out,
         "witnesses never reached (a 'holds' that depends on them may be vacuous in that variant):"

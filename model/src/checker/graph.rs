@@ -165,7 +165,7 @@ pub enum ExploreError {
     #[error("{what}: the world's bounds cannot hold this configuration; lower env.max_crashes or env.max_connection_losses, or change the knobs that let it grow")]
     ModelBound {
         /// What outgrew its bound.
-        what: &'static str,
+        what: String,
     },
 }
 
@@ -506,7 +506,7 @@ struct Explorer<'a> {
     devices: usize,
     per_user: usize,
     /// The first bound a state outgrew, if any: the exploration stops with an error.
-    exceeded: Option<&'static str>,
+    exceeded: Option<String>,
 }
 
 impl Explorer<'_> {
@@ -557,7 +557,11 @@ impl Explorer<'_> {
                         Some(&dev) => dev,
                         None => {
                             let mut dev = self.g.devices.items[from as usize].clone();
-                            dev.push(env);
+                            if !dev.push(cfg, env) {
+                                self.exceeded.get_or_insert_with(|| {
+                                    crate::world::Overflow::Pushes.to_string()
+                                });
+                            }
                             dev.zero_tids();
                             let i = self.g.devices.intern(&dev);
                             self.pushes.insert((from, env), i);
@@ -622,7 +626,7 @@ impl Explorer<'_> {
         )?;
         if next_id >= MAX_SESSION_IDS {
             self.exceeded
-                .get_or_insert("a state holds more than 65,535 Session-IDs");
+                .get_or_insert_with(|| "a state holds more than 65,535 Session-IDs".to_string());
         }
         let next_id = next_id.min(MAX_SESSION_IDS - 1);
         self.key[stride - 1] = self.key[stride - 1] & 0xffff | next_id << 16;
@@ -659,11 +663,10 @@ impl Explorer<'_> {
         u32::try_from(self.findings.len() - 1).expect("invariant: fewer than 2^32 findings")
     }
 
-    /// Note a whole-world step that outgrew a device's request queue.
+    /// Note a whole-world step that outgrew a device's queue.
     fn check_overflow(&mut self, step: &crate::world::Step) {
-        if step.overflow {
-            self.exceeded
-                .get_or_insert("a device has more than 6 requests in flight");
+        if let Some(what) = step.overflow {
+            self.exceeded.get_or_insert_with(|| what.to_string());
         }
     }
 
@@ -725,8 +728,9 @@ impl Explorer<'_> {
         // which this state may hold.
         self.facts.sync(cfg, &self.g);
         if self.facts.max_sessions >= MAX_SESSIONS {
-            self.exceeded
-                .get_or_insert("a user's session table holds more than 255 sessions");
+            self.exceeded.get_or_insert_with(|| {
+                "a user's session table holds more than 255 sessions".to_string()
+            });
             return;
         }
         self.held.clear();
@@ -795,8 +799,9 @@ impl Explorer<'_> {
                         .touched
                         .union(self.next.canonicalize_touched(step.touched));
                     if self.next.shared.next_session_id >= MAX_SESSION_IDS {
-                        self.exceeded
-                            .get_or_insert("a state holds more than 65,535 Session-IDs");
+                        self.exceeded.get_or_insert_with(|| {
+                            "a state holds more than 65,535 Session-IDs".to_string()
+                        });
                     }
                     encode(
                         &self.next,
@@ -984,7 +989,7 @@ pub fn explore_with(
         }
         if generated < level_end && generated - looked < LAG {
             x.generate(generated);
-            if let Some(what) = x.exceeded {
+            if let Some(what) = x.exceeded.take() {
                 return Err(ExploreError::ModelBound { what });
             }
             if generated > looked {

@@ -68,6 +68,32 @@ pub struct Outcome {
     pub results: Vec<PropResult>,
 }
 
+impl Outcome {
+    /// The result of `p`.
+    pub fn result(&self, p: Prop) -> Option<&PropResult> {
+        self.results.iter().find(|r| r.prop == p)
+    }
+
+    /// The witnesses of `p`'s situation ([`Prop::phase`]) that this run never reached: a
+    /// "holds" of `p` is vacuous when there are any.
+    pub fn unreached_phase(&self, p: Prop) -> Vec<Prop> {
+        p.phase()
+            .iter()
+            .copied()
+            .filter(|&w| {
+                self.result(w)
+                    .is_some_and(|r| r.verdict == Verdict::NotReached)
+            })
+            .collect()
+    }
+
+    /// Whether `p` holds only because the run never reached the situation it is about.
+    pub fn vacuous(&self, p: Prop) -> bool {
+        self.result(p).is_some_and(|r| r.verdict == Verdict::Holds)
+            && !self.unreached_phase(p).is_empty()
+    }
+}
+
 /// A human-readable statement of the bounds a verdict holds within.
 pub fn bounds(cfg: &Config) -> String {
     let e = &cfg.env;
@@ -105,10 +131,11 @@ pub fn check(
                 let Some(flags) = &flags else { continue };
                 match prop {
                     Prop::NoDeadlock => {
-                        let good = liveness::can_reach_session(&g, flags);
+                        let kinds = liveness::EdgeKinds::new(&g);
+                        let good = liveness::can_reach_session(&g, flags, &kinds);
                         match liveness::first_trap(&g, flags, &good) {
                             Some((trap, d)) => {
-                                let stuck = liveness::stuck_cycle(&g, trap, 1_000_000);
+                                let stuck = liveness::stuck_cycle(&g, &kinds, trap, d, 1_000_000);
                                 let mut prefix = path_to(&g, trap);
                                 prefix.extend(stuck.lead);
                                 let title = format!("device dev{d} wants a session and can never get one");

@@ -48,6 +48,6 @@ pub fn step_monitors(
             _ => ClientInput::Other,
         };
         props::check_client_step(&dev.client, input, out, &after.devices[d].client, bad);
-        props::client_witnesses(&dev.client, out, seen);
+        props::client_witnesses(&dev.client, input, out, seen);
     }
 }

@@ -87,6 +87,7 @@ fn sometimes_reached(p: Prop) -> fn(&CrModel, &Ghosted) -> bool {
         Reach609Or610,
         ReachExpiry,
         ReachDisconnect,
+        ReachDisconnectReceived,
         Reach436
     )
 }

@@ -71,6 +71,7 @@ pub const fn is_invariant(p: Prop) -> bool {
         | Prop::Reach609Or610
         | Prop::ReachExpiry
         | Prop::ReachDisconnect
+        | Prop::ReachDisconnectReceived
         | Prop::Reach436 => false,
     }
 }
@@ -825,7 +826,7 @@ impl<'a> Sim<'a> {
         let after = self.hot[di].client;
         let mut found = PropSet::default();
         props::check_client_step(before, input, out, &after, &mut found);
-        props::client_witnesses(before, out, &mut self.m.witnesses);
+        props::client_witnesses(before, input, out, &mut self.m.witnesses);
         if let Some(env) = out.send {
             self.send_request(d, env);
         }
