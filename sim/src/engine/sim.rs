@@ -10,7 +10,9 @@ use imps_model::client::{Client, ClientNote, ClientOut, ClientTimer, Phase, User
 use imps_model::config::{Config, Verdict};
 use imps_model::msg::{DeviceId, Envelope, Primitive, SessionId, UserId};
 use imps_model::props::{self, ClientInput, Kind as PropKind, Prop, PropSet, ServerStep};
-use imps_model::server::{EndCause, ServerEvent, ServerOut, ServerShared, Session, UserServer};
+use imps_model::server::{
+    EndCause, Origin, ServerEvent, ServerOut, ServerShared, Session, UserServer,
+};
 use rand_core::RngCore;
 use rand_xoshiro::Xoshiro128PlusPlus;
 use xxhash_rust::xxh3::Xxh3;
@@ -340,7 +342,11 @@ fn same_table(a: &UserServer, b: &UserServer) -> bool {
         && a.presence_writer == b.presence_writer
         && a.sessions.len() == b.sessions.len()
         && a.sessions.iter().zip(&b.sessions).all(|(x, y)| {
-            x.id == y.id && x.client_id == y.client_id && x.ctx == y.ctx && x.active == y.active
+            x.id == y.id
+                && x.client_id == y.client_id
+                && x.device == y.device
+                && x.ctx == y.ctx
+                && x.active == y.active
         })
 }
 
@@ -937,10 +943,14 @@ impl<'a> Sim<'a> {
         );
         if let Some(msg) = req {
             self.sout.clear();
+            let origin = Origin {
+                user: UserId(u as u32),
+                device: DeviceId(d),
+            };
             self.users[u].handle(
                 self.cfg,
                 &mut self.shared,
-                UserId(u as u32),
+                origin,
                 self.now,
                 &msg.env,
                 &mut self.sout,
@@ -1032,9 +1042,7 @@ impl<'a> Sim<'a> {
         for i in 0..self.sout.events.len() {
             match self.sout.events[i] {
                 ServerEvent::Admitted {
-                    session,
-                    client_id,
-                    recovered,
+                    session, recovered, ..
                 } => {
                     if recovered {
                         self.m.sessions.recovered += 1;
@@ -1048,8 +1056,13 @@ impl<'a> Sim<'a> {
                     }
                     let was_active = self.before.active_session(session).is_some();
                     if self.cfg.server.ttl_expiry && !was_active {
-                        if let Some(t) = self.users[u].ttl_deadline_ms(session) {
-                            self.schedule(t, client_id.device.0, Kind::Ttl, session.0);
+                        // The timer runs for the session's device (the one it is bound to).
+                        let us = &self.users[u];
+                        let due = us
+                            .ttl_deadline_ms(session)
+                            .zip(us.active_session(session).map(|s| s.device));
+                        if let Some((t, dev)) = due {
+                            self.schedule(t, dev.0, Kind::Ttl, session.0);
                         }
                     }
                 }
@@ -1096,7 +1109,7 @@ impl<'a> Sim<'a> {
     fn recount_orphans(&mut self, u: usize) {
         let mut n: u16 = 0;
         for s in self.users[u].sessions.iter().filter(|s| s.active) {
-            let dev = s.client_id.device.0 as usize;
+            let dev = s.device.0 as usize;
             if let Some(h) = self.hot.get(dev) {
                 if is_orphan(s, &h.client) {
                     n = n.saturating_add(1);
