@@ -14,8 +14,8 @@ use crate::config::{
     Recovery, SystemMessage,
 };
 use crate::msg::{
-    ClientId, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Mode, Primitive, SessionId,
-    Tid, UserId,
+    ClientId, ClientIdPool, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Mode,
+    Primitive, SessionId, Tid, UserId,
 };
 use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
@@ -147,8 +147,12 @@ impl Clone for UserServer {
 /// The nonce the server issues to a Client-ID. Stateless: a keyed mix of the Client-ID, so a
 /// 4-way login needs no pending state at the server.
 pub const fn nonce_for(client_id: ClientId) -> u32 {
-    let x = (client_id.device.0 << 8) | client_id.slot as u32;
-    x.wrapping_mul(0x9E37_79B9) ^ 0x5EED_1234
+    let (owner, key) = match client_id.pool {
+        ClientIdPool::Device(d) => (d.0, 0x5EED_1234),
+        ClientIdPool::User(u) => (u.0, 0x05E2_1234),
+    };
+    let x = (owner << 8) | client_id.slot as u32;
+    x.wrapping_mul(0x9E37_79B9) ^ key
 }
 
 /// The digest a client computes from its password and a nonce.

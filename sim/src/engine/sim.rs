@@ -316,13 +316,13 @@ const fn holds(phase: &Phase) -> bool {
 /// Whether an active session is orphaned: neither its device's current session, nor its
 /// stored one, nor the one it is recovering, nor one whose Login-Response the device may still
 /// be waiting for (a login in flight with the same Client-ID).
-fn is_orphan(s: &Session, c: &Client) -> bool {
+fn is_orphan(cfg: &Config, s: &Session, c: &Client) -> bool {
     if c.phase.session() == Some(s.id) || c.stored.is_some_and(|st| st.session == s.id) {
         return false;
     }
     match c.phase {
         Phase::LoggingIn { attempt, .. } => {
-            attempt.recover != Some(s.id) && c.client_id() != s.client_id
+            attempt.recover != Some(s.id) && c.client_id(cfg) != s.client_id
         }
         Phase::Backoff(attempt) => attempt.recover != Some(s.id),
         Phase::Down
@@ -1111,7 +1111,7 @@ impl<'a> Sim<'a> {
         for s in self.users[u].sessions.iter().filter(|s| s.active) {
             let dev = s.device.0 as usize;
             if let Some(h) = self.hot.get(dev) {
-                if is_orphan(s, &h.client) {
+                if is_orphan(self.cfg, s, &h.client) {
                     n = n.saturating_add(1);
                 }
             }
