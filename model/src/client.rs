@@ -7,11 +7,12 @@
 
 use crate::codes::ResultCode;
 use crate::config::{
-    CapabilityNegotiation, CombinedNegotiation, Config, LoginKind, On436, On608, OnRecoveryFailure,
+    CapabilityNegotiation, ClientIdScope, CombinedNegotiation, Config, LoginKind, On436, On608,
+    OnRecoveryFailure,
 };
 use crate::msg::{
-    ClientId, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Primitive, SessionId, Tid,
-    UserId,
+    ClientId, ClientIdPool, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Primitive,
+    SessionId, Tid, UserId,
 };
 use crate::server::{digest, nonce_for};
 use serde::{Deserialize, Serialize};
@@ -230,7 +231,7 @@ pub struct Client {
     /// Volatile: the phase.
     pub phase: Phase,
     /// Volatile: the Client-ID slot in use (a restarted client starts again at slot 0, its
-    /// configured Client-ID).
+    /// configured Client-ID), in the device's pool or the user's (`client.client_id_scope`).
     pub slot: u8,
     /// Volatile: the session context the client remembers (`None`: none, or lost).
     pub ctx: Option<Context>,
@@ -255,10 +256,15 @@ impl Client {
         }
     }
 
-    /// The Client-ID in use.
-    pub const fn client_id(&self) -> ClientId {
+    /// The Client-ID in use: the slot in use of the device's pool, or of the user's pool
+    /// shared by all the user's devices (`client.client_id_scope`).
+    pub const fn client_id(&self, cfg: &Config) -> ClientId {
+        let pool = match cfg.client.client_id_scope {
+            ClientIdScope::Device => ClientIdPool::Device(self.device),
+            ClientIdScope::User => ClientIdPool::User(self.user),
+        };
         ClientId {
-            device: self.device,
+            pool,
             slot: self.slot,
         }
     }
@@ -371,14 +377,14 @@ impl Client {
         };
         let lr = LoginRequest {
             user: self.user,
-            client_id: self.client_id(),
+            client_id: self.client_id(cfg),
             session_id: attempt.recover,
             password: step == LoginStep::Password,
             digest_schema: step == LoginStep::Challenge,
             digest_bytes: match step {
                 LoginStep::Digest => Some(digest(
                     self.user,
-                    nonce.unwrap_or_else(|| nonce_for(self.client_id())),
+                    nonce.unwrap_or_else(|| nonce_for(self.client_id(cfg))),
                 )),
                 LoginStep::Password | LoginStep::Challenge => None,
             },
@@ -688,7 +694,7 @@ impl Client {
                         LoginKind::TwoWay => LoginStep::Password,
                         LoginKind::FourWay => step,
                     };
-                    self.send_login(cfg, a, first, Some(nonce_for(self.client_id())), out);
+                    self.send_login(cfg, a, first, Some(nonce_for(self.client_id(cfg))), out);
                 }
                 On436::Continue => {
                     self.phase = Phase::Negotiating {

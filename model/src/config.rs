@@ -182,6 +182,19 @@ pub enum On608 {
     NewClientId,
 }
 
+/// Whose pool the client's Client-IDs are drawn from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIdScope {
+    /// Each device has its own pool of `client.client_id_pool` Client-IDs, disjoint from its
+    /// siblings' (a Client-ID configured in the handset).
+    Device,
+    /// The user's devices share one pool of `client.client_id_pool` Client-IDs (a Client-ID
+    /// that comes from the application): two devices on the same slot present the same
+    /// Client-ID, which CR 5.1.3 wants unique among the user's sessions.
+    User,
+}
+
 /// What the client does when a recovery attempt fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -244,8 +257,11 @@ pub struct ClientConfig {
     pub logout_after_recovery: bool,
     /// See [`On608`].
     pub on_608: On608,
-    /// How many distinct Client-IDs the device may use (at least 1).
+    /// How many distinct Client-IDs a pool holds (at least 1): the device's pool, or the
+    /// user's with [`ClientIdScope::User`].
     pub client_id_pool: u8,
+    /// See [`ClientIdScope`].
+    pub client_id_scope: ClientIdScope,
     /// See [`OnRecoveryFailure`].
     pub on_recovery_failure: OnRecoveryFailure,
     /// See [`CombinedNegotiation`].
@@ -272,6 +288,7 @@ impl Default for ClientConfig {
             logout_after_recovery: true,
             on_608: On608::NewClientId,
             client_id_pool: 2,
+            client_id_scope: ClientIdScope::Device,
             on_recovery_failure: OnRecoveryFailure::FreshLogin,
             combined_negotiation: CombinedNegotiation::Never,
             capability_negotiation: CapabilityNegotiation::WhenRequested,
@@ -289,7 +306,8 @@ impl Default for ClientConfig {
 pub struct EnvConfig {
     /// Users.
     pub users: u8,
-    /// Devices per user (each with its own Client-ID pool).
+    /// Devices per user (each with its own Client-ID pool, or sharing the user's: see
+    /// [`ClientIdScope`]).
     pub devices_per_user: u8,
     /// Crashes in a run, all devices together.
     pub max_crashes: u8,
@@ -581,7 +599,8 @@ pub const KNOBS: &[KnobDoc] = &[
     KnobDoc { key: "client.remove_stored_on_logout", values: "bool", meaning: "remove the stored Session-ID upon logout/disconnect (7.1.1 MUST)" },
     KnobDoc { key: "client.logout_after_recovery", values: "bool", meaning: "after recovering a session whose context it lost, log out and in again (7.1.1 MUST)" },
     KnobDoc { key: "client.on_608", values: "retry-same | new-client-id", meaning: "after 608: retry later with the same Client-ID, or take the next one of the pool (7.1 MAY)" },
-    KnobDoc { key: "client.client_id_pool", values: "1..8", meaning: "how many distinct Client-IDs a device may use" },
+    KnobDoc { key: "client.client_id_pool", values: "1..8", meaning: "how many distinct Client-IDs a pool holds (a device's, or the user's with client.client_id_scope = user)" },
+    KnobDoc { key: "client.client_id_scope", values: "device | user", meaning: "whose pool the Client-IDs come from: each device its own (configured in the handset), or one pool shared by the user's devices (taken from the application), whose same-slot IDs collide under 5.1.3's uniqueness" },
     KnobDoc { key: "client.on_recovery_failure", values: "fresh-login | retry-stale-unless-502 | retry-stale", meaning: "after a failed recovery: log in normally (7.1.1); Android's retry of the stale Session-ID unless 502; always retry it" },
     KnobDoc { key: "client.combined_negotiation", values: "never | fresh-login | always", meaning: "service/capability negotiation inside the Login-Request (7.1 MAY, never on re-establishment, SHOULD NOT in the first 4-way request)" },
     KnobDoc { key: "client.capability_negotiation", values: "when-requested | never", meaning: "negotiate capabilities when CapabilityRequest is T (7.1 MUST)" },
@@ -590,7 +609,7 @@ pub const KNOBS: &[KnobDoc] = &[
     KnobDoc { key: "client.answers_disconnect", values: "bool", meaning: "answer a Disconnect with a Status (6.6.1 MUST NOT)" },
     KnobDoc { key: "client.ttl_s", values: "seconds", meaning: "TimeToLive the client asks for in Login-Request and KeepAlive-Request" },
     KnobDoc { key: "env.users", values: "1..", meaning: "users in the checked world" },
-    KnobDoc { key: "env.devices_per_user", values: "1..", meaning: "devices per user, each with its own Client-ID pool" },
+    KnobDoc { key: "env.devices_per_user", values: "1..", meaning: "devices per user (each with its own Client-ID pool unless client.client_id_scope = user)" },
     KnobDoc { key: "env.max_crashes", values: "0..", meaning: "crashes in a run, all devices together (volatile state lost, stored Session-ID kept, answers in flight lost)" },
     KnobDoc { key: "env.crash_during_login", values: "bool", meaning: "a crash may hit between a Login-Request and its answer (false: crashes only outside login transactions)" },
     KnobDoc { key: "env.max_connection_losses", values: "0..", meaning: "connection losses without a crash (the client keeps its context)" },
@@ -718,6 +737,29 @@ mod tests {
         assert!(e.contains("at least 1"), "{e}");
         let e = c.apply_set("bogus").unwrap_err().to_string();
         assert!(e.contains("section.knob=value"), "{e}");
+    }
+
+    #[test]
+    fn client_id_scope_defaults_to_device_and_a_bad_value_names_the_knob() {
+        let mut c = Config::default();
+        assert_eq!(c.client.client_id_scope, ClientIdScope::Device);
+        c.apply_set("client.client_id_scope=user").unwrap();
+        assert_eq!(c.client.client_id_scope, ClientIdScope::User);
+        let e = c
+            .apply_set("client.client_id_scope=app")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("client.client_id_scope")
+                && e.contains("app")
+                && e.contains("device")
+                && e.contains("user"),
+            "{e}"
+        );
+        let e = Config::from_toml("[client]\nclient_id_scope = \"handset\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("client_id_scope") && e.contains("device"), "{e}");
     }
 
     #[test]

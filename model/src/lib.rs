@@ -12,7 +12,7 @@
 //! use imps_model::client::{Client, ClientOut};
 //! use imps_model::config::Config;
 //! use imps_model::msg::{DeviceId, Primitive, UserId};
-//! use imps_model::server::{ServerOut, ServerShared, UserServer};
+//! use imps_model::server::{Origin, ServerOut, ServerShared, UserServer};
 //!
 //! let cfg = Config::default();
 //! let mut client = Client::new(UserId(0), DeviceId(0));
@@ -22,7 +22,8 @@
 //! let login = out.send.take().unwrap();
 //! assert_eq!(login.body.wire_name(), "Login-Request");
 //! let mut sout = ServerOut::default();
-//! server.handle(&cfg, &mut shared, UserId(0), 0, &login, &mut sout);
+//! let origin = Origin { user: UserId(0), device: DeviceId(0) };
+//! server.handle(&cfg, &mut shared, origin, 0, &login, &mut sout);
 //! let answer = sout.reply.unwrap();
 //! client.on_message(&cfg, &answer, &mut out);
 //! assert!(client.stored.is_some(), "the Session-ID is stored crash-safely");

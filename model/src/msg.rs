@@ -7,6 +7,7 @@
 
 use crate::codes::ResultCode;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// A user (`UserID`), numbered from 0; on the wire `wv:user<N>@imps.example`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -16,14 +17,40 @@ pub struct UserId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeviceId(pub u32);
 
-/// A Client-ID: slot `slot` of device `device`'s pool (`client.client_id_pool`).
-/// On the wire `<ClientID><URL>imps://dev<D>/c<S></URL></ClientID>`.
+/// Whose pool a Client-ID is drawn from (`client.client_id_scope`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ClientIdPool {
+    /// The device's own pool, disjoint from its siblings' (a Client-ID configured in the
+    /// handset): `dev<D>`.
+    Device(DeviceId),
+    /// The user's pool, shared by all the user's devices (a Client-ID that comes from the
+    /// application, the same on every device): `u<U>`.
+    User(UserId),
+}
+
+/// A Client-ID: slot `slot` of pool `pool` (`client.client_id_pool` slots). It is only a
+/// name: two Client-IDs are the same Client-ID exactly when they are equal, and with a
+/// user-wide pool two devices on the same slot present the same one. Nothing routes by it
+/// (the server binds a session to the device of its connection, see
+/// [`crate::server::Session::device`]).
+///
+/// Shown as `dev<D>/c<S>` or `u<U>/c<S>`; on the wire
+/// `<ClientID><URL>imps://dev<D>/c<S></URL></ClientID>` or `imps://u<U>/c<S>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ClientId {
-    /// The device that owns the pool.
-    pub device: DeviceId,
-    /// The index in the device's pool.
+    /// The pool it is drawn from.
+    pub pool: ClientIdPool,
+    /// The index in the pool.
     pub slot: u8,
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pool {
+            ClientIdPool::Device(d) => write!(f, "dev{}/c{}", d.0, self.slot),
+            ClientIdPool::User(u) => write!(f, "u{}/c{}", u.0, self.slot),
+        }
+    }
 }
 
 /// A Session-ID chosen by the server. Only equality matters to the protocol; the model checker

@@ -444,7 +444,7 @@ pub fn check_server_step(s: ServerStep<'_>, found: &mut PropSet) {
             continue;
         }
         let pushed = s.out.pushes.iter().any(|(d, e)| {
-            *d == gone.client_id.device
+            *d == gone.device
                 && e.session == Some(gone.id)
                 && matches!(e.body, Primitive::Disconnect { .. })
         });

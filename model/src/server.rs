@@ -4,8 +4,9 @@
 //! the scope of the user, the user's session limit, the user's merged presence), so the server
 //! is sharded by user: a [`UserServer`] holds that user's sessions, and [`ServerShared`] the
 //! few values that span users (the Session-ID counter and the SAP-wide session count).
-//! Sans-IO: [`UserServer::handle`] takes a request and the current time and returns the answer,
-//! the Disconnects to push to other devices and the events of the step, as data.
+//! Sans-IO: [`UserServer::handle`] takes a request, the device whose connection it came on and
+//! the current time, and returns the answer (for that connection), the Disconnects to push
+//! (each to the device of the session it ends) and the events of the step, as data.
 
 use crate::codes::ResultCode;
 use crate::config::{
@@ -13,8 +14,8 @@ use crate::config::{
     Recovery, SystemMessage,
 };
 use crate::msg::{
-    ClientId, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Mode, Primitive, SessionId,
-    Tid, UserId,
+    ClientId, ClientIdPool, Context, DeviceId, Envelope, LoginRequest, LoginResponse, Mode,
+    Primitive, SessionId, Tid, UserId,
 };
 use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,11 @@ pub struct Session {
     pub id: SessionId,
     /// The Client-ID it was established with.
     pub client_id: ClientId,
+    /// The device whose connection established (or last recovered) the session: where the
+    /// server pushes its Disconnect, and whose keep-alives keep it alive. The server knows
+    /// this from the connection (HTTP binding, CIR channel), never from the Client-ID, which
+    /// with `client.client_id_scope = user` names no device.
+    pub device: DeviceId,
     /// Its context (joined groups, presence).
     pub ctx: Context,
     /// Active; `false`: ended, context kept for a later recovery.
@@ -34,6 +40,17 @@ pub struct Session {
     pub last_active_ms: u64,
     /// The granted `KeepAliveTime`, seconds.
     pub keep_alive_s: u32,
+}
+
+/// Where a request comes from, as the server knows it from the connection it came on: the
+/// user whose table handles it (the server is sharded by user) and the device at the other
+/// end of the connection. Nothing here is read from the request's Client-ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The user.
+    pub user: UserId,
+    /// The device.
+    pub device: DeviceId,
 }
 
 /// Values the server keeps across users.
@@ -130,8 +147,12 @@ impl Clone for UserServer {
 /// The nonce the server issues to a Client-ID. Stateless: a keyed mix of the Client-ID, so a
 /// 4-way login needs no pending state at the server.
 pub const fn nonce_for(client_id: ClientId) -> u32 {
-    let x = (client_id.device.0 << 8) | client_id.slot as u32;
-    x.wrapping_mul(0x9E37_79B9) ^ 0x5EED_1234
+    let (owner, key) = match client_id.pool {
+        ClientIdPool::Device(d) => (d.0, 0x5EED_1234),
+        ClientIdPool::User(u) => (u.0, 0x05E2_1234),
+    };
+    let x = (owner << 8) | client_id.slot as u32;
+    x.wrapping_mul(0x9E37_79B9) ^ key
 }
 
 /// The digest a client computes from its password and a nonce.
@@ -189,12 +210,14 @@ impl UserServer {
         }
     }
 
-    /// Handle one request from a device of `user` at time `now_ms`.
+    /// Handle one request that came from `origin` at time `now_ms`. The answer goes back on
+    /// the request's connection; a session the request establishes or recovers is bound to
+    /// `origin.device`.
     pub fn handle(
         &mut self,
         cfg: &Config,
         shared: &mut ServerShared,
-        user: UserId,
+        origin: Origin,
         now_ms: u64,
         req: &Envelope,
         out: &mut ServerOut,
@@ -207,7 +230,7 @@ impl UserServer {
                 if lr.session_id.is_none() {
                     lr.session_id = req.session;
                 }
-                let resp = self.login(cfg, shared, user, now_ms, &lr, out);
+                let resp = self.login(cfg, shared, origin, now_ms, &lr, out);
                 out.reply = answer(Primitive::LoginResponse(resp));
             }
             Primitive::LogoutRequest
@@ -332,7 +355,7 @@ impl UserServer {
         &mut self,
         cfg: &Config,
         shared: &mut ServerShared,
-        user: UserId,
+        Origin { user, device }: Origin,
         now_ms: u64,
         lr: &LoginRequest,
         out: &mut ServerOut,
@@ -415,7 +438,7 @@ impl UserServer {
                     if let Err(code) = self.admit(cfg, shared, cid, false, out) {
                         return refuse(resp, code);
                     }
-                    let id = self.create(shared, cid, now_ms, ka, out);
+                    let id = self.create(shared, cid, device, now_ms, ka, out);
                     resp.session_id = Some(id);
                 }
                 return refuse(resp, code);
@@ -447,6 +470,7 @@ impl UserServer {
                 .position(|s| s.id == sid)
                 .expect("invariant: recovered session present");
             let s = &mut self.sessions[idx];
+            s.device = device;
             s.last_active_ms = now_ms;
             s.keep_alive_s = ka;
             if cfg.server.recovery == Recovery::ResetContext {
@@ -467,7 +491,7 @@ impl UserServer {
         }
         // A fresh login by this Client-ID: its kept contexts can no longer be recovered.
         self.sessions.retain(|s| s.active || s.client_id != cid);
-        resp.session_id = Some(self.create(shared, cid, now_ms, ka, out));
+        resp.session_id = Some(self.create(shared, cid, device, now_ms, ka, out));
         resp
     }
 
@@ -517,6 +541,7 @@ impl UserServer {
         &mut self,
         shared: &mut ServerShared,
         cid: ClientId,
+        device: DeviceId,
         now_ms: u64,
         ka: u32,
         out: &mut ServerOut,
@@ -527,6 +552,7 @@ impl UserServer {
         self.sessions.push(Session {
             id,
             client_id: cid,
+            device,
             ctx: Context::default(),
             active: true,
             last_active_ms: now_ms,
@@ -560,8 +586,7 @@ impl UserServer {
         shared.active_total = shared.active_total.saturating_sub(1);
         self.roster = self.joined_groups();
         if cfg.server.sends_disconnect {
-            out.pushes
-                .push((s.client_id.device, disconnect(cfg, s.id, code)));
+            out.pushes.push((s.device, disconnect(cfg, s.id, code)));
         }
         out.events.push(ServerEvent::Ended {
             session: s.id,

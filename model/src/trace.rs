@@ -111,7 +111,7 @@ impl TraceStep {
                     format!(
                         "Time-To-Live of session {} (user{user}, {}) runs out",
                         sid(s.id.0),
-                        client_id(&s.client_id)
+                        s.client_id
                     ),
                 ));
             }
@@ -157,7 +157,7 @@ impl TraceStep {
                             "session {} {} for {}",
                             sid(session.0),
                             if *recovered { "recovered" } else { "created" },
-                            client_id(c)
+                            c
                         )
                     }
                     ServerEvent::Ended {
@@ -170,11 +170,7 @@ impl TraceStep {
                             EndCause::Expired => "expired",
                             EndCause::Replaced => "replaced by a new login",
                         };
-                        format!(
-                            "session {} of {} ended ({why})",
-                            sid(session.0),
-                            client_id(c)
-                        )
+                        format!("session {} of {} ended ({why})", sid(session.0), c)
                     }
                 };
                 notes.push((None, text));
@@ -210,10 +206,6 @@ pub struct Trace {
     pub device: Option<u8>,
 }
 
-fn client_id(c: &crate::msg::ClientId) -> String {
-    format!("dev{}/c{}", c.device.0, c.slot)
-}
-
 /// The key fields of a message, in one line.
 pub fn summary(env: &Envelope) -> String {
     let mut s = env.body.wire_name().to_string();
@@ -222,7 +214,7 @@ pub fn summary(env: &Envelope) -> String {
     }
     match env.body {
         Primitive::LoginRequest(lr) => {
-            let _ = write!(s, " ClientID={}", client_id(&lr.client_id));
+            let _ = write!(s, " ClientID={}", lr.client_id);
             if let Some(id) = lr.session_id {
                 let _ = write!(s, " SessionID={} (recovery)", sid(id.0));
             }

@@ -11,7 +11,7 @@
 use crate::client::{Client, ClientOut, ClientTimer, Phase, UserAction};
 use crate::config::Config;
 use crate::msg::{DeviceId, Envelope, SessionId, UserId};
-use crate::server::{ServerOut, ServerShared, UserServer};
+use crate::server::{Origin, ServerOut, ServerShared, UserServer};
 use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
 
@@ -248,7 +248,7 @@ impl World {
     /// Whether nothing keeps `session` alive, so that its Time-To-Live can run out (see
     /// [`Device::keeps_alive`]).
     pub fn silent(&self, cfg: &Config, session: &crate::server::Session) -> bool {
-        !self.devices[session.client_id.device.0 as usize].keeps_alive(cfg, session.id)
+        !self.devices[session.device.0 as usize].keeps_alive(cfg, session.id)
     }
 
     fn post(&mut self, d: usize, out: &ClientOut, step: &mut Step) {
@@ -409,7 +409,7 @@ pub fn expiry_actions<'a>(
         return;
     }
     for (k, s) in us.sessions.iter().enumerate() {
-        if s.active && !device(s.client_id.device.0 as usize).keeps_alive(cfg, s.id) {
+        if s.active && !device(s.device.0 as usize).keeps_alive(cfg, s.id) {
             out.push(Action::Expire {
                 user,
                 index: k as u8,
@@ -583,7 +583,11 @@ impl Device {
     ) -> (InFlight, ServerOut) {
         let req = self.to_server.remove(0);
         let mut sout = ServerOut::default();
-        us.handle(cfg, shared, self.client.user, NOW_MS, &req.env, &mut sout);
+        let origin = Origin {
+            user: self.client.user,
+            device: self.client.device,
+        };
+        us.handle(cfg, shared, origin, NOW_MS, &req.env, &mut sout);
         if let Some(reply) = sout.reply {
             if !req.orphan {
                 self.to_client = Some(reply);

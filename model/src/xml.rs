@@ -31,7 +31,8 @@
 //! | Core value | Wire form |
 //! |---|---|
 //! | [`UserId`]`(N)` | `<UserID>wv:user<N>@imps.example</UserID>` |
-//! | [`ClientId`] `{ device: D, slot: S }` | `<ClientID><URL>imps://dev<D>/c<S></URL></ClientID>` |
+//! | [`ClientId`] `{ pool: Device(D), slot: S }` (a device's own pool) | `<ClientID><URL>imps://dev<D>/c<S></URL></ClientID>` |
+//! | [`ClientId`] `{ pool: User(U), slot: S }` (the user's pool, shared by its devices) | `<ClientID><URL>imps://u<U>/c<S></URL></ClientID>` |
 //! | [`SessionId`]`(N)` | `imps.example#<N>` |
 //! | [`Tid`](crate::msg::Tid)`(N)` | `<TransactionID>N</TransactionID>` |
 //! | nonce, digest bytes (`u32`) | 8 lowercase hex digits |
@@ -39,7 +40,7 @@
 //! | presence `N` | `PresenceSubList` (PA namespace) / `UserAvailability` / `Qualifier` `T` / `PresenceValue`: 0 = `NONE`, 1 = `AVAILABLE`, 2 = `DISCREET`, 3 = `NOT_AVAILABLE`, N >= 4 = `P<N>` |
 //! | password present | `<Password>secret</Password>` |
 //! | digest schema present | `<DigestSchema>MD5</DigestSchema>` (also sent with a `Nonce` in a 4-way challenge) |
-//! | session cookie | `<SessionCookie>wv:cookie.dev<D></SessionCookie>` (always sent, as the DTD requires) |
+//! | session cookie | `<SessionCookie>wv:cookie.dev<D></SessionCookie>`, or `wv:cookie.u<U>` for a Client-ID of the user's pool (always sent, as the DTD requires; not decoded) |
 //! | negotiation in a login | `Functions` (`WVCSPFeat` with `FundamentalFeat`, `PresenceFeat`, `GroupFeat`) and `CapabilityList` (request) / `AgreedCapabilityList` (response), fixed contents |
 //! | System Message in a Login-Response | a `SystemMessageList` element after all DTD children, holding one `SystemMessage` `sm1` whose only offered `ResponseID` is `1` |
 //! | System Message reply in a Login-Request | `SystemMessageResponseList/SystemMessageResponse` for `sm1` with `ResponseID` `1` (conformant) or `0` (non-conformant: not an offered choice) |
@@ -74,7 +75,9 @@
 //!
 //! ```
 //! use imps_model::codes::ResultCode;
-//! use imps_model::msg::{ClientId, DeviceId, Envelope, LoginResponse, Mode, Primitive, SessionId, Tid};
+//! use imps_model::msg::{
+//!     ClientId, ClientIdPool, DeviceId, Envelope, LoginResponse, Mode, Primitive, SessionId, Tid,
+//! };
 //! use imps_model::xml::{decode, encode, to_envelope};
 //!
 //! let env = Envelope {
@@ -82,7 +85,7 @@
 //!     mode: Mode::Response,
 //!     tid: Some(Tid(7)),
 //!     body: Primitive::LoginResponse(LoginResponse {
-//!         client_id: ClientId { device: DeviceId(1), slot: 0 },
+//!         client_id: ClientId { pool: ClientIdPool::Device(DeviceId(1)), slot: 0 },
 //!         result: ResultCode::Success,
 //!         nonce: None,
 //!         session_id: Some(SessionId(42)),
@@ -198,7 +201,7 @@ impl std::fmt::Display for CspVersion {
 /// The naming scheme that maps core identifiers to their wire text and back (see the module
 /// documentation). Every `parse_*` accepts exactly what the matching writer produces.
 pub mod scheme {
-    use crate::msg::{ClientId, DeviceId, SessionId, Tid, UserId};
+    use crate::msg::{ClientId, ClientIdPool, DeviceId, SessionId, Tid, UserId};
 
     /// The domain of user, group and session identifiers.
     pub const DOMAIN: &str = "imps.example";
@@ -236,16 +239,22 @@ pub mod scheme {
         canonical(n).map(UserId)
     }
 
-    /// `ClientID/URL` text: `imps://dev<D>/c<S>`.
+    /// `ClientID/URL` text: `imps://dev<D>/c<S>` (a device's pool) or `imps://u<U>/c<S>`
+    /// (the user's pool).
     pub fn client_url(c: ClientId) -> String {
-        format!("imps://dev{}/c{}", c.device.0, c.slot)
+        format!("imps://{c}")
     }
 
     /// Inverse of [`client_url`].
     pub fn parse_client_url(s: &str) -> Option<ClientId> {
-        let (device, slot) = s.strip_prefix("imps://dev")?.split_once("/c")?;
+        let (owner, slot) = s.strip_prefix("imps://")?.split_once("/c")?;
+        let pool = if let Some(d) = owner.strip_prefix("dev") {
+            ClientIdPool::Device(DeviceId(canonical(d)?))
+        } else {
+            ClientIdPool::User(UserId(canonical(owner.strip_prefix('u')?)?))
+        };
         Some(ClientId {
-            device: DeviceId(canonical(device)?),
+            pool,
             slot: canonical(slot)?,
         })
     }
@@ -317,9 +326,13 @@ pub mod scheme {
         }
     }
 
-    /// `SessionCookie` text: `wv:cookie.dev<D>`.
-    pub fn session_cookie(d: DeviceId) -> String {
-        format!("wv:cookie.dev{}", d.0)
+    /// `SessionCookie` text: `wv:cookie.dev<D>`, or `wv:cookie.u<U>` for a Client-ID of the
+    /// user's pool (a Login-Request names no device then).
+    pub fn session_cookie(pool: ClientIdPool) -> String {
+        match pool {
+            ClientIdPool::Device(d) => format!("wv:cookie.dev{}", d.0),
+            ClientIdPool::User(u) => format!("wv:cookie.u{}", u.0),
+        }
     }
 }
 
@@ -417,7 +430,7 @@ fn encode_primitive(w: &mut Writer, body: &Primitive, version: CspVersion) {
             if let Some(t) = r.ttl_s {
                 w.leaf("TimeToLive", &t.to_string());
             }
-            w.leaf("SessionCookie", &scheme::session_cookie(r.client_id.device));
+            w.leaf("SessionCookie", &scheme::session_cookie(r.client_id.pool));
             if let Some(conform) = r.system_message_response {
                 w.open("SystemMessageResponseList");
                 w.open("SystemMessageResponse");
@@ -1499,7 +1512,7 @@ impl Decoded {
             self.client_id.as_ref(),
             "client_id",
             "ClientID",
-            "of the form imps://dev<D>/c<S>",
+            "of the form imps://dev<D>/c<S> or imps://u<U>/c<S>",
             scheme::parse_client_url,
         )?
         .ok_or_else(|| self.missing("ClientID"))
@@ -1688,7 +1701,7 @@ pub fn decode_envelope(xml: &str) -> Result<Envelope, XmlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{DeviceId, Tid};
+    use crate::msg::{ClientIdPool, DeviceId, Tid};
 
     fn login_request() -> Envelope {
         Envelope::request(
@@ -1697,7 +1710,7 @@ mod tests {
             Primitive::LoginRequest(LoginRequest {
                 user: UserId(3),
                 client_id: ClientId {
-                    device: DeviceId(2),
+                    pool: ClientIdPool::Device(DeviceId(2)),
                     slot: 1,
                 },
                 session_id: None,
@@ -1897,7 +1910,7 @@ mod tests {
             Primitive::LoginRequest(r) => {
                 assert!(r.digest_schema);
                 assert!(!r.password);
-                assert_eq!(r.client_id.device, DeviceId(0));
+                assert_eq!(r.client_id.pool, ClientIdPool::Device(DeviceId(0)));
             }
             other => panic!("expected a Login-Request, got {other:?}"),
         }
@@ -2298,6 +2311,21 @@ mod tests {
             Some(255)
         );
         assert_eq!(scheme::parse_client_url("imps://dev1/c256"), None);
+        assert_eq!(
+            scheme::parse_client_url("imps://u7/c2"),
+            Some(ClientId {
+                pool: ClientIdPool::User(UserId(7)),
+                slot: 2
+            })
+        );
+        for bad in [
+            "imps://u/c0",
+            "imps://u07/c0",
+            "imps://user1/c0",
+            "imps://dev/c0",
+        ] {
+            assert_eq!(scheme::parse_client_url(bad), None, "{bad}");
+        }
         assert_eq!(scheme::parse_hex8("DEADBEEF"), None);
         assert_eq!(scheme::parse_hex8("deadbeef"), Some(0xdead_beef));
         assert_eq!(scheme::parse_hex8("+eadbeef"), None);

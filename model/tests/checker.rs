@@ -116,6 +116,95 @@ fn post_cr_is_free_of_the_deadlock_within_its_bounds() {
     );
 }
 
+/// CR 5.1.3 when a user's devices take their Client-IDs from one pool (`client.client_id_scope
+/// = user`, an application-wide Client-ID): with two devices, one crash inside a login and a
+/// shared pool of two, the session orphaned by the crash and the other device's session hold
+/// both Client-IDs, and the crashed device is refused 608 on each of them forever; a pool of
+/// three leaves it one. Two crashes exhaust a pool of three the same way. Bounds: post-cr (no
+/// expiry, `client.on_608 = new-client-id`). The sizes and verdicts are what the checker
+/// found; a change of the model that changes an answer fails here.
+#[test]
+fn shared_client_id_pool_deadlocks_with_two_devices_and_one_crash() {
+    use Verdict::{Holds, Violated};
+    for (pool, crashes, states, dead, fair) in [
+        (2, 1, 10_332, Violated, Violated),
+        (3, 1, 13_488, Holds, Holds),
+        (3, 2, 76_494, Violated, Violated),
+    ] {
+        let pool_set = format!("client.client_id_pool={pool}");
+        let crash_set = format!("env.max_crashes={crashes}");
+        let cfg = variant(
+            "post-cr",
+            &[
+                "env.devices_per_user=2",
+                "client.client_id_scope=user",
+                &pool_set,
+                &crash_set,
+            ],
+        );
+        let o = run(&cfg);
+        let name = format!("pool {pool}, {crashes} crash(es)");
+        assert_eq!(o.states, states, "{name}");
+        assert_eq!(
+            (
+                verdict(&o, Prop::NoDeadlock),
+                verdict(&o, Prop::EventuallyLoggedInFair)
+            ),
+            (dead, fair),
+            "{name}"
+        );
+        assert_eq!(verdict(&o, Prop::ClientIdUniquePerUser), Holds, "{name}");
+        assert_eq!(verdict(&o, Prop::Reach608), Holds, "{name}");
+        if dead == Holds {
+            continue;
+        }
+        // The trap: every Client-ID of the shared pool is held by an active session, one of
+        // them the other device's, and the stuck device holds none.
+        let t = result(&o, Prop::NoDeadlock).trace.as_ref().unwrap();
+        let stuck = t.device.expect("the deadlock names its device") as usize;
+        let w = &t.steps.last().unwrap().state;
+        assert!(!w.holds_session(stuck), "{name}");
+        let mut held: Vec<String> = w.users[0]
+            .active()
+            .map(|s| s.client_id.to_string())
+            .collect();
+        held.sort();
+        let all: Vec<String> = (0..pool).map(|c| format!("u0/c{c}")).collect();
+        assert_eq!(held, all, "{name}: {}", t.text());
+        let other = w.devices[1 - stuck].client.device;
+        assert!(
+            w.users[0].active().any(|s| s.device == other),
+            "{name}: the other device holds one of them"
+        );
+    }
+}
+
+/// `client.client_id_scope = device`, the default, is the model as it was before the knob:
+/// the size of two devices of one user with one crash is the one the checker gave before the
+/// knob existed, setting the knob explicitly changes nothing, and at these bounds (where a
+/// shared pool of two deadlocks) a pool of two per device does not.
+#[test]
+fn device_scope_client_ids_are_the_model_before_the_knob() {
+    let implicit = run(&variant("post-cr", &["env.devices_per_user=2"]));
+    let explicit = run(&variant(
+        "post-cr",
+        &["env.devices_per_user=2", "client.client_id_scope=device"],
+    ));
+    assert_eq!((implicit.states, implicit.edges), (10_240, 24_884));
+    assert_eq!(
+        (explicit.states, explicit.edges),
+        (implicit.states, implicit.edges)
+    );
+    for (a, b) in implicit.results.iter().zip(&explicit.results) {
+        assert_eq!((a.prop, a.verdict), (b.prop, b.verdict));
+    }
+    assert_eq!(verdict(&implicit, Prop::NoDeadlock), Verdict::Holds);
+    assert_eq!(
+        verdict(&implicit, Prop::EventuallyLoggedInFair),
+        Verdict::Holds
+    );
+}
+
 /// Each safety property can fail: a knob value that breaks it (with the smallest world that
 /// shows it), and the same world with the CR's behaviour, where it holds. The "holds" half
 /// counts only with the witnesses of the situation the property is about ([`Prop::phase`])
@@ -678,6 +767,38 @@ fn component_steps_give_the_whole_world_graph() {
                 "env.groups=0",
                 "env.presence_values=0",
                 "client.client_id_pool=1",
+            ],
+        ),
+        // A user's devices sharing one Client-ID pool: same-slot logins collide (608), a
+        // replaced or expired session's Disconnect goes to the device bound to it (not the
+        // one the request came from), a fresh login drops another device's kept context of
+        // the same Client-ID, and the presence writer is a Client-ID of either device.
+        (
+            "post-cr",
+            &["env.devices_per_user=2", "client.client_id_scope=user"],
+        ),
+        (
+            "post-cr",
+            &[
+                "env.devices_per_user=2",
+                "client.client_id_scope=user",
+                "server.duplicate_client_id=replace-old",
+                "server.ttl_expiry=true",
+                "env.groups=0",
+                "env.presence_values=0",
+            ],
+        ),
+        (
+            "post-cr",
+            &[
+                "env.devices_per_user=2",
+                "client.client_id_scope=user",
+                "env.max_crashes=0",
+                "server.keep_context_after_termination=true",
+                "env.user_logouts=true",
+                "env.groups=0",
+                "server.presence_merge=last-writer",
+                "server.duplicate_client_id=replace-old",
             ],
         ),
     ];

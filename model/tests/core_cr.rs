@@ -173,7 +173,7 @@ fn replace_old_disconnects_the_old_session_to_admit_the_login() {
     let sout = step.server.unwrap();
     assert!(sout.events.contains(&ServerEvent::Ended {
         session: old,
-        client_id: t.w.devices[0].client.client_id(),
+        client_id: t.w.devices[0].client.client_id(&t.cfg),
         cause: EndCause::Replaced
     }));
     assert_eq!(
@@ -239,6 +239,79 @@ fn on_608_new_client_id_takes_the_next_slot_of_the_pool() {
     }
 }
 
+/// CR 5.1.3 with Client-IDs from the application (`client.client_id_scope = user`): a user's
+/// devices draw from one pool, so the second device's first Client-ID is the one the first
+/// device's session holds; the server answers 608 and the device moves to the next slot.
+/// With `device` scope the two devices' Client-IDs never meet.
+#[test]
+fn user_scope_client_ids_of_two_devices_collide() {
+    for (scope, codes, second) in [
+        ("user", vec![200, 608, 200], "u0/c1"),
+        ("device", vec![200, 200], "dev1/c0"),
+    ] {
+        let mut t = T::with(&[
+            "env.devices_per_user=2",
+            &format!("client.client_id_scope={scope}"),
+        ]);
+        t.login(0);
+        t.act(Action::Start(1));
+        t.settle(1);
+        if scope == "user" {
+            assert!(matches!(t.phase(1), Phase::Backoff(_)), "{scope}");
+            t.act(Action::RetryTimer(1));
+            t.settle(1);
+        }
+        assert_eq!(t.login_codes(), codes, "{scope}");
+        assert!(t.w.holds_session(1), "{scope}");
+        let us = &t.w.users[0];
+        let ids: Vec<String> = us
+            .sessions
+            .iter()
+            .map(|s| s.client_id.to_string())
+            .collect();
+        assert_eq!(ids[1], second, "{scope}");
+        assert_eq!(
+            t.last_login_request(1).client_id,
+            t.w.devices[1].client.client_id(&t.cfg),
+            "{scope}"
+        );
+    }
+}
+
+/// With a user-wide Client-ID, the server cannot tell the devices apart by it: `replace-old`
+/// ends the first device's session when the second logs in with the same Client-ID, and the
+/// Disconnect goes to the device whose connection holds that session (the first), not to
+/// the one the request came from.
+#[test]
+fn user_scope_disconnect_goes_to_the_device_of_the_session() {
+    let mut t = T::with(&[
+        "env.devices_per_user=2",
+        "client.client_id_scope=user",
+        "server.duplicate_client_id=replace-old",
+    ]);
+    t.login(0);
+    let old = t.session(0);
+    t.act(Action::Start(1));
+    let step = t.act(Action::ServerReceives(1));
+    let sout = step.server.unwrap();
+    assert_eq!(sout.pushes.len(), 1);
+    let (to, env) = sout.pushes[0];
+    assert_eq!(
+        to, t.w.devices[0].client.device,
+        "pushed to the old session's device"
+    );
+    assert_eq!(env.session, Some(old));
+    assert_eq!(t.w.devices[0].pushes.len(), 1);
+    assert!(t.w.devices[1].pushes.is_empty());
+    t.settle(1);
+    t.settle(0);
+    assert!(t.w.holds_session(1));
+    assert!(!t.w.holds_session(0), "the first device lost its session");
+    let us = &t.w.users[0];
+    assert_eq!(us.active_count(), 1);
+    assert_eq!(us.sessions[0].device, t.w.devices[1].client.device);
+}
+
 // ---------------------------------------------------------------- 7.1.1: recovery
 
 /// CR 7.1.1: the client SHOULD store the Session-ID crash-safely; a crash keeps it.
@@ -284,7 +357,7 @@ fn recovery_first_then_logout_and_login_again() {
         .events
         .contains(&ServerEvent::Admitted {
             session: sid,
-            client_id: t.w.devices[0].client.client_id(),
+            client_id: t.w.devices[0].client.client_id(&t.cfg),
             recovered: true
         }));
     assert_eq!(

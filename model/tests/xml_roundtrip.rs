@@ -4,8 +4,8 @@
 
 use imps_model::codes::ResultCode;
 use imps_model::msg::{
-    ClientId, DeviceId, Envelope, LoginRequest, LoginResponse, Mode, Primitive, SessionId, Tid,
-    UserId,
+    ClientId, ClientIdPool, DeviceId, Envelope, LoginRequest, LoginResponse, Mode, Primitive,
+    SessionId, Tid, UserId,
 };
 use imps_model::xml::{decode, encode, encode_version, to_envelope, CspVersion};
 use proptest::prelude::*;
@@ -17,11 +17,14 @@ fn result_code() -> impl Strategy<Value = ResultCode> {
     ]
 }
 
+/// Client-IDs of both pools: a device's own (`client.client_id_scope = device`) and the
+/// user's, shared by its devices (`user`).
 fn client_id() -> impl Strategy<Value = ClientId> {
-    (any::<u32>(), any::<u8>()).prop_map(|(d, slot)| ClientId {
-        device: DeviceId(d),
-        slot,
-    })
+    let pool = prop_oneof![
+        any::<u32>().prop_map(|d| ClientIdPool::Device(DeviceId(d))),
+        any::<u32>().prop_map(|u| ClientIdPool::User(UserId(u))),
+    ];
+    (pool, any::<u8>()).prop_map(|(pool, slot)| ClientId { pool, slot })
 }
 
 fn session_id() -> impl Strategy<Value = SessionId> {

@@ -4,7 +4,9 @@
 //! line its `expect-error-line` marker names.
 
 use imps_model::codes::ResultCode;
-use imps_model::msg::{ClientId, DeviceId, LoginRequest, LoginResponse, Primitive, UserId};
+use imps_model::msg::{
+    ClientId, ClientIdPool, DeviceId, LoginRequest, LoginResponse, Primitive, UserId,
+};
 use imps_model::xml::{decode, encode, to_envelope, CspVersion, PRIMITIVE_NAMES};
 use std::path::{Path, PathBuf};
 
@@ -155,7 +157,7 @@ fn variant_index(p: &Primitive) -> usize {
 
 fn one_of_each_primitive() -> Vec<Primitive> {
     let client_id = ClientId {
-        device: DeviceId(0),
+        pool: ClientIdPool::Device(DeviceId(0)),
         slot: 0,
     };
     let result = ResultCode::Success;

@@ -18,7 +18,7 @@ pub mod scc;
 pub mod sr;
 pub mod visited;
 
-use crate::config::{Config, Verdict};
+use crate::config::{ClientIdScope, Config, Verdict};
 use crate::props::{Kind, Prop};
 use crate::trace::{Trace, TraceStep};
 use crate::world::{Action, World};
@@ -94,11 +94,16 @@ impl Outcome {
     }
 }
 
-/// A human-readable statement of the bounds a verdict holds within.
+/// A human-readable statement of the bounds a verdict holds within. The Client-ID pool is
+/// the device's unless `client_id_scope=user` follows it (then the user's devices share it).
 pub fn bounds(cfg: &Config) -> String {
     let e = &cfg.env;
+    let scope = match cfg.client.client_id_scope {
+        ClientIdScope::Device => "",
+        ClientIdScope::User => " client_id_scope=user",
+    };
     format!(
-        "users={} devices_per_user={} max_crashes={} crash_during_login={} max_connection_losses={} client_id_pool={} groups={} presence_values={} user_logouts={} keep_alives={}",
+        "users={} devices_per_user={} max_crashes={} crash_during_login={} max_connection_losses={} client_id_pool={}{scope} groups={} presence_values={} user_logouts={} keep_alives={}",
         e.users, e.devices_per_user, e.max_crashes, e.crash_during_login, e.max_connection_losses, cfg.client.client_id_pool, e.groups, e.presence_values, e.user_logouts, e.keep_alives
     )
 }

@@ -10,7 +10,9 @@ use imps_model::client::{Client, ClientNote, ClientOut, ClientTimer, Phase, User
 use imps_model::config::{Config, Verdict};
 use imps_model::msg::{DeviceId, Envelope, Primitive, SessionId, UserId};
 use imps_model::props::{self, ClientInput, Kind as PropKind, Prop, PropSet, ServerStep};
-use imps_model::server::{EndCause, ServerEvent, ServerOut, ServerShared, Session, UserServer};
+use imps_model::server::{
+    EndCause, Origin, ServerEvent, ServerOut, ServerShared, Session, UserServer,
+};
 use rand_core::RngCore;
 use rand_xoshiro::Xoshiro128PlusPlus;
 use xxhash_rust::xxh3::Xxh3;
@@ -315,13 +317,13 @@ const fn holds(phase: &Phase) -> bool {
 /// Whether an active session is orphaned: neither its device's current session, nor its
 /// stored one, nor the one it is recovering, nor one whose Login-Response the device may still
 /// be waiting for (a login in flight with the same Client-ID).
-fn is_orphan(s: &Session, c: &Client) -> bool {
+fn is_orphan(cfg: &Config, s: &Session, c: &Client) -> bool {
     if c.phase.session() == Some(s.id) || c.stored.is_some_and(|st| st.session == s.id) {
         return false;
     }
     match c.phase {
         Phase::LoggingIn { attempt, .. } => {
-            attempt.recover != Some(s.id) && c.client_id() != s.client_id
+            attempt.recover != Some(s.id) && c.client_id(cfg) != s.client_id
         }
         Phase::Backoff(attempt) => attempt.recover != Some(s.id),
         Phase::Down
@@ -341,7 +343,11 @@ fn same_table(a: &UserServer, b: &UserServer) -> bool {
         && a.presence_writer == b.presence_writer
         && a.sessions.len() == b.sessions.len()
         && a.sessions.iter().zip(&b.sessions).all(|(x, y)| {
-            x.id == y.id && x.client_id == y.client_id && x.ctx == y.ctx && x.active == y.active
+            x.id == y.id
+                && x.client_id == y.client_id
+                && x.device == y.device
+                && x.ctx == y.ctx
+                && x.active == y.active
         })
 }
 
@@ -938,10 +944,14 @@ impl<'a> Sim<'a> {
         );
         if let Some(msg) = req {
             self.sout.clear();
+            let origin = Origin {
+                user: UserId(u as u32),
+                device: DeviceId(d),
+            };
             self.users[u].handle(
                 self.cfg,
                 &mut self.shared,
-                UserId(u as u32),
+                origin,
                 self.now,
                 &msg.env,
                 &mut self.sout,
@@ -1033,9 +1043,7 @@ impl<'a> Sim<'a> {
         for i in 0..self.sout.events.len() {
             match self.sout.events[i] {
                 ServerEvent::Admitted {
-                    session,
-                    client_id,
-                    recovered,
+                    session, recovered, ..
                 } => {
                     if recovered {
                         self.m.sessions.recovered += 1;
@@ -1049,8 +1057,13 @@ impl<'a> Sim<'a> {
                     }
                     let was_active = self.before.active_session(session).is_some();
                     if self.cfg.server.ttl_expiry && !was_active {
-                        if let Some(t) = self.users[u].ttl_deadline_ms(session) {
-                            self.schedule(t, client_id.device.0, Kind::Ttl, session.0);
+                        // The timer runs for the session's device (the one it is bound to).
+                        let us = &self.users[u];
+                        let due = us
+                            .ttl_deadline_ms(session)
+                            .zip(us.active_session(session).map(|s| s.device));
+                        if let Some((t, dev)) = due {
+                            self.schedule(t, dev.0, Kind::Ttl, session.0);
                         }
                     }
                 }
@@ -1097,9 +1110,9 @@ impl<'a> Sim<'a> {
     fn recount_orphans(&mut self, u: usize) {
         let mut n: u16 = 0;
         for s in self.users[u].sessions.iter().filter(|s| s.active) {
-            let dev = s.client_id.device.0 as usize;
+            let dev = s.device.0 as usize;
             if let Some(h) = self.hot.get(dev) {
-                if is_orphan(s, &h.client) {
+                if is_orphan(self.cfg, s, &h.client) {
                     n = n.saturating_add(1);
                 }
             }
