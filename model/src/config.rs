@@ -316,6 +316,9 @@ pub struct EnvConfig {
     /// A crash may hit a device while its Login-Request is unanswered (false: only outside
     /// login transactions, to separate the two ways a session gets orphaned).
     pub crash_during_login: bool,
+    /// A connection loss may hit between a Login-Request and its answer (false: losses only
+    /// outside login transactions).
+    pub loss_during_login: bool,
     /// Groups a session may join (0 to 8).
     pub groups: u8,
     /// Presence values a session may publish besides "none" (0 to 3).
@@ -339,6 +342,7 @@ impl Default for EnvConfig {
             max_crashes: 1,
             max_connection_losses: 0,
             crash_during_login: true,
+            loss_during_login: true,
             groups: 1,
             presence_values: 1,
             user_logouts: false,
@@ -612,6 +616,7 @@ pub const KNOBS: &[KnobDoc] = &[
     KnobDoc { key: "env.devices_per_user", values: "1..", meaning: "devices per user (each with its own Client-ID pool unless client.client_id_scope = user)" },
     KnobDoc { key: "env.max_crashes", values: "0..", meaning: "crashes in a run, all devices together (volatile state lost, stored Session-ID kept, answers in flight lost)" },
     KnobDoc { key: "env.crash_during_login", values: "bool", meaning: "a crash may hit between a Login-Request and its answer (false: crashes only outside login transactions)" },
+    KnobDoc { key: "env.loss_during_login", values: "bool", meaning: "a connection loss may hit between a Login-Request and its answer (false: losses only outside login transactions)" },
     KnobDoc { key: "env.max_connection_losses", values: "0..", meaning: "connection losses without a crash (the client keeps its context)" },
     KnobDoc { key: "env.groups", values: "0..8", meaning: "groups a session may join (the session context)" },
     KnobDoc { key: "env.presence_values", values: "0..3", meaning: "presence values a session may publish" },

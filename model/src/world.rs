@@ -480,7 +480,10 @@ impl Device {
         if crashes_left > 0 && phase != Phase::Down && (env.crash_during_login || !in_login) {
             out.push(Action::Crash(d));
         }
-        if losses_left > 0 && (phase.awaiting_answer() || phase.session().is_some()) {
+        if losses_left > 0
+            && (phase.awaiting_answer() || phase.session().is_some())
+            && (env.loss_during_login || !in_login)
+        {
             out.push(Action::LoseConnection(d));
         }
     }

@@ -103,8 +103,8 @@ pub fn bounds(cfg: &Config) -> String {
         ClientIdScope::User => " client_id_scope=user",
     };
     format!(
-        "users={} devices_per_user={} max_crashes={} crash_during_login={} max_connection_losses={} client_id_pool={}{scope} groups={} presence_values={} user_logouts={} keep_alives={}",
-        e.users, e.devices_per_user, e.max_crashes, e.crash_during_login, e.max_connection_losses, cfg.client.client_id_pool, e.groups, e.presence_values, e.user_logouts, e.keep_alives
+        "users={} devices_per_user={} max_crashes={} crash_during_login={} max_connection_losses={} loss_during_login={} client_id_pool={}{scope} groups={} presence_values={} user_logouts={} keep_alives={}",
+        e.users, e.devices_per_user, e.max_crashes, e.crash_during_login, e.max_connection_losses, e.loss_during_login, cfg.client.client_id_pool, e.groups, e.presence_values, e.user_logouts, e.keep_alives
     )
 }
 
