@@ -31,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod catalogue;
 pub mod checker;
 pub mod client;
 pub mod codes;

@@ -262,6 +262,34 @@ pub fn summary(env: &Envelope) -> String {
     s
 }
 
+impl TraceStep {
+    /// What the step did, one line per event and message: `dev0: starts`,
+    /// `dev0 -> server: Login-Request ...`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (d, n) in &self.notes {
+            let who = d
+                .map(|d| format!("dev{d}"))
+                .unwrap_or_else(|| "server".to_string());
+            out.push(format!("{who}: {n}"));
+        }
+        for m in &self.messages {
+            let arrow = if m.to_server {
+                format!("dev{} -> server", m.device)
+            } else {
+                format!("server -> dev{}", m.device)
+            };
+            let lost = if m.lost {
+                "   (LOST: the connection is gone)"
+            } else {
+                ""
+            };
+            out.push(format!("{arrow}: {}{lost}", summary(&m.env)));
+        }
+        out
+    }
+}
+
 impl Trace {
     /// Readable text, one line per message or event.
     pub fn text(&self) -> String {
@@ -272,24 +300,8 @@ impl Trace {
             if Some(i) == self.loop_start {
                 let _ = writeln!(out, "  --- cycle: the steps below repeat forever ---");
             }
-            for (d, n) in &st.notes {
-                let who = d
-                    .map(|d| format!("dev{d}"))
-                    .unwrap_or_else(|| "server".to_string());
-                let _ = writeln!(out, "{:>4}. {who}: {n}", i + 1);
-            }
-            for m in &st.messages {
-                let arrow = if m.to_server {
-                    format!("dev{} -> server", m.device)
-                } else {
-                    format!("server -> dev{}", m.device)
-                };
-                let lost = if m.lost {
-                    "   (LOST: the connection is gone)"
-                } else {
-                    ""
-                };
-                let _ = writeln!(out, "{:>4}. {arrow}: {}{lost}", i + 1, summary(&m.env));
+            for line in st.lines() {
+                let _ = writeln!(out, "{:>4}. {line}", i + 1);
             }
         }
         if self.loop_start.is_some() {

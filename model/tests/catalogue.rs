@@ -6,34 +6,14 @@ use imps_model::props::Prop;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Catalogue {
-    requirement: Vec<Requirement>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct Requirement {
-    id: String,
-    change: String,
-    section: String,
-    level: String,
-    actor: String,
-    text: String,
-    checks: Vec<String>,
-    not_modelled: Option<String>,
-    note: Option<String>,
-}
+use imps_model::catalogue::{Catalogue, KnobKind};
 
 fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 fn catalogue() -> Catalogue {
-    let text = std::fs::read_to_string(root().join("specs/requirements.toml")).unwrap();
-    toml::from_str(&text).unwrap()
+    Catalogue::load(&root().join("specs/requirements.toml")).unwrap()
 }
 
 /// Every test function name in the workspace's Rust sources.
@@ -122,6 +102,77 @@ fn every_property_cites_exactly_the_entries_that_cite_it() {
             from_catalogue,
             "{}: doc citation and catalogue disagree",
             p.name()
+        );
+    }
+}
+
+/// Every knob of `[server]` and `[client]` has a catalogue entry naming requirements that
+/// exist; an open knob lists values the knob accepts, the default among them; a knob the CR
+/// fixes (`must`) names a requirement of level MUST or MUST NOT.
+#[test]
+fn every_knob_is_in_the_catalogue() {
+    use imps_model::config::{Config, KNOBS};
+    let c = catalogue();
+    for k in KNOBS.iter().filter(|k| !k.key.starts_with("env.")) {
+        let e = c
+            .knob(k.key)
+            .unwrap_or_else(|| panic!("{} has no [[knob]] entry", k.key));
+        for id in &e.requirements {
+            assert!(
+                c.requirement(id).is_some(),
+                "{}: no requirement {id}",
+                k.key
+            );
+        }
+        match e.kind {
+            KnobKind::Open => {
+                assert!(!e.values.is_empty(), "{}: an open knob lists values", k.key);
+                let default = imps_model::config::knob_values(&Config::default())
+                    .into_iter()
+                    .find(|(key, _)| key == k.key)
+                    .map(|(_, v)| v.trim_matches('"').to_string())
+                    .unwrap();
+                assert!(
+                    e.values.contains(&default),
+                    "{}: the default {default} is among the values",
+                    k.key
+                );
+                for v in &e.values {
+                    let mut cfg = Config::default();
+                    cfg.apply_set(&format!("{}={v}", k.key))
+                        .unwrap_or_else(|err| panic!("{}: value {v}: {err}", k.key));
+                }
+            }
+            KnobKind::Must => {
+                assert!(
+                    e.requirements.iter().any(|id| c
+                        .requirement(id)
+                        .unwrap()
+                        .level
+                        .starts_with("MUST")),
+                    "{}: a must knob names a MUST",
+                    k.key
+                );
+                assert!(
+                    e.values.is_empty(),
+                    "{}: only open knobs list values",
+                    k.key
+                );
+            }
+            KnobKind::Tuning | KnobKind::Environment => {
+                assert!(
+                    e.values.is_empty(),
+                    "{}: only open knobs list values",
+                    k.key
+                )
+            }
+        }
+    }
+    for e in &c.knob {
+        assert!(
+            KNOBS.iter().any(|k| k.key == e.key),
+            "[[knob]] {} is not a knob",
+            e.key
         );
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod check_cmd;
 pub mod decode_cmd;
+pub mod diff_cmd;
 pub mod engine;
 pub mod output;
+pub mod repair_cmd;
 pub mod simulate_cmd;
 pub mod variants_cmd;

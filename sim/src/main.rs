@@ -31,6 +31,12 @@ enum Command {
     Check(imps_sim::check_cmd::CheckArgs),
     /// Check every combination of knob values (--axis) and print a Markdown table of verdicts.
     Sweep(imps_sim::check_cmd::SweepArgs),
+    /// Compare two variants within the same bounds: the verdicts that change, where their
+    /// counterexamples part, the behaviour only one side has, the knobs that differ.
+    Diff(imps_sim::diff_cmd::DiffArgs),
+    /// Search the knobs the CR leaves open for the smallest changes under which the violated
+    /// properties hold, without breaking any other.
+    Repair(imps_sim::repair_cmd::RepairArgs),
     /// Serve stateright's Explorer for a variant on 127.0.0.1, to walk its state space in a browser.
     Explore {
         /// The variant (name or path).
@@ -104,6 +110,14 @@ fn main() -> ExitCode {
             Err(e) => Err(e.to_string()),
         },
         Command::Sweep(args) => match imps_sim::check_cmd::sweep(&args, &mut out) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Diff(args) => match imps_sim::diff_cmd::run(&args, &mut out) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Repair(args) => match imps_sim::repair_cmd::run(&args, &mut out) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e.to_string()),
         },

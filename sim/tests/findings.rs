@@ -3,8 +3,9 @@
 //! longer matches what the checker finds. `IMPS_BLESS_FINDINGS=1` rewrites them instead.
 //!
 //! A sweep is marked `<!-- sweep: ARGS -->` ... `<!-- end -->`; its counterexamples go to
-//! `target/imps/<dir>/<n>` (n counts the document's sweeps from 1). A code block after a line
-//! naming `target/imps/<dir>/...` quotes that file.
+//! `target/imps/<dir>/<n>` (n counts the document's sweeps from 1). Any other command's output
+//! is marked `<!-- run: ARGS -->` ... `<!-- end -->` (`imps ARGS`, exit 0 or 1). A code block
+//! after a line naming `target/imps/<dir>/...` quotes that file.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,6 +69,34 @@ fn check_doc(doc: &str, dir: &str, bless: bool) -> Vec<String> {
                 ));
             }
             out.push(table);
+            out.push("<!-- end -->".to_string());
+            continue;
+        }
+        if let Some(args) = line
+            .strip_prefix("<!-- run: ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        {
+            let o = Command::new(env!("CARGO_BIN_EXE_imps"))
+                .args(args.split_whitespace())
+                .output()
+                .expect("imps runs");
+            assert!(
+                matches!(o.status.code(), Some(0 | 1)),
+                "imps {args}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let fresh = String::from_utf8(o.stdout).unwrap().trim().to_string();
+            let mut old = Vec::new();
+            for l in lines.by_ref() {
+                if l == "<!-- end -->" {
+                    break;
+                }
+                old.push(l);
+            }
+            if old.join("\n").trim() != fresh {
+                problems.push(format!("{doc}: `imps {args}` differs:\n{fresh}"));
+            }
+            out.push(fresh);
             out.push("<!-- end -->".to_string());
             continue;
         }
