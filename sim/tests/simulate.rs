@@ -441,7 +441,26 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
             "scenario.restart_delay_max=1h",
         ],
         p,
-        &["scenario.liveness_ttls", "liveness bound"],
+        &["scenario.liveness_ttls", "liveness phase"],
+    );
+    // The reproducer: one TTL is shorter than the wait for an orphaned session to
+    // expire, so the liveness phase would end before a device that is not trapped is back.
+    bad(
+        &[
+            "simulate",
+            "--variant",
+            "post-cr-expiry",
+            "--devices",
+            "10",
+            "--set",
+            "scenario.restart_delay_max=5s",
+            "--set",
+            "scenario.backoff_cap=30s",
+            "--set",
+            "scenario.liveness_ttls=1",
+        ],
+        p,
+        &["scenario.liveness_ttls", "server.ttl_expiry", "at least 2"],
     );
     bad(
         &["simulate", "--scenario", "no-such-scenario"],
