@@ -202,6 +202,7 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
         sc.validate()
             .map_err(|m| input(format!("--duration {d}: {m}")))?;
     }
+    sc.check_phases().map_err(input)?;
     let names: Vec<String> = if args.variants.is_empty() {
         vec!["post-cr".to_string()]
     } else {

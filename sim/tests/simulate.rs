@@ -462,6 +462,21 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
         p,
         &["scenario.liveness_ttls", "server.ttl_expiry", "at least 2"],
     );
+    // Devices that would power on after the faulty phase (or never) are refused, not counted
+    // as devices without a session; the order of --set and --duration does not matter.
+    bad(
+        &[
+            "simulate",
+            "--devices",
+            "10",
+            "--set",
+            "scenario.start_spread=2h",
+            "--duration",
+            "1h",
+        ],
+        p,
+        &["scenario.start_spread", "scenario.duration"],
+    );
     bad(
         &["simulate", "--scenario", "no-such-scenario"],
         p,

@@ -143,7 +143,8 @@ pub struct Scenario {
     pub duration: Dur,
     /// The seed when `--seed` is not given.
     pub seed: u64,
-    /// Devices power on at uniform random times within this window from time 0.
+    /// Devices power on at uniform random times within this window from time 0; at most
+    /// `duration` ([`Scenario::check_phases`]).
     pub start_spread: Dur,
     /// A device sends a KeepAlive-Request after this percentage of the granted KeepAliveTime
     /// of idleness (the TimeToLive requested is the variant's `client.ttl_s`; the server grants
@@ -244,7 +245,7 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user; device d belongs to user d / devices_per_user" },
     ScenarioKnob { key: "scenario.duration", meaning: "simulated time of the faulty phase (--duration)" },
     ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given" },
-    ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread)" },
+    ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread); at most scenario.duration" },
     ScenarioKnob { key: "scenario.keep_alive_at_pct", meaning: "keep-alive sent after this % of the granted KeepAliveTime (TTL: client.ttl_s, capped by server.max_keep_alive_s)" },
     ScenarioKnob { key: "scenario.latency_min", meaning: "one-way latency: min + exponential(mean - min), capped at max" },
     ScenarioKnob { key: "scenario.latency_mean", meaning: "mean one-way latency" },
@@ -552,6 +553,22 @@ impl Scenario {
             + Scenario::WAY_BACK_MESSAGES * self.latency_max.ms()
     }
 
+    /// Check the knobs that only make sense together, once every override is applied (so that
+    /// `--set` and `--duration` may come in any order): every device must power on within the
+    /// faulty phase, or a device that never powered on (or did so too late to be measured by the
+    /// liveness phase) would count as one without a session.
+    pub fn check_phases(&self) -> Result<(), String> {
+        if self.start_spread > self.duration {
+            return Err(format!(
+                "scenario.start_spread: devices power on up to {} after time 0, after the faulty phase ends \
+                 (scenario.duration {}); a device that powers on later is not measured by the liveness phase, \
+                 so set scenario.start_spread to at most scenario.duration",
+                self.start_spread, self.duration
+            ));
+        }
+        Ok(())
+    }
+
     /// Check the scenario against a variant: the liveness phase must be long enough for every
     /// device that is not trapped to get back in ([`Scenario::liveness_need_ms`]), and the whole
     /// run must fit the time limit.
@@ -747,5 +764,23 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{sc} with {name}: {e}"));
             }
         }
+    }
+
+    #[test]
+    fn every_device_powers_on_within_the_faulty_phase() {
+        let s = Scenario {
+            start_spread: Dur(3_600_000),
+            ..Scenario::default()
+        };
+        s.check_phases().unwrap();
+        let late = Scenario {
+            start_spread: Dur(3_600_001),
+            ..s
+        };
+        let e = late.check_phases().unwrap_err();
+        assert!(
+            e.starts_with("scenario.start_spread:") && e.contains("scenario.duration 1h"),
+            "{e}"
+        );
     }
 }
