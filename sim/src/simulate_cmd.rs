@@ -10,7 +10,9 @@
 use crate::engine::plot;
 use crate::engine::report::{self, write_atomic};
 use crate::engine::result::RunResult;
-use crate::engine::scenario::{resolve_scenario, scenarios_dir, Dur, Scenario};
+use crate::engine::scenario::{
+    env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario,
+};
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
 use crate::engine::sweep::{aggregate, collect, parse_seeds, Report, Shard, SweepId, UnitRecord};
 use crate::engine::trace::{self as trace_render, TraceOf};
@@ -183,11 +185,23 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
         let section = s.split_once('.').map(|(sec, _)| sec.trim());
         match section {
             Some("scenario") => sc.apply_set(s).map_err(|e| input(e.to_string()))?,
-            Some("server" | "client" | "env" | "expect") => variant_sets.push(s.clone()),
+            Some("env") => {
+                // A bad knob or value gets the variant's own error; a good one is refused.
+                Config::default()
+                    .apply_set(s)
+                    .map_err(|e| input(e.to_string()))?;
+                let key = s.split_once('=').map_or(s.as_str(), |(k, _)| k).trim();
+                let knob = key.strip_prefix("env.").unwrap_or(key);
+                let why = env_knob_in_simulator(knob).unwrap_or("it is not a simulator knob");
+                return Err(input(format!(
+                    "--set {s}: {key} is a model-checker bound that the simulator does not use: {why}"
+                )));
+            }
+            Some("server" | "client" | "expect") => variant_sets.push(s.clone()),
             _ => {
                 return Err(input(format!(
                     "--set {s}: expected SECTION.KNOB=VALUE with SECTION one of scenario (the scenario's knobs), \
-                     server, client, env (every variant's knobs)"
+                     server, client, expect (every variant's knobs)"
                 )))
             }
         }

@@ -173,6 +173,38 @@ fn pre_cr_leaves_devices_stuck_and_post_cr_recovers_them_all() {
     }
 }
 
+/// A variant file's own `[env]` table is the checker's bounds, not an error: only an explicit
+/// `--set env.KNOB=...` is refused.
+#[test]
+fn a_variant_whose_file_sets_env_bounds_simulates() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = imps(
+        &[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--variant",
+            "post-cr-two-crashes",
+            "--devices",
+            "50",
+            "--duration",
+            "5m",
+        ],
+        dir.path(),
+    );
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("variant post-cr-two-crashes"),
+        "{}",
+        stdout(&o)
+    );
+}
+
 #[test]
 fn post_cr_alone_exits_zero_with_the_seed_and_config_first() {
     let dir = tempfile::tempdir().unwrap();
@@ -476,6 +508,27 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
         ],
         p,
         &["scenario.start_spread", "scenario.duration"],
+    );
+    // A checker bound is refused, naming what plays its part in the simulator (it used to be
+    // accepted and ignored: post-cr with env.max_crashes=2 gave post-cr's digest).
+    bad(
+        &["simulate", "--set", "env.max_crashes=2"],
+        p,
+        &[
+            "--set env.max_crashes=2",
+            "model-checker bound",
+            "scenario.crashes_per_device_hour",
+        ],
+    );
+    bad(
+        &["simulate", "--set", "env.devices_per_user=2"],
+        p,
+        &["env.devices_per_user", "scenario.devices_per_user"],
+    );
+    bad(
+        &["simulate", "--set", "env.nope=1"],
+        p,
+        &["--set env.nope=1", "unknown knob `nope`"],
     );
     bad(
         &["simulate", "--scenario", "no-such-scenario"],

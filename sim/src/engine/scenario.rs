@@ -6,11 +6,12 @@
 //! On the command line, `--set scenario.KNOB=VALUE` changes a scenario knob, and
 //! `--set server.KNOB=...`, `client.KNOB=...` a knob of every variant of the run: the section
 //! names which of the two a `--set` is for. The variants' `env.*` knobs are the model
-//! checker's bounds; the simulator ignores them (its scale comes from the scenario).
+//! checker's bounds; the simulator does not use them (its scale and faults come from the
+//! scenario), and refuses a `--set env.KNOB=...` ([`env_knob_in_simulator`]).
 //!
 //! Durations are strings with a unit: `250ms`, `90s`, `30m`, `1h`, or sums such as `1h30m`.
 
-use imps_model::config::Config;
+use imps_model::config::{Config, EnvConfig};
 use imps_model::server::granted_keep_alive_s;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -264,6 +265,41 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.stop_on_violation", meaning: "stop at the first unexpected safety-invariant violation" },
     ScenarioKnob { key: "scenario.samples", meaning: "points of the sessions-over-time series" },
 ];
+
+/// Why the simulator does not use a variant's `env.*` knob, and what plays its part there;
+/// `None` when `knob` is no env knob. The `[env]` table of a variant holds the model checker's
+/// bounds (how many users, devices, crashes it explores); the simulator's scale and faults come
+/// from the scenario, so an explicit `--set env.KNOB=...` for a simulation is refused rather
+/// than silently ignored (a variant file's own `[env]` table is the checker's and is not an
+/// error).
+pub fn env_knob_in_simulator(knob: &str) -> Option<&'static str> {
+    // Every field named: a new env knob does not compile until it has a reason below.
+    let EnvConfig {
+        users: _,
+        devices_per_user: _,
+        max_crashes: _,
+        max_connection_losses: _,
+        crash_during_login: _,
+        groups: _,
+        presence_values: _,
+        user_logouts: _,
+        keep_alives: _,
+    } = EnvConfig::default();
+    Some(match knob {
+        "users" => "its users are scenario.devices / scenario.devices_per_user (--devices)",
+        "devices_per_user" => "its devices per user are scenario.devices_per_user",
+        "max_crashes" => "its crashes come from scenario.crashes_per_device_hour",
+        "max_connection_losses" => "its broken connections come from scenario.loss_rate",
+        "crash_during_login" => {
+            "its crashes hit any state, logins included (scenario.crashes_per_device_hour)"
+        }
+        "groups" => "its groups are scenario.groups",
+        "presence_values" => "its presence values are scenario.presence_values",
+        "user_logouts" => "its users never log out of their own accord",
+        "keep_alives" => "its devices always send keep-alives (scenario.keep_alive_at_pct)",
+        _ => return None,
+    })
+}
 
 /// A scenario error: the file or flag, the place, and what was expected.
 #[derive(Debug, thiserror::Error)]
