@@ -4,8 +4,9 @@
 //! Every run prints its seed and configuration hash first (on stdout for text, on stderr when
 //! stdout carries JSON). Bad input (a scenario or variant that does not parse, an unknown knob,
 //! an impossible bound, a malformed flag) is an error naming the file or flag, the place and
-//! what was expected, and exits with 2 before anything is written. A run that finds stuck
-//! devices or a violated property the variant does not expect exits with 1.
+//! what was expected, and exits with 2 before anything is written. A run that finds trapped
+//! devices, is stopped by a safety violation, or violates a property the variant does not
+//! expect exits with 1; slow devices (without a session at the end, not trapped) do not.
 
 use crate::engine::plot;
 use crate::engine::report::{self, write_atomic};
@@ -353,14 +354,18 @@ fn run_unit(
     Ok((result, out.trace, mismatch))
 }
 
-/// Whether a result should make the command exit with 1.
+/// Whether a result should make the command exit with 1: a trapped device, a run stopped by a
+/// safety violation, or a property violated that the variant does not expect. Slow devices
+/// (without a session at the end, but not trapped) are reported and do not fail the run.
 fn failing(r: &RunResult) -> bool {
-    r.stuck_devices > 0 || r.stopped() || r.violations.iter().any(|v| !v.expected)
+    r.trapped_devices > 0 || r.stopped() || r.violations.iter().any(|v| !v.expected)
 }
 
 fn report_failing(r: &Report) -> bool {
     r.runs.iter().any(|v| {
-        v.stuck_devices > 0 || !v.stopped.is_empty() || v.violations.iter().any(|x| !x.expected)
+        v.trapped_devices.unwrap_or(0) > 0
+            || !v.stopped.is_empty()
+            || v.violations.iter().any(|x| !x.expected)
     })
 }
 

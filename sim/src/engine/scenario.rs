@@ -11,6 +11,7 @@
 //!
 //! Durations are strings with a unit: `250ms`, `90s`, `30m`, `1h`, or sums such as `1h30m`.
 
+use super::classify::MAX_DEVICES_PER_USER;
 use imps_model::config::{Config, EnvConfig};
 use imps_model::server::granted_keep_alive_s;
 use serde::{Deserialize, Serialize};
@@ -182,8 +183,9 @@ pub struct Scenario {
     pub groups: u8,
     /// Presence values a user may publish (0..=3).
     pub presence_values: u8,
-    /// The liveness phase lasts this many TTLs (granted KeepAliveTimes); every device must
-    /// hold a session at its end, or it is reported stuck.
+    /// The liveness phase lasts this many TTLs (granted KeepAliveTimes); a device without a
+    /// session at its end is reported trapped or slow. At least the way back in
+    /// ([`Scenario::liveness_need_ms`]).
     pub liveness_ttls: u32,
     /// Stop the run at the first violation of a safety invariant that the variant does not
     /// expect (`[expect]` of the variant file says `violated`).
@@ -243,7 +245,7 @@ pub struct ScenarioKnob {
 /// Every scenario knob, in file order; defaults come from [`Scenario::default`].
 pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.devices", meaning: "devices in the run (--devices)" },
-    ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user; device d belongs to user d / devices_per_user" },
+    ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user (1..=8); device d belongs to user d / devices_per_user" },
     ScenarioKnob { key: "scenario.duration", meaning: "simulated time of the faulty phase (--duration)" },
     ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given" },
     ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread); at most scenario.duration" },
@@ -261,7 +263,7 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.user_actions_per_device_hour", meaning: "join/leave/presence actions per device-hour (faulty phase), giving sessions a context" },
     ScenarioKnob { key: "scenario.groups", meaning: "groups a user may join (0..=8)" },
     ScenarioKnob { key: "scenario.presence_values", meaning: "presence values a user may publish (0..=3)" },
-    ScenarioKnob { key: "scenario.liveness_ttls", meaning: "liveness phase length in TTLs; devices without a session at its end are stuck" },
+    ScenarioKnob { key: "scenario.liveness_ttls", meaning: "liveness phase length in TTLs; devices without a session at its end are trapped or slow; at least the way back in" },
     ScenarioKnob { key: "scenario.stop_on_violation", meaning: "stop at the first unexpected safety-invariant violation" },
     ScenarioKnob { key: "scenario.samples", meaning: "points of the sessions-over-time series" },
 ];
@@ -453,10 +455,14 @@ impl Scenario {
                 format!("expected 1..={MAX_DEVICES}, found {}", s.devices),
             );
         }
-        if s.devices_per_user == 0 || s.devices_per_user > 64 {
+        if s.devices_per_user == 0 || s.devices_per_user > MAX_DEVICES_PER_USER {
             return fail(
                 "devices_per_user",
-                format!("expected 1..=64, found {}", s.devices_per_user),
+                format!(
+                    "expected 1..={MAX_DEVICES_PER_USER} (the model checker's world, which classifies the devices \
+                     left without a session, holds that many), found {}",
+                    s.devices_per_user
+                ),
             );
         }
         if s.duration.ms() == 0 || s.duration.ms() > MAX_RUN_MS {
