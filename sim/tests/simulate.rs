@@ -815,3 +815,39 @@ fn slow_devices_do_not_fail_a_run_and_trapped_ones_do() {
         stdout(&o)
     );
 }
+
+/// `scenario.max_crashes_per_user` bounds the crashes of each user, as `env.max_crashes` bounds
+/// the checker's world; 0 leaves the Poisson process alone (the same run as before the knob).
+#[test]
+fn crashes_can_be_capped_per_user() {
+    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
+    let base = Scenario {
+        devices: 400,
+        duration: "10m".parse().unwrap(),
+        crashes_per_device_hour: 60.0,
+        ..smoke()
+    };
+    let crashes = |sc: &Scenario| {
+        let spec = RunSpec {
+            variant: "post-cr",
+            cfg: &cfg,
+            scenario: sc,
+            seed: 3,
+            trace_devices: &[],
+        };
+        let r = run(&spec, &mut |_| {}).unwrap().result;
+        (r.faults.crashes, r.users)
+    };
+    let (free, users) = crashes(&base);
+    assert!(free > 2 * u64::from(users), "{free} crashes, {users} users");
+    for cap in [1u32, 2] {
+        let (n, _) = crashes(&Scenario {
+            max_crashes_per_user: cap,
+            ..base.clone()
+        });
+        assert!(
+            n <= u64::from(cap * users) && n > u64::from(users) / 2,
+            "cap {cap}: {n}"
+        );
+    }
+}

@@ -166,6 +166,10 @@ pub struct Scenario {
     /// Crashes per device and hour of the faulty phase (a Poisson process per device; a crash
     /// hits whatever state the device is in).
     pub crashes_per_device_hour: f64,
+    /// At most this many crashes per user (all its devices together) in a run; 0: no cap. A
+    /// cap runs the simulator within a model-checker bound (`env.max_crashes`, a whole world
+    /// of one user there).
+    pub max_crashes_per_user: u32,
     /// Shortest time from a crash to the restart.
     pub restart_delay_min: Dur,
     /// Longest time from a crash to the restart (uniform between the two).
@@ -208,6 +212,7 @@ impl Default for Scenario {
             latency_max: Dur(3000),
             loss_rate: 0.0001,
             crashes_per_device_hour: 0.2,
+            max_crashes_per_user: 0,
             restart_delay_min: Dur(5000),
             restart_delay_max: Dur(60_000),
             backoff_base: Dur(1000),
@@ -255,6 +260,7 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.latency_max", meaning: "largest one-way latency" },
     ScenarioKnob { key: "scenario.loss_rate", meaning: "probability that a message is lost (faulty phase); a lost request or answer breaks the connection" },
     ScenarioKnob { key: "scenario.crashes_per_device_hour", meaning: "Poisson crash rate per device (faulty phase); a crash may hit any state" },
+    ScenarioKnob { key: "scenario.max_crashes_per_user", meaning: "at most this many crashes per user, all its devices together (0: no cap)" },
     ScenarioKnob { key: "scenario.restart_delay_min", meaning: "shortest crash-to-restart time" },
     ScenarioKnob { key: "scenario.restart_delay_max", meaning: "longest crash-to-restart time (uniform)" },
     ScenarioKnob { key: "scenario.backoff_base", meaning: "first login retry delay; doubles per retry" },
@@ -290,7 +296,9 @@ pub fn env_knob_in_simulator(knob: &str) -> Option<&'static str> {
     Some(match knob {
         "users" => "its users are scenario.devices / scenario.devices_per_user (--devices)",
         "devices_per_user" => "its devices per user are scenario.devices_per_user",
-        "max_crashes" => "its crashes come from scenario.crashes_per_device_hour",
+        "max_crashes" => {
+            "its crashes come from scenario.crashes_per_device_hour, capped per user by scenario.max_crashes_per_user"
+        }
         "max_connection_losses" => "its broken connections come from scenario.loss_rate",
         "crash_during_login" => {
             "its crashes hit any state, logins included (scenario.crashes_per_device_hour)"
@@ -505,6 +513,12 @@ impl Scenario {
             return fail(
                 "crashes_per_device_hour",
                 format!("expected 0..=3600, found {}", s.crashes_per_device_hour),
+            );
+        }
+        if s.max_crashes_per_user > 255 {
+            return fail(
+                "max_crashes_per_user",
+                format!("expected 0..=255, found {}", s.max_crashes_per_user),
             );
         }
         if s.restart_delay_min > s.restart_delay_max {

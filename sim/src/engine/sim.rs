@@ -173,6 +173,8 @@ struct Params {
     /// A message is lost when 32 random bits fall below this: `loss_rate * 2^32`.
     loss_threshold: u64,
     crash_mean_ms: Option<f64>,
+    /// At most this many crashes per user; 0: no cap.
+    max_crashes_per_user: u32,
     restart_min_ms: u64,
     restart_max_ms: u64,
     backoff_base_ms: u64,
@@ -202,6 +204,7 @@ impl Params {
             lat_max_ms: sc.latency_max.ms(),
             loss_threshold: (sc.loss_rate * 4_294_967_296.0) as u64,
             crash_mean_ms: rate(sc.crashes_per_device_hour),
+            max_crashes_per_user: sc.max_crashes_per_user,
             restart_min_ms: sc.restart_delay_min.ms(),
             restart_max_ms: sc.restart_delay_max.ms(),
             backoff_base_ms: sc.backoff_base.ms(),
@@ -253,7 +256,12 @@ struct Dev {
     in_flight: u8,
     /// The device held a session before: a new one is a recovery.
     had_session: bool,
+    /// Crashes of the device so far (saturating), for `max_crashes_per_user`.
+    crashes: u8,
 }
+
+// The README's memory figures count on it: a device's bookkeeping is half a cache line.
+const _: () = assert!(std::mem::size_of::<Dev>() == 32);
 
 /// A message on the wire, in a slot of the message slab.
 #[derive(Clone, Copy, Debug)]
@@ -475,6 +483,7 @@ impl<'a> Sim<'a> {
                 retries: 0,
                 in_flight: 0,
                 had_session: false,
+                crashes: 0,
             });
             sim.schedule(start, d, Kind::Start, 0);
             if let Some(t) = first_crash.filter(|&t| t < sim.p.faulty_end_ms) {
@@ -685,6 +694,11 @@ impl<'a> Sim<'a> {
                 dev.behaviour_draws = dev.behaviour_draws.wrapping_add(1);
                 let gap = (exponential(&mut rng, mean) as u64).max(1);
                 let restart = uniform_u64(&mut rng, self.p.restart_min_ms, self.p.restart_max_ms);
+                // Past the user's cap, the device's crash process ends.
+                let cap = self.p.max_crashes_per_user;
+                if cap > 0 && self.user_crashes(d) >= cap {
+                    return;
+                }
                 if self.now + gap < self.p.faulty_end_ms {
                     self.schedule(self.now + gap, d, Kind::Crash, 0);
                 }
@@ -823,8 +837,19 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Crashes of the devices of `d`'s user so far.
+    fn user_crashes(&self, d: u32) -> u32 {
+        let first = d / self.p.dpu * self.p.dpu;
+        let last = (first + self.p.dpu).min(self.devices);
+        self.devs[first as usize..last as usize]
+            .iter()
+            .map(|x| u32::from(x.crashes))
+            .sum()
+    }
+
     fn crash(&mut self, d: u32, restart_ms: u64) {
         let dev = &mut self.devs[d as usize];
+        dev.crashes = dev.crashes.saturating_add(1);
         let c = &mut self.hot[d as usize].client;
         let before = *c;
         c.crash();
