@@ -851,3 +851,90 @@ fn crashes_can_be_capped_per_user() {
         );
     }
 }
+
+/// A harsh scenario within a variant's own bounds: its users and devices per user, at most
+/// `env.max_crashes` crashes per user (the checker's world is one user), no message lost (the
+/// simulator's losses have no per-user cap, and no named variant allows more than one), its
+/// groups and presence values; and otherwise harsh: a crash every few seconds until the cap is
+/// reached, so that crashes hit logins in flight, on a slow network.
+fn at_the_variants_bounds(cfg: &imps_model::config::Config, devices: u32) -> Scenario {
+    assert!(
+        cfg.env.crash_during_login,
+        "the simulator's crashes hit logins too: a variant bounding them away needs a knob"
+    );
+    assert!(!cfg.env.user_logouts, "simulated users never log out");
+    let mut sc = Scenario {
+        devices,
+        devices_per_user: u32::from(cfg.env.devices_per_user),
+        duration: "5m".parse().unwrap(),
+        start_spread: "30s".parse().unwrap(),
+        crashes_per_device_hour: 900.0,
+        max_crashes_per_user: u32::from(cfg.env.max_crashes),
+        loss_rate: 0.0,
+        latency_min: "500ms".parse().unwrap(),
+        latency_mean: "1s".parse().unwrap(),
+        latency_max: "3s".parse().unwrap(),
+        restart_delay_min: "1s".parse().unwrap(),
+        restart_delay_max: "5s".parse().unwrap(),
+        backoff_cap: "10s".parse().unwrap(),
+        user_actions_per_device_hour: 60.0,
+        groups: cfg.env.groups,
+        presence_values: cfg.env.presence_values,
+        samples: 2,
+        ..Scenario::default()
+    };
+    let ttl = Scenario::ttl_ms(cfg);
+    sc.liveness_ttls = sc.liveness_need_ms(cfg).div_ceil(ttl) as u32;
+    sc
+}
+
+/// The two drivers agree: for every named variant, the model checker's `no_deadlock` verdict
+/// (found by running the checker) is violated exactly when a harsh simulation within the
+/// variant's bounds leaves trapped devices, on a few seeds.
+#[test]
+fn checker_and_simulator_agree_on_deadlock() {
+    let dir = variants_dir();
+    let seeds = 1..=3u64;
+    let mut table = Vec::new();
+    for (name, _) in imps_model::config::named_variants(&dir).unwrap() {
+        let (_, cfg) = resolve_variant(&name, &dir).unwrap();
+        let deadlocks = checker_deadlocks(&cfg);
+        let sc = at_the_variants_bounds(&cfg, 1000);
+        sc.check_variant(&name, &cfg)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let trapped: Vec<u64> = seeds
+            .clone()
+            .map(|seed| {
+                let spec = RunSpec {
+                    variant: &name,
+                    cfg: &cfg,
+                    scenario: &sc,
+                    seed,
+                    trace_devices: &[],
+                };
+                let r = run(&spec, &mut |_| {}).unwrap().result;
+                assert!(!r.stopped(), "{name} seed {seed}: {:?}", r.stopped_by);
+                r.trapped_devices
+            })
+            .collect();
+        table.push((name, deadlocks, trapped));
+    }
+    for (name, deadlocks, trapped) in &table {
+        eprintln!(
+            "{name:<28} no_deadlock {:<9} trapped per seed {trapped:?}",
+            if *deadlocks { "VIOLATED" } else { "holds" }
+        );
+    }
+    let disagree: Vec<&(String, bool, Vec<u64>)> = table
+        .iter()
+        .filter(|(_, deadlocks, trapped)| {
+            if *deadlocks {
+                trapped.iter().sum::<u64>() == 0
+            } else {
+                trapped.iter().any(|&t| t > 0)
+            }
+        })
+        .collect();
+    assert!(disagree.is_empty(), "the drivers disagree on {disagree:?}");
+    assert!(table.iter().any(|(_, d, _)| *d) && table.iter().any(|(_, d, _)| !*d));
+}
