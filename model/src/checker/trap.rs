@@ -119,6 +119,90 @@ pub fn trapped(
     Ok(true)
 }
 
+/// [`trapped`] for every device of `world` at once, with one search where one suffices: the
+/// states reachable by the protocol steps that are common to all devices (no user acts) are
+/// searched once; a device seen holding a session there is not trapped, and a device never
+/// seen holding one is trapped unless it is somewhere idle or holding (the only phases in which
+/// its own user may act, which its own search allows): for those, its own search decides.
+///
+/// Each bound of `limit` states applies to each search.
+pub fn trapped_all(cfg: &Config, world: &World, limit: usize) -> Result<Vec<bool>, TrapError> {
+    let n = world.devices.len();
+    if n > usize::from(u8::MAX) + 1 {
+        return Err(TrapError::NoSuchDevice {
+            device: n - 1,
+            devices: n,
+        });
+    }
+    // Devices still to be shown a way back in.
+    let mut open: Vec<bool> = (0..n)
+        .map(|d| world.wants_session(d) && !world.holds_session(d))
+        .collect();
+    let first_open = open.iter().position(|&o| o);
+    let Some(first_open) = first_open else {
+        return Ok(vec![false; n]);
+    };
+    let mut user_may_act = vec![false; n];
+    let mark = |w: &World, open: &mut Vec<bool>, user_may_act: &mut Vec<bool>| {
+        for d in 0..n {
+            if w.holds_session(d) {
+                open[d] = false;
+            } else if !w.wants_session(d) {
+                user_may_act[d] = true;
+            }
+        }
+    };
+    let mut start = world.clone();
+    start.canonicalize();
+    mark(&start, &mut open, &mut user_may_act);
+    let mut seen: FxHashSet<World> = FxHashSet::default();
+    let mut queue: VecDeque<World> = VecDeque::new();
+    seen.insert(start.clone());
+    queue.push_back(start);
+    let mut actions = Vec::new();
+    'search: while let Some(w) = queue.pop_front() {
+        actions.clear();
+        w.actions(cfg, &mut actions);
+        for &a in actions.iter() {
+            let common = match a {
+                Action::User(..) => false,
+                other => is_protocol_step(&other, 0),
+            };
+            if !common {
+                continue;
+            }
+            let mut next = w.clone();
+            if next.step(cfg, a).overflow {
+                return Err(TrapError::Overflow { device: first_open });
+            }
+            next.canonicalize();
+            if seen.contains(&next) {
+                continue;
+            }
+            mark(&next, &mut open, &mut user_may_act);
+            if !open.iter().any(|&o| o) {
+                break 'search;
+            }
+            if seen.len() >= limit {
+                return Err(TrapError::Limit {
+                    device: first_open,
+                    limit,
+                });
+            }
+            seen.insert(next.clone());
+            queue.push_back(next);
+        }
+    }
+    drop(seen);
+    (0..n)
+        .map(|d| match (open[d], user_may_act[d]) {
+            (false, _) => Ok(false),
+            (true, false) => Ok(true),
+            (true, true) => trapped(cfg, world, d, limit),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +317,58 @@ mod tests {
         assert!(!trapped(&cfg, &w, 0, LIMIT).unwrap(), "down, not trapped");
         w.devices[0].client.phase = crate::client::Phase::Idle;
         assert!(!trapped(&cfg, &w, 0, 1).unwrap(), "idle: wants nothing");
+    }
+
+    /// The search for all devices at once gives each device's own verdict, on every state of
+    /// small worlds with two devices whose users may log out and in (so that a device's own
+    /// user acts on the way back in).
+    #[test]
+    fn one_search_for_all_devices_agrees_with_one_per_device() {
+        let mut checked = (0, 0);
+        for (name, sets) in [
+            (
+                "pre-cr",
+                &["env.devices_per_user=2", "env.user_logouts=true"][..],
+            ),
+            (
+                "post-cr-expiry",
+                &["env.devices_per_user=2", "env.user_logouts=true"][..],
+            ),
+            ("post-cr-two-crashes", &[][..]),
+        ] {
+            let mut cfg = variant(name);
+            for s in sets {
+                cfg.apply_set(s).unwrap();
+            }
+            let mut w0 = World::new(&cfg);
+            w0.canonicalize();
+            let mut seen: FxHashSet<World> = FxHashSet::default();
+            let mut queue = VecDeque::from([w0.clone()]);
+            seen.insert(w0);
+            let mut actions = Vec::new();
+            while let Some(w) = queue.pop_front() {
+                let all = trapped_all(&cfg, &w, LIMIT).unwrap();
+                for (d, &t) in all.iter().enumerate() {
+                    assert_eq!(
+                        t,
+                        trapped(&cfg, &w, d, LIMIT).unwrap(),
+                        "{name} dev{d} {w:?}"
+                    );
+                    checked.0 += 1;
+                    checked.1 += usize::from(t);
+                }
+                actions.clear();
+                w.actions(&cfg, &mut actions);
+                for &a in &actions {
+                    let mut x = w.clone();
+                    x.step(&cfg, a);
+                    x.canonicalize();
+                    if seen.len() < 1500 && seen.insert(x.clone()) {
+                        queue.push_back(x);
+                    }
+                }
+            }
+        }
+        assert!(checked.1 > 0 && checked.1 < checked.0, "{checked:?}");
     }
 }
