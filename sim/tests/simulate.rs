@@ -634,6 +634,11 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
         &["--set env.nope=1", "unknown knob `nope`"],
     );
     bad(
+        &["simulate", "--set", "scenario.devices_per_user=5"],
+        p,
+        &["scenario.devices_per_user", "expected 1..=4"],
+    );
+    bad(
         &["simulate", "--scenario", "no-such-scenario"],
         p,
         &["--scenario", "no-such-scenario", "default"],

@@ -24,7 +24,7 @@
 //! * the world's environment is the simulator's: devices send keep-alives, users never log
 //!   out, and the scenario's groups and presence values.
 
-use imps_model::checker::trap::{trapped, TrapError};
+use imps_model::checker::trap::{trapped_all, TrapError};
 use imps_model::client::{Client, ClientOut, Phase};
 use imps_model::config::{Config, EnvConfig};
 use imps_model::msg::{ClientId, DeviceId, Envelope, Primitive, UserId};
@@ -34,10 +34,12 @@ use rustc_hash::FxHashMap;
 
 /// The most states one trap search visits before it is an error.
 pub const TRAP_SEARCH_LIMIT: usize = 100_000;
-/// The most (world, device) verdicts remembered in a run (then the memo starts again).
+/// The most user worlds whose verdicts a run remembers (then the memo starts again).
 const MEMO_LIMIT: usize = 100_000;
-/// The most devices per user the checker's world holds.
-pub const MAX_DEVICES_PER_USER: u32 = 8;
+/// The most devices per user a run may have. The checker's world holds 8, but the trap search
+/// covers every interleaving of the user's devices, so it grows exponentially with them: at 4
+/// it is a fraction of a run's time, at 8 it takes longer than the run itself.
+pub const MAX_DEVICES_PER_USER: u32 = 4;
 
 /// A message of a user's device still on its way at the end of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,35 +281,43 @@ pub fn user_world(
     })
 }
 
-/// The trap test with a memo: devices in the same (canonical) situation get the same verdict,
-/// and a run leaves many devices in few situations.
+/// The trap test with a memo: users in the same (canonical) situation get the same verdicts,
+/// and a run leaves many users in few situations.
 #[derive(Default)]
 pub struct Classifier {
-    memo: FxHashMap<(World, u8), bool>,
+    memo: FxHashMap<World, Vec<bool>>,
 }
 
 impl Classifier {
-    /// Whether device `local` of `world` (built by [`user_world`] with configuration `cfg`)
-    /// is trapped; `device` is its simulator number, for errors.
+    /// Per device of `world` (built by [`user_world`] with configuration `cfg`), whether it
+    /// is trapped ([`trapped_all`]); `first_device` is the simulator's number of the user's
+    /// first device, for errors.
     pub fn trapped(
         &mut self,
         cfg: &Config,
         world: &World,
-        local: u8,
-        device: u32,
-    ) -> Result<bool, ClassifyError> {
+        first_device: u32,
+    ) -> Result<Vec<bool>, ClassifyError> {
         let mut key = world.clone();
         key.canonicalize();
-        let key = (key, local);
-        if let Some(&v) = self.memo.get(&key) {
-            return Ok(v);
+        if let Some(v) = self.memo.get(&key) {
+            return Ok(v.clone());
         }
-        let v = trapped(cfg, &key.0, usize::from(local), TRAP_SEARCH_LIMIT)
-            .map_err(|source| ClassifyError::Search { device, source })?;
+        let v = trapped_all(cfg, &key, TRAP_SEARCH_LIMIT).map_err(|source| {
+            let local = match source {
+                TrapError::Limit { device, .. }
+                | TrapError::NoSuchDevice { device, .. }
+                | TrapError::Overflow { device } => device,
+            };
+            ClassifyError::Search {
+                device: first_device + local as u32,
+                source,
+            }
+        })?;
         if self.memo.len() >= MEMO_LIMIT {
             self.memo.clear();
         }
-        self.memo.insert(key, v);
+        self.memo.insert(key, v.clone());
         Ok(v)
     }
 }
@@ -361,9 +371,8 @@ mod tests {
             Primitive::LoginResponse(r) => assert!(r.result.is_success(), "{r:?}"),
             other => panic!("{other:?}"),
         }
-        let mut classifier = Classifier::default();
-        assert!(!classifier.trapped(&wcfg, &w, 1, first + 1).unwrap());
-        assert!(!classifier.trapped(&wcfg, &w, 0, first).unwrap());
+        let verdicts = Classifier::default().trapped(&wcfg, &w, first).unwrap();
+        assert_eq!(verdicts, [false, false]);
     }
 
     /// The checker's pre-CR trap, renamed as the simulator would hold it (user 3, device 3),
@@ -428,7 +437,10 @@ mod tests {
         expected.canonicalize();
         assert_eq!(back, expected);
         let wcfg = world_config(&cfg, 1, 1, 1);
-        assert!(Classifier::default().trapped(&wcfg, &back, 0, d).unwrap());
+        assert_eq!(
+            Classifier::default().trapped(&wcfg, &back, d).unwrap(),
+            [true]
+        );
         // Off by one: the client is not the user's first device.
         assert!(matches!(
             user_world(u, d + 1, &state),

@@ -250,7 +250,7 @@ pub struct ScenarioKnob {
 /// Every scenario knob, in file order; defaults come from [`Scenario::default`].
 pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.devices", meaning: "devices in the run (--devices)" },
-    ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user (1..=8); device d belongs to user d / devices_per_user" },
+    ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user (1..=4); device d belongs to user d / devices_per_user" },
     ScenarioKnob { key: "scenario.duration", meaning: "simulated time of the faulty phase (--duration)" },
     ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given" },
     ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread); at most scenario.duration" },
@@ -467,8 +467,8 @@ impl Scenario {
             return fail(
                 "devices_per_user",
                 format!(
-                    "expected 1..={MAX_DEVICES_PER_USER} (the model checker's world, which classifies the devices \
-                     left without a session, holds that many), found {}",
+                    "expected 1..={MAX_DEVICES_PER_USER} (the devices left without a session are classified by a \
+                     search of their user's world, which grows exponentially with its devices), found {}",
                     s.devices_per_user
                 ),
             );

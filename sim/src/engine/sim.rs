@@ -1221,7 +1221,7 @@ impl<'a> Sim<'a> {
         let dpu = self.p.dpu;
         let mut classifier = Classifier::default();
         let mut configs: Vec<(u32, Config)> = Vec::new();
-        let mut world: Option<(u32, imps_model::world::World)> = None;
+        let mut verdicts: Option<(u32, Vec<bool>)> = None;
         let mut out = Vec::new();
         for d in 0..self.devices {
             let phase = self.hot[d as usize].client.phase;
@@ -1231,7 +1231,17 @@ impl<'a> Sim<'a> {
             let u = d / dpu;
             let first = u * dpu;
             let n = dpu.min(self.devices - first);
-            if world.as_ref().is_none_or(|(wu, _)| *wu != u) {
+            if verdicts.as_ref().is_none_or(|(vu, _)| *vu != u) {
+                if !configs.iter().any(|(k, _)| *k == n) {
+                    let c =
+                        classify::world_config(self.cfg, n, self.p.groups, self.p.presence_values);
+                    configs.push((n, c));
+                }
+                let cfg = &configs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .expect("invariant: the configuration was just made")
+                    .1;
                 let state = UserState {
                     table: &self.users[u as usize],
                     active_total: self.shared.active_total,
@@ -1242,19 +1252,13 @@ impl<'a> Sim<'a> {
                         .map(|x| self.pending(&beyond, x))
                         .collect(),
                 };
-                world = Some((u, classify::user_world(u, first, &state)?));
+                let world = classify::user_world(u, first, &state)?;
+                verdicts = Some((u, classifier.trapped(cfg, &world, first)?));
             }
-            if !configs.iter().any(|(k, _)| *k == n) {
-                let c = classify::world_config(self.cfg, n, self.p.groups, self.p.presence_values);
-                configs.push((n, c));
-            }
-            let cfg = &configs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .expect("invariant: the configuration was just made")
-                .1;
-            let (_, w) = world.as_ref().expect("invariant: the world was just made");
-            let trapped = classifier.trapped(cfg, w, (d - first) as u8, d)?;
+            let (_, v) = verdicts
+                .as_ref()
+                .expect("invariant: the user's verdicts were just made");
+            let trapped = v[(d - first) as usize];
             out.push((d, trapped));
         }
         Ok(out)
