@@ -4,13 +4,16 @@
 //! Every run prints its seed and configuration hash first (on stdout for text, on stderr when
 //! stdout carries JSON). Bad input (a scenario or variant that does not parse, an unknown knob,
 //! an impossible bound, a malformed flag) is an error naming the file or flag, the place and
-//! what was expected, and exits with 2 before anything is written. A run that finds stuck
-//! devices or a violated property the variant does not expect exits with 1.
+//! what was expected, and exits with 2 before anything is written. A run that finds trapped
+//! devices, is stopped by a safety violation, or violates a property the variant does not
+//! expect exits with 1; slow devices (without a session at the end, not trapped) do not.
 
 use crate::engine::plot;
 use crate::engine::report::{self, write_atomic};
 use crate::engine::result::RunResult;
-use crate::engine::scenario::{resolve_scenario, scenarios_dir, Dur, Scenario};
+use crate::engine::scenario::{
+    env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario,
+};
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
 use crate::engine::sweep::{aggregate, collect, parse_seeds, Report, Shard, SweepId, UnitRecord};
 use crate::engine::trace::{self as trace_render, TraceOf};
@@ -183,11 +186,23 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
         let section = s.split_once('.').map(|(sec, _)| sec.trim());
         match section {
             Some("scenario") => sc.apply_set(s).map_err(|e| input(e.to_string()))?,
-            Some("server" | "client" | "env" | "expect") => variant_sets.push(s.clone()),
+            Some("env") => {
+                // A bad knob or value gets the variant's own error; a good one is refused.
+                Config::default()
+                    .apply_set(s)
+                    .map_err(|e| input(e.to_string()))?;
+                let key = s.split_once('=').map_or(s.as_str(), |(k, _)| k).trim();
+                let knob = key.strip_prefix("env.").unwrap_or(key);
+                let why = env_knob_in_simulator(knob).unwrap_or("it is not a simulator knob");
+                return Err(input(format!(
+                    "--set {s}: {key} is a model-checker bound that the simulator does not use: {why}"
+                )));
+            }
+            Some("server" | "client" | "expect") => variant_sets.push(s.clone()),
             _ => {
                 return Err(input(format!(
                     "--set {s}: expected SECTION.KNOB=VALUE with SECTION one of scenario (the scenario's knobs), \
-                     server, client, env (every variant's knobs)"
+                     server, client, expect (every variant's knobs)"
                 )))
             }
         }
@@ -202,6 +217,7 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
         sc.validate()
             .map_err(|m| input(format!("--duration {d}: {m}")))?;
     }
+    sc.check_phases().map_err(input)?;
     let names: Vec<String> = if args.variants.is_empty() {
         vec!["post-cr".to_string()]
     } else {
@@ -338,14 +354,18 @@ fn run_unit(
     Ok((result, out.trace, mismatch))
 }
 
-/// Whether a result should make the command exit with 1.
+/// Whether a result should make the command exit with 1: a trapped device, a run stopped by a
+/// safety violation, or a property violated that the variant does not expect. Slow devices
+/// (without a session at the end, but not trapped) are reported and do not fail the run.
 fn failing(r: &RunResult) -> bool {
-    r.stuck_devices > 0 || r.stopped() || r.violations.iter().any(|v| !v.expected)
+    r.trapped_devices > 0 || r.stopped() || r.violations.iter().any(|v| !v.expected)
 }
 
 fn report_failing(r: &Report) -> bool {
     r.runs.iter().any(|v| {
-        v.stuck_devices > 0 || !v.stopped.is_empty() || v.violations.iter().any(|x| !x.expected)
+        v.trapped_devices.unwrap_or(0) > 0
+            || !v.stopped.is_empty()
+            || v.violations.iter().any(|x| !x.expected)
     })
 }
 

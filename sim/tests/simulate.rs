@@ -73,8 +73,13 @@ fn the_digest_of_a_small_run_is_pinned() {
     };
     let r = run(&spec, &mut |_| {}).unwrap().result;
     assert_eq!(
-        (r.events, r.faults.crashes, r.stuck_devices),
-        (13007, 191, 0)
+        (
+            r.events,
+            r.faults.crashes,
+            r.trapped_devices,
+            r.slow_devices
+        ),
+        (13007, 191, 0, 0)
     );
     assert_eq!(r.digest, "c5670ce0d5184eb6");
 }
@@ -98,7 +103,7 @@ fn check_determinism_runs_twice_and_agrees() {
 }
 
 #[test]
-fn pre_cr_leaves_devices_stuck_and_post_cr_recovers_them_all() {
+fn pre_cr_leaves_devices_trapped_and_post_cr_recovers_them_all() {
     let dir = tempfile::tempdir().unwrap();
     let o = imps(
         &[
@@ -117,7 +122,7 @@ fn pre_cr_leaves_devices_stuck_and_post_cr_recovers_them_all() {
     assert_eq!(
         o.status.code(),
         Some(1),
-        "stuck devices exit with 1: {}",
+        "trapped devices exit with 1: {}",
         stderr(&o)
     );
     assert!(
@@ -129,8 +134,15 @@ fn pre_cr_leaves_devices_stuck_and_post_cr_recovers_them_all() {
     let runs = v["runs"].as_array().unwrap();
     let (pre, post) = (&runs[0], &runs[1]);
     assert_eq!(pre["variant"], "pre-cr");
-    assert!(pre["stuck_devices"].as_u64().unwrap() > 100, "{pre}");
+    // Before the CR, a device whose Client-ID an orphaned session holds is trapped: every login
+    // is refused and nothing ends the session.
+    assert!(pre["trapped_devices"].as_u64().unwrap() > 100, "{pre}");
+    assert_eq!(
+        pre["stuck_devices"].as_u64().unwrap(),
+        pre["trapped_devices"].as_u64().unwrap() + pre["slow_devices"].as_u64().unwrap()
+    );
     assert_eq!(post["stuck_devices"], 0, "{post}");
+    assert_eq!(post["trapped_devices"], 0, "{post}");
     assert!(pre["result_codes"]["503"].as_u64().unwrap() > 0);
     assert!(post["logins"]["recoveries_succeeded"].as_u64().unwrap() > 0);
     assert!(
@@ -148,7 +160,14 @@ fn pre_cr_leaves_devices_stuck_and_post_cr_recovers_them_all() {
         cmp["same_crashes"], true,
         "the variants saw the same crashes"
     );
-    assert!(cmp["stuck_devices"]["diff"].as_i64().unwrap() < 0);
+    assert!(cmp["trapped_devices"]["diff"].as_i64().unwrap() < 0);
+    // pre-cr stores no Session-ID and recovers nothing: no percentiles, not zeros.
+    assert_eq!(pre["time_to_recover_ms"]["count"], 0, "{pre}");
+    assert!(cmp["time_to_recover_p50_ms"]["baseline"].is_null(), "{cmp}");
+    assert!(
+        cmp["time_to_recover_p50_ms"]["variant"].as_u64().unwrap() > 0,
+        "{cmp}"
+    );
     for key in [
         "seed",
         "variant",
@@ -157,6 +176,8 @@ fn pre_cr_leaves_devices_stuck_and_post_cr_recovers_them_all() {
         "events",
         "events_per_s",
         "stuck_devices",
+        "trapped_devices",
+        "slow_devices",
         "logins",
         "result_codes",
         "time_to_recover_ms",
@@ -171,6 +192,118 @@ fn pre_cr_leaves_devices_stuck_and_post_cr_recovers_them_all() {
             "missing {key}"
         );
     }
+}
+
+/// A run stopped by a safety violation ends before its liveness phase: it reports that it was
+/// stopped and by which property, never "none" trapped or a 0 in the paired table; and a
+/// variant that recovered no session has no recovery percentiles, not zeros.
+#[test]
+fn a_stopped_run_and_a_run_without_recoveries_report_no_made_up_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let post = std::fs::read_to_string(variants_dir().join("post-cr.toml")).unwrap();
+    let allow = post.replace(
+        "duplicate_client_id = \"reject-608\"",
+        "duplicate_client_id = \"allow\"",
+    );
+    assert_ne!(post, allow);
+    std::fs::write(dir.path().join("allow.toml"), allow).unwrap();
+    let args = [
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "300",
+        "--duration",
+        "10m",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        "./allow.toml",
+    ];
+    let o = imps(&args, dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    let allow_part = &text[text.find("variant allow").unwrap()..text.find("paired:").unwrap()];
+    assert!(
+        allow_part.contains("STOPPED       seed 1: safety invariant client_id_unique_per_user")
+            && allow_part.contains("not measured")
+            && !allow_part.contains("trapped       none")
+            && !allow_part.contains("slow          none"),
+        "{allow_part}"
+    );
+    let row = |name: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name}: {text}"));
+        line[line.find(name).unwrap() + name.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // pre-cr completed (its trapped devices counted), allow was stopped.
+    let trapped = row("trapped devices");
+    assert_eq!(trapped[1..], ["stopped", "stopped"], "{text}");
+    assert!(trapped[0].parse::<u64>().unwrap() > 0, "{text}");
+    assert_eq!(row("slow devices")[1..], ["stopped", "stopped"], "{text}");
+    assert!(
+        !text.contains("trapped in both"),
+        "no overlap of a stopped run: {text}"
+    );
+    // Neither variant recovered a session (pre-cr stores no Session-ID; allow stopped early).
+    assert_eq!(row("recovery p50 (ms)"), ["-", "-", "-"], "{text}");
+    assert_eq!(row("recovery p99 (ms)"), ["-", "-", "-"], "{text}");
+    assert!(
+        text.contains("allow seed 1 was stopped by safety invariant client_id_unique_per_user"),
+        "{text}"
+    );
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let o = imps(&json_args, dir.path());
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let allow = &v["runs"][1];
+    assert!(allow["trapped_devices"].is_null(), "{allow}");
+    assert!(allow["slow_devices"].is_null(), "{allow}");
+    assert_eq!(allow["stopped"][0][1], "client_id_unique_per_user");
+    let cmp = &v["comparison"][0];
+    assert!(cmp["trapped_devices"]["variant"].is_null(), "{cmp}");
+    assert!(
+        cmp["trapped_devices"]["baseline"].as_u64().unwrap() > 0,
+        "{cmp}"
+    );
+    assert!(cmp["time_to_recover_p50_ms"]["baseline"].is_null(), "{cmp}");
+}
+
+/// A variant file's own `[env]` table is the checker's bounds, not an error: only an explicit
+/// `--set env.KNOB=...` is refused.
+#[test]
+fn a_variant_whose_file_sets_env_bounds_simulates() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = imps(
+        &[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--variant",
+            "post-cr-two-crashes",
+            "--devices",
+            "50",
+            "--duration",
+            "5m",
+        ],
+        dir.path(),
+    );
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("variant post-cr-two-crashes"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -192,7 +325,9 @@ fn post_cr_alone_exits_zero_with_the_seed_and_config_first() {
     let out = stdout(&o);
     assert!(out.starts_with("imps simulate: seed 1, config "), "{out}");
     assert!(
-        out.contains("stuck         none") && out.contains("digest"),
+        out.contains("trapped       none")
+            && out.contains("slow          none")
+            && out.contains("digest"),
         "{out}"
     );
 }
@@ -441,7 +576,67 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
             "scenario.restart_delay_max=1h",
         ],
         p,
-        &["scenario.liveness_ttls", "liveness bound"],
+        &["scenario.liveness_ttls", "liveness phase"],
+    );
+    // The issue's reproducer: one TTL is shorter than the wait for an orphaned session to
+    // expire, so the liveness phase would end before a device that is not trapped is back.
+    bad(
+        &[
+            "simulate",
+            "--variant",
+            "post-cr-expiry",
+            "--devices",
+            "10",
+            "--set",
+            "scenario.restart_delay_max=5s",
+            "--set",
+            "scenario.backoff_cap=30s",
+            "--set",
+            "scenario.liveness_ttls=1",
+        ],
+        p,
+        &["scenario.liveness_ttls", "server.ttl_expiry", "at least 2"],
+    );
+    // Devices that would power on after the faulty phase (or never) are refused, not counted
+    // as devices without a session; the order of --set and --duration does not matter.
+    bad(
+        &[
+            "simulate",
+            "--devices",
+            "10",
+            "--set",
+            "scenario.start_spread=2h",
+            "--duration",
+            "1h",
+        ],
+        p,
+        &["scenario.start_spread", "scenario.duration"],
+    );
+    // A checker bound is refused, naming what plays its part in the simulator (it used to be
+    // accepted and ignored: post-cr with env.max_crashes=2 gave post-cr's digest).
+    bad(
+        &["simulate", "--set", "env.max_crashes=2"],
+        p,
+        &[
+            "--set env.max_crashes=2",
+            "model-checker bound",
+            "scenario.crashes_per_device_hour",
+        ],
+    );
+    bad(
+        &["simulate", "--set", "env.devices_per_user=2"],
+        p,
+        &["env.devices_per_user", "scenario.devices_per_user"],
+    );
+    bad(
+        &["simulate", "--set", "env.nope=1"],
+        p,
+        &["--set env.nope=1", "unknown knob `nope`"],
+    );
+    bad(
+        &["simulate", "--set", "scenario.devices_per_user=5"],
+        p,
+        &["scenario.devices_per_user", "expected 1..=4"],
     );
     bad(
         &["simulate", "--scenario", "no-such-scenario"],
@@ -472,4 +667,279 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
         &["junk.jsonl:1", "unit record"],
     );
     assert!(!p.join("o").exists(), "nothing written on bad input");
+}
+
+/// The scenario of the issue's reproducer (30 crashes per device-hour, slow network, a restart
+/// within 5 s, back-off capped at 30 s) at `devices` devices for `duration`.
+fn reproducer(devices: u32, duration: &str) -> Scenario {
+    let mut sc = Scenario::default();
+    for s in [
+        "scenario.crashes_per_device_hour=30",
+        "scenario.latency_mean=1s",
+        "scenario.latency_min=200ms",
+        "scenario.restart_delay_min=1s",
+        "scenario.restart_delay_max=5s",
+        "scenario.backoff_cap=30s",
+    ] {
+        sc.apply_set(s).unwrap();
+    }
+    sc.devices = devices;
+    sc.duration = duration.parse().unwrap();
+    sc.start_spread = "1m".parse().unwrap();
+    sc
+}
+
+/// The verdict of the checker on a variant's `no_deadlock`, by running it.
+fn checker_deadlocks(cfg: &imps_model::config::Config) -> bool {
+    let o = imps_model::checker::check(
+        cfg,
+        "test",
+        imps_model::checker::Options::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    o.results
+        .iter()
+        .find(|x| x.prop == imps_model::props::Prop::NoDeadlock)
+        .expect("no_deadlock has a verdict")
+        .verdict
+        == imps_model::config::Verdict::Violated
+}
+
+/// The issue's reproducer itself (10,000 devices, one hour, one TTL of liveness), through the
+/// library past the refusal: every device it leaves without a session is slow. About a minute
+/// in a debug build: `cargo test -p imps-sim --test simulate -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn the_issue_reproducer_at_full_scale_has_no_trapped_device() {
+    let (_, cfg) = resolve_variant("post-cr-expiry", &variants_dir()).unwrap();
+    let mut sc = reproducer(10_000, "1h");
+    sc.liveness_ttls = 1;
+    let spec = RunSpec {
+        variant: "post-cr-expiry",
+        cfg: &cfg,
+        scenario: &sc,
+        seed: 1,
+        trace_devices: &[],
+    };
+    let r = run(&spec, &mut |_| {}).unwrap().result;
+    eprintln!(
+        "reproducer, liveness 1 TTL: {} trapped, {} slow, digest {}",
+        r.trapped_devices, r.slow_devices, r.digest
+    );
+    assert!(r.slow_devices > 0);
+    assert_eq!(r.trapped_devices > 0, checker_deadlocks(&cfg));
+    let long = Scenario {
+        liveness_ttls: 2,
+        ..sc.clone()
+    };
+    long.check_variant("post-cr-expiry", &cfg).unwrap();
+    let r = run(&spec_with(&spec, &long), &mut |_| {}).unwrap().result;
+    eprintln!(
+        "reproducer, liveness 2 TTLs: {} trapped, {} slow, digest {}",
+        r.trapped_devices, r.slow_devices, r.digest
+    );
+    assert_eq!(r.trapped_devices > 0, checker_deadlocks(&cfg));
+}
+
+fn spec_with<'a>(spec: &RunSpec<'a>, sc: &'a Scenario) -> RunSpec<'a> {
+    RunSpec {
+        scenario: sc,
+        ..*spec
+    }
+}
+
+/// The issue's reproducer: with a liveness phase of one TTL, post-cr-expiry (which the checker
+/// proves deadlock-free) left devices without a session, and the run failed. The scenario is
+/// now refused; run anyway through the library, the devices it leaves without a session are
+/// classified, and none is trapped exactly when the checker finds no deadlock.
+#[test]
+fn a_liveness_phase_too_short_leaves_slow_devices_not_trapped_ones() {
+    let (_, cfg) = resolve_variant("post-cr-expiry", &variants_dir()).unwrap();
+    let mut sc = reproducer(1000, "20m");
+    sc.liveness_ttls = 1;
+    assert!(sc.check_variant("post-cr-expiry", &cfg).is_err(), "refused");
+    let spec = RunSpec {
+        variant: "post-cr-expiry",
+        cfg: &cfg,
+        scenario: &sc,
+        seed: 1,
+        trace_devices: &[],
+    };
+    let r = run(&spec, &mut |_| {}).unwrap().result;
+    assert!(
+        r.slow_devices > 0,
+        "the short phase ends before some are back"
+    );
+    assert_eq!(r.trapped_devices > 0, checker_deadlocks(&cfg));
+}
+
+/// Slow devices (without a session at the end, not trapped) are reported and do not fail a
+/// run; a trapped one does. Checked through `imps merge` on a shard's record edited to say so.
+#[test]
+fn slow_devices_do_not_fail_a_run_and_trapped_ones_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = imps(
+        &[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--devices",
+            "100",
+            "--duration",
+            "5m",
+            "--shard",
+            "0/1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut rec: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(rec["result"]["trapped_devices"], 0);
+    assert_eq!(rec["result"]["slow_devices"], 0);
+    rec["result"]["slow_devices"] = 2.into();
+    rec["result"]["slow_device_ids"] = serde_json::json!([3, 7]);
+    std::fs::write(dir.path().join("slow.jsonl"), rec.to_string()).unwrap();
+    let o = imps(&["merge", "slow.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("slow          2 devices")
+            && stdout(&o).contains("trapped       none")
+            && stdout(&o).contains("--trace-device 3"),
+        "{}",
+        stdout(&o)
+    );
+    rec["result"]["trapped_devices"] = 1.into();
+    rec["result"]["trapped_device_ids"] = serde_json::json!([5]);
+    std::fs::write(dir.path().join("trapped.jsonl"), rec.to_string()).unwrap();
+    let o = imps(&["merge", "trapped.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("TRAPPED       1 devices") && stdout(&o).contains("--trace-device 5"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `scenario.max_crashes_per_user` bounds the crashes of each user, as `env.max_crashes` bounds
+/// the checker's world; 0 leaves the Poisson process alone (the same run as before the knob).
+#[test]
+fn crashes_can_be_capped_per_user() {
+    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
+    let base = Scenario {
+        devices: 400,
+        duration: "10m".parse().unwrap(),
+        crashes_per_device_hour: 60.0,
+        ..smoke()
+    };
+    let crashes = |sc: &Scenario| {
+        let spec = RunSpec {
+            variant: "post-cr",
+            cfg: &cfg,
+            scenario: sc,
+            seed: 3,
+            trace_devices: &[],
+        };
+        let r = run(&spec, &mut |_| {}).unwrap().result;
+        (r.faults.crashes, r.users)
+    };
+    let (free, users) = crashes(&base);
+    assert!(free > 2 * u64::from(users), "{free} crashes, {users} users");
+    for cap in [1u32, 2] {
+        let (n, _) = crashes(&Scenario {
+            max_crashes_per_user: cap,
+            ..base.clone()
+        });
+        assert!(
+            n <= u64::from(cap * users) && n > u64::from(users) / 2,
+            "cap {cap}: {n}"
+        );
+    }
+}
+
+/// A harsh scenario within a variant's own bounds: its users and devices per user, at most
+/// `env.max_crashes` crashes per user (the checker's world is one user), no message lost (the
+/// simulator's losses have no per-user cap, and no named variant allows more than one), its
+/// groups and presence values; and otherwise harsh: a crash every few seconds until the cap is
+/// reached, so that crashes hit logins in flight, on a slow network.
+fn at_the_variants_bounds(cfg: &imps_model::config::Config, devices: u32) -> Scenario {
+    assert!(
+        cfg.env.crash_during_login,
+        "the simulator's crashes hit logins too: a variant bounding them away needs a knob"
+    );
+    assert!(!cfg.env.user_logouts, "simulated users never log out");
+    let mut sc = Scenario {
+        devices,
+        devices_per_user: u32::from(cfg.env.devices_per_user),
+        duration: "5m".parse().unwrap(),
+        start_spread: "30s".parse().unwrap(),
+        crashes_per_device_hour: 900.0,
+        max_crashes_per_user: u32::from(cfg.env.max_crashes),
+        loss_rate: 0.0,
+        latency_min: "500ms".parse().unwrap(),
+        latency_mean: "1s".parse().unwrap(),
+        latency_max: "3s".parse().unwrap(),
+        restart_delay_min: "1s".parse().unwrap(),
+        restart_delay_max: "5s".parse().unwrap(),
+        backoff_cap: "10s".parse().unwrap(),
+        user_actions_per_device_hour: 60.0,
+        groups: cfg.env.groups,
+        presence_values: cfg.env.presence_values,
+        samples: 2,
+        ..Scenario::default()
+    };
+    let ttl = Scenario::ttl_ms(cfg);
+    sc.liveness_ttls = sc.liveness_need_ms(cfg).div_ceil(ttl) as u32;
+    sc
+}
+
+/// The two drivers agree: for every named variant, the model checker's `no_deadlock` verdict
+/// (found by running the checker) is violated exactly when a harsh simulation within the
+/// variant's bounds leaves trapped devices, on a few seeds.
+#[test]
+fn checker_and_simulator_agree_on_deadlock() {
+    let dir = variants_dir();
+    let seeds = 1..=3u64;
+    let mut table = Vec::new();
+    for (name, _) in imps_model::config::named_variants(&dir).unwrap() {
+        let (_, cfg) = resolve_variant(&name, &dir).unwrap();
+        let deadlocks = checker_deadlocks(&cfg);
+        let sc = at_the_variants_bounds(&cfg, 1000);
+        sc.check_variant(&name, &cfg)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let trapped: Vec<u64> = seeds
+            .clone()
+            .map(|seed| {
+                let spec = RunSpec {
+                    variant: &name,
+                    cfg: &cfg,
+                    scenario: &sc,
+                    seed,
+                    trace_devices: &[],
+                };
+                let r = run(&spec, &mut |_| {}).unwrap().result;
+                assert!(!r.stopped(), "{name} seed {seed}: {:?}", r.stopped_by);
+                r.trapped_devices
+            })
+            .collect();
+        table.push((name, deadlocks, trapped));
+    }
+    for (name, deadlocks, trapped) in &table {
+        eprintln!(
+            "{name:<28} no_deadlock {:<9} trapped per seed {trapped:?}",
+            if *deadlocks { "VIOLATED" } else { "holds" }
+        );
+    }
+    let disagree: Vec<&(String, bool, Vec<u64>)> = table
+        .iter()
+        .filter(|(_, deadlocks, trapped)| {
+            if *deadlocks {
+                trapped.iter().sum::<u64>() == 0
+            } else {
+                trapped.iter().any(|&t| t > 0)
+            }
+        })
+        .collect();
+    assert!(disagree.is_empty(), "the drivers disagree on {disagree:?}");
+    assert!(table.iter().any(|(_, d, _)| *d) && table.iter().any(|(_, d, _)| !*d));
 }

@@ -8,6 +8,9 @@
 //!   cycles, where stateright's `eventually` is documented to give false negatives;
 //! * [`sr`]: a stateright [`stateright::Model`] over the same world, for `imps explore`
 //!   (stateright's Explorer web UI) and as an independent cross-check of the safety verdicts.
+//!
+//! [`trap`] asks the deadlock question of a single world (is this device trapped?), for
+//! drivers that reach states without exploring them, such as the simulator.
 
 pub mod graph;
 pub mod liveness;
@@ -16,6 +19,7 @@ pub mod monitor;
 pub mod rows;
 pub mod scc;
 pub mod sr;
+pub mod trap;
 pub mod visited;
 
 use crate::config::{ClientIdScope, Config, Verdict};

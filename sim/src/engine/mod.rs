@@ -10,6 +10,7 @@
 //! * [`rng`]: one seeded Xoshiro stream per device and purpose; deterministic samplers.
 //! * [`scenario`]: the typed scenario (devices, faults, timers) and its validation.
 //! * [`sim`]: the event loop: devices, server, network, crashes, monitors, metrics.
+//! * [`classify`]: devices left without a session, trapped (the checker's deadlock) or slow.
 //! * [`result`]: what a run produces, as exact plain data.
 //! * [`sweep`]: (variant, seed) units, shards, and their aggregation into a report.
 //! * [`report`], [`plot`], [`trace`]: text, JSON, Markdown, SVG, Mermaid and XML outputs.
@@ -29,9 +30,10 @@
 //! let a = run(&spec, &mut |_| {}).unwrap().result;
 //! let b = run(&spec, &mut |_| {}).unwrap().result;
 //! assert_eq!(a.digest, b.digest, "a seed reproduces the run");
-//! assert_eq!(a.stuck_devices, 0);
+//! assert_eq!(a.trapped_devices + a.slow_devices, 0);
 //! ```
 
+pub mod classify;
 pub mod hist;
 pub mod plot;
 pub mod queue;

@@ -179,7 +179,7 @@ pub fn time_to_recover(r: &Report) -> Result<String, String> {
     Ok(buf)
 }
 
-/// The variants side by side: stuck devices, peak orphaned sessions, 99th percentile time to
+/// The variants side by side: trapped devices (none drawn for a stopped run), peak orphaned sessions, 99th percentile time to
 /// recover, and session availability.
 pub fn comparison(r: &Report) -> Result<String, String> {
     let mut buf = String::new();
@@ -189,7 +189,7 @@ pub fn comparison(r: &Report) -> Result<String, String> {
         let names: Vec<String> = r.runs.iter().map(|v| v.variant.clone()).collect();
         type Metric = fn(&super::sweep::VariantReport) -> f64;
         let metrics: [(&str, Metric); 4] = [
-            ("stuck devices", |v| v.stuck_devices as f64),
+            ("trapped devices", |v| v.trapped_devices.unwrap_or(0) as f64),
             ("orphaned sessions (peak)", |v| {
                 v.orphan_sessions_peak as f64
             }),

@@ -71,6 +71,119 @@ fn seeds(r: &Report) -> String {
     }
 }
 
+fn ids(ids: &[u32]) -> String {
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the liveness phase found: trapped and slow devices, or that it was not reached.
+fn liveness_lines(o: &mut String, v: &VariantReport) {
+    for (seed, p) in &v.stopped {
+        let _ = writeln!(
+            o,
+            "  STOPPED       seed {seed}: safety invariant {p} violated; the run ended there, so its devices were not classified"
+        );
+    }
+    let (Some(trapped), Some(slow)) = (v.trapped_devices, v.slow_devices) else {
+        let _ = writeln!(
+            o,
+            "  liveness      not measured: every run was stopped by a safety violation before the liveness phase ended"
+        );
+        return;
+    };
+    let partial = if v.stopped.is_empty() {
+        ""
+    } else {
+        " (in the runs that were not stopped)"
+    };
+    if trapped == 0 {
+        let _ = writeln!(o, "  trapped       none{partial}");
+    } else {
+        let _ = writeln!(
+            o,
+            "  TRAPPED       {} devices without a session that no protocol step leads back to one (the checker's deadlock){partial}",
+            thousands(trapped)
+        );
+        for s in v.stuck.iter().filter(|s| s.trapped > 0).take(5) {
+            let _ = writeln!(
+                o,
+                "    seed {}: {} trapped, e.g. {}",
+                s.seed,
+                thousands(s.trapped),
+                ids(&s.first_trapped_ids)
+            );
+            let _ = writeln!(o, "    replay: {}", s.replay);
+        }
+    }
+    if slow == 0 {
+        let _ = writeln!(o, "  slow          none{partial}");
+    } else {
+        let _ = writeln!(
+            o,
+            "  slow          {} devices without a session at the end of the liveness phase, not trapped{partial}",
+            thousands(slow)
+        );
+        for s in v.stuck.iter().filter(|s| s.slow > 0).take(5) {
+            let _ = writeln!(
+                o,
+                "    seed {}: {} slow, e.g. {}",
+                s.seed,
+                thousands(s.slow),
+                ids(&s.first_slow_ids)
+            );
+            if s.trapped == 0 {
+                let _ = writeln!(o, "    replay: {}", s.replay);
+            }
+        }
+    }
+}
+
+/// A paired value for the table: the number, or what stands in for a missing one.
+fn paired_cell(v: Option<i128>, missing: &str, signed: bool) -> String {
+    match v {
+        Some(x) if signed => format!("{x:+}"),
+        Some(x) => x.to_string(),
+        None => missing.to_string(),
+    }
+}
+
+/// The rows of a paired comparison: label, values, and what a missing value means.
+fn paired_rows(c: &super::sweep::Comparison) -> [(&'static str, &Paired, &'static str); 8] {
+    [
+        ("trapped devices", &c.trapped_devices, "stopped"),
+        ("slow devices", &c.slow_devices, "stopped"),
+        ("orphaned peak", &c.orphan_sessions_peak, "-"),
+        ("recovery p50 (ms)", &c.time_to_recover_p50_ms, "-"),
+        ("recovery p99 (ms)", &c.time_to_recover_p99_ms, "-"),
+        ("availability (ppm)", &c.availability_ppm, "-"),
+        ("logins attempted", &c.logins_attempted, "-"),
+        ("messages", &c.messages, "-"),
+    ]
+}
+
+/// Why cells of a comparison are missing, one sentence per reason.
+fn paired_notes(r: &Report, c: &super::sweep::Comparison) -> Vec<String> {
+    let mut notes = Vec::new();
+    for name in [&c.baseline, &c.variant] {
+        let Some(v) = r.runs.iter().find(|v| &v.variant == name) else {
+            continue;
+        };
+        for (seed, p) in &v.stopped {
+            notes.push(format!(
+                "{name} seed {seed} was stopped by safety invariant {p}: no trapped or slow count"
+            ));
+        }
+        if v.time_to_recover_ms.count == 0 {
+            notes.push(format!(
+                "{name} recovered no lost session: no recovery times"
+            ));
+        }
+    }
+    notes
+}
+
 /// The terminal summary.
 pub fn text(r: &Report) -> String {
     let mut o = String::new();
@@ -117,32 +230,7 @@ pub fn text(r: &Report) -> String {
             thousands(v.faults.lost_messages),
             pct_ppm(v.availability_ppm)
         );
-        if v.stuck_devices == 0 {
-            let _ = writeln!(o, "  stuck         none");
-        } else {
-            let _ = writeln!(
-                o,
-                "  STUCK         {} devices without a session at the end of the liveness phase",
-                thousands(v.stuck_devices)
-            );
-            for s in v.stuck.iter().take(5) {
-                let ids: Vec<String> = s.first_ids.iter().map(u32::to_string).collect();
-                let _ = writeln!(
-                    o,
-                    "    seed {}: {} stuck, e.g. {}",
-                    s.seed,
-                    thousands(s.count),
-                    ids.join(", ")
-                );
-                let _ = writeln!(o, "    replay: {}", s.replay);
-            }
-        }
-        for (seed, p) in &v.stopped {
-            let _ = writeln!(
-                o,
-                "  STOPPED       seed {seed}: safety invariant {p} violated"
-            );
-        }
+        liveness_lines(&mut o, v);
         for x in &v.violations {
             let kind = match (x.invariant, x.expected) {
                 (true, false) => "INVARIANT",
@@ -169,35 +257,39 @@ pub fn text(r: &Report) -> String {
             "paired: {} vs {} (same devices, same crashes: {})",
             c.variant, c.baseline, c.same_crashes
         );
-        let row = |o: &mut String, name: &str, p: &Paired| {
-            let _ = writeln!(
-                o,
-                "  {name:<22} {:>14} {:>14} {:>+14}",
-                p.baseline, p.variant, p.diff
-            );
-        };
         let _ = writeln!(
             o,
             "  {:<22} {:>14} {:>14} {:>14}",
             "", c.baseline, c.variant, "difference"
         );
-        row(&mut o, "stuck devices", &c.stuck_devices);
-        row(&mut o, "orphaned peak", &c.orphan_sessions_peak);
-        row(&mut o, "recovery p50 (ms)", &c.time_to_recover_p50_ms);
-        row(&mut o, "recovery p99 (ms)", &c.time_to_recover_p99_ms);
-        row(&mut o, "availability (ppm)", &c.availability_ppm);
-        row(&mut o, "logins attempted", &c.logins_attempted);
-        row(&mut o, "messages", &c.messages);
-        let exact = if c.stuck_overlap_exact {
+        for (name, p, missing) in paired_rows(c) {
+            let _ = writeln!(
+                o,
+                "  {name:<22} {:>14} {:>14} {:>14}",
+                paired_cell(p.baseline, missing, false),
+                paired_cell(p.variant, missing, false),
+                paired_cell(p.diff, missing, true)
+            );
+        }
+        let exact = if c.trapped_overlap_exact {
             ""
         } else {
-            " (counted over the first 10,000 stuck ids of each run)"
+            " (counted over the first 10,000 trapped ids of each run)"
         };
-        let _ = writeln!(
-            o,
-            "  stuck in both: {}, only {}: {}, only {}: {}{exact}",
-            c.stuck_in_both, c.baseline, c.stuck_only_baseline, c.variant, c.stuck_only_variant
-        );
+        if c.trapped_devices.diff.is_some() {
+            let _ = writeln!(
+                o,
+                "  trapped in both: {}, only {}: {}, only {}: {}{exact}",
+                c.trapped_in_both,
+                c.baseline,
+                c.trapped_only_baseline,
+                c.variant,
+                c.trapped_only_variant
+            );
+        }
+        for n in paired_notes(r, c) {
+            let _ = writeln!(o, "  {n}");
+        }
     }
     o
 }
@@ -280,8 +372,13 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
         )
     });
     row("events", &|v| thousands(v.events));
-    row("**stuck devices**", &|v| {
-        format!("**{}**", thousands(v.stuck_devices))
+    row("**trapped devices**", &|v| match v.trapped_devices {
+        Some(n) => format!("**{}**", thousands(n)),
+        None => "stopped".into(),
+    });
+    row("slow devices", &|v| match v.slow_devices {
+        Some(n) => thousands(n),
+        None => "stopped".into(),
     });
     row("logins attempted / succeeded", &|v| {
         format!(
@@ -347,49 +444,53 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
                 "| | {} | {} | difference |\n|---|---:|---:|---:|",
                 c.baseline, c.variant
             );
-            let rows: [(&str, &Paired); 7] = [
-                ("stuck devices", &c.stuck_devices),
-                ("orphaned sessions peak", &c.orphan_sessions_peak),
-                ("time to recover p50 (ms)", &c.time_to_recover_p50_ms),
-                ("time to recover p99 (ms)", &c.time_to_recover_p99_ms),
-                ("availability (ppm)", &c.availability_ppm),
-                ("logins attempted", &c.logins_attempted),
-                ("messages", &c.messages),
-            ];
-            for (name, p) in rows {
+            for (name, p, missing) in paired_rows(c) {
                 let _ = writeln!(
                     o,
-                    "| {name} | {} | {} | {:+} |",
-                    p.baseline, p.variant, p.diff
+                    "| {name} | {} | {} | {} |",
+                    paired_cell(p.baseline, missing, false),
+                    paired_cell(p.variant, missing, false),
+                    paired_cell(p.diff, missing, true)
                 );
             }
-            let _ = writeln!(
-                o,
-                "\nSame crashes in both: {}. Stuck in both: {}; only with {}: {}; only with {}: {}{}.\n",
-                c.same_crashes,
-                c.stuck_in_both,
-                c.baseline,
-                c.stuck_only_baseline,
-                c.variant,
-                c.stuck_only_variant,
-                if c.stuck_overlap_exact { "" } else { " (counted over the first 10,000 stuck ids of each run)" }
-            );
-        }
-    }
-    let stuck: Vec<&VariantReport> = r.runs.iter().filter(|v| v.stuck_devices > 0).collect();
-    if !stuck.is_empty() {
-        let _ = writeln!(o, "\n## Stuck devices\n");
-        let _ = writeln!(o, "Devices that wanted a session and held none at the end of the liveness phase (no faults for its whole length). Replay a run and trace its first stuck device with the command given.\n");
-        for v in stuck {
-            for s in &v.stuck {
-                let ids: Vec<String> = s.first_ids.iter().map(u32::to_string).collect();
+            let _ = writeln!(o, "\nSame crashes in both: {}.", c.same_crashes);
+            if c.trapped_devices.diff.is_some() {
                 let _ = writeln!(
                     o,
-                    "- **{}**, seed {}: {} stuck, e.g. {}\n  `{}`",
+                    "Trapped in both: {}; only with {}: {}; only with {}: {}{}.",
+                    c.trapped_in_both,
+                    c.baseline,
+                    c.trapped_only_baseline,
+                    c.variant,
+                    c.trapped_only_variant,
+                    if c.trapped_overlap_exact {
+                        ""
+                    } else {
+                        " (counted over the first 10,000 trapped ids of each run)"
+                    }
+                );
+            }
+            o.push('\n');
+            for n in paired_notes(r, c) {
+                let _ = writeln!(o, "{n}.\n");
+            }
+        }
+    }
+    let stuck: Vec<&VariantReport> = r.runs.iter().filter(|v| !v.stuck.is_empty()).collect();
+    if !stuck.is_empty() {
+        let _ = writeln!(o, "\n## Devices without a session\n");
+        let _ = writeln!(o, "Devices that wanted a session and held none at the end of the liveness phase (no faults for its whole length): **trapped** when no sequence of protocol steps leads them back to a session (the model checker's deadlock, asked of the run's final state), **slow** otherwise. Replay a run and trace its first trapped (else slow) device with the command given.\n");
+        for v in stuck {
+            for s in &v.stuck {
+                let _ = writeln!(
+                    o,
+                    "- **{}**, seed {}: {} trapped (e.g. {}), {} slow (e.g. {})\n  `{}`",
                     v.variant,
                     s.seed,
-                    thousands(s.count),
-                    ids.join(", "),
+                    thousands(s.trapped),
+                    ids(&s.first_trapped_ids),
+                    thousands(s.slow),
+                    ids(&s.first_slow_ids),
                     s.replay
                 );
             }

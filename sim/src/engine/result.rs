@@ -103,7 +103,7 @@ pub struct ViolationRecord {
     pub first_device: u32,
 }
 
-/// The most stuck device ids a result carries.
+/// The most trapped (and the most slow) device ids a result carries.
 pub const MAX_STUCK_IDS: usize = 10_000;
 
 /// The result of one run: one (variant, seed) unit.
@@ -142,10 +142,17 @@ pub struct RunResult {
     pub faults: Faults,
     /// Messages sent (requests, answers, Disconnects), lost ones included.
     pub messages: u64,
-    /// Devices that wanted a session and held none at the end of the liveness phase.
-    pub stuck_devices: u64,
-    /// The first [`MAX_STUCK_IDS`] of them.
-    pub stuck_device_ids: Vec<u32>,
+    /// Devices that wanted a session, held none at the end of the liveness phase, and are
+    /// trapped: no sequence of protocol steps leads them back to a session (the checker's
+    /// `no_deadlock`, asked of the run's final state by `imps_model::checker::trap`).
+    pub trapped_devices: u64,
+    /// The first [`MAX_STUCK_IDS`] of them, ascending.
+    pub trapped_device_ids: Vec<u32>,
+    /// Devices that wanted a session and held none at the end of the liveness phase, but are
+    /// not trapped: merely not back yet.
+    pub slow_devices: u64,
+    /// The first [`MAX_STUCK_IDS`] of them, ascending.
+    pub slow_device_ids: Vec<u32>,
     /// Total time devices wanted a session and held none, ms (from each device's first start).
     pub downtime_ms: u64,
     /// Live and orphaned sessions over time.
@@ -159,9 +166,14 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// The run was stopped by a violation.
+    /// The run was stopped by a violation (then no device was classified).
     pub fn stopped(&self) -> bool {
         self.stopped_by.is_some()
+    }
+
+    /// Devices without a session at the end of the liveness phase: trapped and slow.
+    pub fn stuck_devices(&self) -> u64 {
+        self.trapped_devices + self.slow_devices
     }
 
     /// Session availability: the share of device-time with a session, in parts per million.

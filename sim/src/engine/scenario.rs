@@ -6,11 +6,13 @@
 //! On the command line, `--set scenario.KNOB=VALUE` changes a scenario knob, and
 //! `--set server.KNOB=...`, `client.KNOB=...` a knob of every variant of the run: the section
 //! names which of the two a `--set` is for. The variants' `env.*` knobs are the model
-//! checker's bounds; the simulator ignores them (its scale comes from the scenario).
+//! checker's bounds; the simulator does not use them (its scale and faults come from the
+//! scenario), and refuses a `--set env.KNOB=...` ([`env_knob_in_simulator`]).
 //!
 //! Durations are strings with a unit: `250ms`, `90s`, `30m`, `1h`, or sums such as `1h30m`.
 
-use imps_model::config::Config;
+use super::classify::MAX_DEVICES_PER_USER;
+use imps_model::config::{Config, EnvConfig};
 use imps_model::server::granted_keep_alive_s;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -143,7 +145,8 @@ pub struct Scenario {
     pub duration: Dur,
     /// The seed when `--seed` is not given.
     pub seed: u64,
-    /// Devices power on at uniform random times within this window from time 0.
+    /// Devices power on at uniform random times within this window from time 0; at most
+    /// `duration` ([`Scenario::check_phases`]).
     pub start_spread: Dur,
     /// A device sends a KeepAlive-Request after this percentage of the granted KeepAliveTime
     /// of idleness (the TimeToLive requested is the variant's `client.ttl_s`; the server grants
@@ -163,6 +166,10 @@ pub struct Scenario {
     /// Crashes per device and hour of the faulty phase (a Poisson process per device; a crash
     /// hits whatever state the device is in).
     pub crashes_per_device_hour: f64,
+    /// At most this many crashes per user (all its devices together) in a run; 0: no cap. A
+    /// cap runs the simulator within a model-checker bound (`env.max_crashes`, a whole world
+    /// of one user there).
+    pub max_crashes_per_user: u32,
     /// Shortest time from a crash to the restart.
     pub restart_delay_min: Dur,
     /// Longest time from a crash to the restart (uniform between the two).
@@ -180,8 +187,9 @@ pub struct Scenario {
     pub groups: u8,
     /// Presence values a user may publish (0..=3).
     pub presence_values: u8,
-    /// The liveness phase lasts this many TTLs (granted KeepAliveTimes); every device must
-    /// hold a session at its end, or it is reported stuck.
+    /// The liveness phase lasts this many TTLs (granted KeepAliveTimes); a device without a
+    /// session at its end is reported trapped or slow. At least the way back in
+    /// ([`Scenario::liveness_need_ms`]).
     pub liveness_ttls: u32,
     /// Stop the run at the first violation of a safety invariant that the variant does not
     /// expect (`[expect]` of the variant file says `violated`).
@@ -204,6 +212,7 @@ impl Default for Scenario {
             latency_max: Dur(3000),
             loss_rate: 0.0001,
             crashes_per_device_hour: 0.2,
+            max_crashes_per_user: 0,
             restart_delay_min: Dur(5000),
             restart_delay_max: Dur(60_000),
             backoff_base: Dur(1000),
@@ -241,16 +250,17 @@ pub struct ScenarioKnob {
 /// Every scenario knob, in file order; defaults come from [`Scenario::default`].
 pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.devices", meaning: "devices in the run (--devices)" },
-    ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user; device d belongs to user d / devices_per_user" },
+    ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user (1..=4); device d belongs to user d / devices_per_user" },
     ScenarioKnob { key: "scenario.duration", meaning: "simulated time of the faulty phase (--duration)" },
     ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given" },
-    ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread)" },
+    ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread); at most scenario.duration" },
     ScenarioKnob { key: "scenario.keep_alive_at_pct", meaning: "keep-alive sent after this % of the granted KeepAliveTime (TTL: client.ttl_s, capped by server.max_keep_alive_s)" },
     ScenarioKnob { key: "scenario.latency_min", meaning: "one-way latency: min + exponential(mean - min), capped at max" },
     ScenarioKnob { key: "scenario.latency_mean", meaning: "mean one-way latency" },
     ScenarioKnob { key: "scenario.latency_max", meaning: "largest one-way latency" },
     ScenarioKnob { key: "scenario.loss_rate", meaning: "probability that a message is lost (faulty phase); a lost request or answer breaks the connection" },
     ScenarioKnob { key: "scenario.crashes_per_device_hour", meaning: "Poisson crash rate per device (faulty phase); a crash may hit any state" },
+    ScenarioKnob { key: "scenario.max_crashes_per_user", meaning: "at most this many crashes per user, all its devices together (0: no cap)" },
     ScenarioKnob { key: "scenario.restart_delay_min", meaning: "shortest crash-to-restart time" },
     ScenarioKnob { key: "scenario.restart_delay_max", meaning: "longest crash-to-restart time (uniform)" },
     ScenarioKnob { key: "scenario.backoff_base", meaning: "first login retry delay; doubles per retry" },
@@ -259,10 +269,53 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.user_actions_per_device_hour", meaning: "join/leave/presence actions per device-hour (faulty phase), giving sessions a context" },
     ScenarioKnob { key: "scenario.groups", meaning: "groups a user may join (0..=8)" },
     ScenarioKnob { key: "scenario.presence_values", meaning: "presence values a user may publish (0..=3)" },
-    ScenarioKnob { key: "scenario.liveness_ttls", meaning: "liveness phase length in TTLs; devices without a session at its end are stuck" },
+    ScenarioKnob { key: "scenario.liveness_ttls", meaning: "liveness phase length in TTLs; devices without a session at its end are trapped or slow; at least the way back in" },
     ScenarioKnob { key: "scenario.stop_on_violation", meaning: "stop at the first unexpected safety-invariant violation" },
     ScenarioKnob { key: "scenario.samples", meaning: "points of the sessions-over-time series" },
 ];
+
+/// Why the simulator does not use a variant's `env.*` knob, and what plays its part there;
+/// `None` when `knob` is no env knob. The `[env]` table of a variant holds the model checker's
+/// bounds (how many users, devices, crashes it explores); the simulator's scale and faults come
+/// from the scenario, so an explicit `--set env.KNOB=...` for a simulation is refused rather
+/// than silently ignored (a variant file's own `[env]` table is the checker's and is not an
+/// error).
+pub fn env_knob_in_simulator(knob: &str) -> Option<&'static str> {
+    // Every field named: a new env knob does not compile until it has a reason below.
+    let EnvConfig {
+        users: _,
+        devices_per_user: _,
+        max_crashes: _,
+        max_connection_losses: _,
+        crash_during_login: _,
+        loss_during_login: _,
+        groups: _,
+        presence_values: _,
+        user_logouts: _,
+        keep_alives: _,
+        settle_inert_disconnects: _,
+    } = EnvConfig::default();
+    Some(match knob {
+        "users" => "its users are scenario.devices / scenario.devices_per_user (--devices)",
+        "devices_per_user" => "its devices per user are scenario.devices_per_user",
+        "max_crashes" => {
+            "its crashes come from scenario.crashes_per_device_hour, capped per user by scenario.max_crashes_per_user"
+        }
+        "max_connection_losses" => "its broken connections come from scenario.loss_rate",
+        "crash_during_login" => {
+            "its crashes hit any state, logins included (scenario.crashes_per_device_hour)"
+        }
+        "loss_during_login" => "its broken connections hit any state, logins included (scenario.loss_rate)",
+        "settle_inert_disconnects" => {
+            "it delivers every Disconnect with its latency, with no queue to bound"
+        }
+        "groups" => "its groups are scenario.groups",
+        "presence_values" => "its presence values are scenario.presence_values",
+        "user_logouts" => "its users never log out of their own accord",
+        "keep_alives" => "its devices always send keep-alives (scenario.keep_alive_at_pct)",
+        _ => return None,
+    })
+}
 
 /// A scenario error: the file or flag, the place, and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -416,10 +469,14 @@ impl Scenario {
                 format!("expected 1..={MAX_DEVICES}, found {}", s.devices),
             );
         }
-        if s.devices_per_user == 0 || s.devices_per_user > 64 {
+        if s.devices_per_user == 0 || s.devices_per_user > MAX_DEVICES_PER_USER {
             return fail(
                 "devices_per_user",
-                format!("expected 1..=64, found {}", s.devices_per_user),
+                format!(
+                    "expected 1..={MAX_DEVICES_PER_USER} (the devices left without a session are classified by a \
+                     search of their user's world, which grows exponentially with its devices), found {}",
+                    s.devices_per_user
+                ),
             );
         }
         if s.duration.ms() == 0 || s.duration.ms() > MAX_RUN_MS {
@@ -462,6 +519,12 @@ impl Scenario {
             return fail(
                 "crashes_per_device_hour",
                 format!("expected 0..=3600, found {}", s.crashes_per_device_hour),
+            );
+        }
+        if s.max_crashes_per_user > 255 {
+            return fail(
+                "max_crashes_per_user",
+                format!("expected 0..=255, found {}", s.max_crashes_per_user),
             );
         }
         if s.restart_delay_min > s.restart_delay_max {
@@ -528,30 +591,76 @@ impl Scenario {
         u64::from(self.liveness_ttls) * Scenario::ttl_ms(cfg)
     }
 
-    /// The time a device may need to hold a session again after the last fault, even when
-    /// nothing goes wrong: a restart, one back-off at its cap, ten one-way messages at the
-    /// largest latency (recovery, logout, login, negotiation, and their answers).
-    pub fn worst_recovery_ms(&self) -> u64 {
-        self.restart_delay_max.ms() + self.backoff_cap.ms() + 10 * self.latency_max.ms()
+    /// One-way messages of the longest way back in at the largest latency, see
+    /// [`Scenario::liveness_need_ms`].
+    pub const WAY_BACK_MESSAGES: u64 = 18;
+
+    /// The time a device that is not trapped may need to hold a session again after the last
+    /// fault, when nothing else goes wrong, ms: the later of its restart (`restart_delay_max`)
+    /// and, when the server expires sessions, the expiry of a session orphaned by the last
+    /// faults (the request that makes it arrives up to `latency_max` after the faulty phase,
+    /// and its Time-To-Live runs a TTL after that); then the retry timer armed meanwhile
+    /// (`backoff_cap` at most); then [`Scenario::WAY_BACK_MESSAGES`] one-way messages at
+    /// `latency_max`: the attempt under way when the way opened and its answer (2), a refused
+    /// 4-way recovery (4), the logout after a recovery without context (2), a 4-way login
+    /// resent after 436 (6), and both negotiations (4).
+    pub fn liveness_need_ms(&self, cfg: &Config) -> u64 {
+        let expiry = if cfg.server.ttl_expiry {
+            self.latency_max.ms() + Scenario::ttl_ms(cfg)
+        } else {
+            0
+        };
+        self.restart_delay_max.ms().max(expiry)
+            + self.backoff_cap.ms()
+            + Scenario::WAY_BACK_MESSAGES * self.latency_max.ms()
     }
 
-    /// Check the scenario against a variant: the liveness bound must be achievable and the
-    /// whole run must fit the time limit.
-    pub fn check_variant(&self, name: &str, cfg: &Config) -> Result<(), String> {
-        let bound = self.liveness_ms(cfg);
-        let need = self.worst_recovery_ms();
-        if bound < need {
+    /// Check the knobs that only make sense together, once every override is applied (so that
+    /// `--set` and `--duration` may come in any order): every device must power on within the
+    /// faulty phase, or a device that never powered on (or did so too late to be measured by the
+    /// liveness phase) would count as one without a session.
+    pub fn check_phases(&self) -> Result<(), String> {
+        if self.start_spread > self.duration {
             return Err(format!(
-                "scenario.liveness_ttls: the liveness bound with variant {name} is {} x TTL {} = {}, shorter than what a \
-                 device may need without any fault (restart_delay_max {} + backoff_cap {} + 10 x latency_max {} = {}); \
-                 raise scenario.liveness_ttls or client.ttl_s, or lower those",
+                "scenario.start_spread: devices power on up to {} after time 0, after the faulty phase ends \
+                 (scenario.duration {}); a device that powers on later is not measured by the liveness phase, \
+                 so set scenario.start_spread to at most scenario.duration",
+                self.start_spread, self.duration
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check the scenario against a variant: the liveness phase must be long enough for every
+    /// device that is not trapped to get back in ([`Scenario::liveness_need_ms`]), and the whole
+    /// run must fit the time limit.
+    pub fn check_variant(&self, name: &str, cfg: &Config) -> Result<(), String> {
+        let ttl = Scenario::ttl_ms(cfg);
+        let bound = self.liveness_ms(cfg);
+        let need = self.liveness_need_ms(cfg);
+        if bound < need {
+            let expiry = if cfg.server.ttl_expiry {
+                format!(
+                    "max(restart_delay_max {}, latency_max {} + an orphaned session's TTL {} (server.ttl_expiry))",
+                    self.restart_delay_max,
+                    self.latency_max,
+                    Dur(ttl)
+                )
+            } else {
+                format!("restart_delay_max {}", self.restart_delay_max)
+            };
+            return Err(format!(
+                "scenario.liveness_ttls: with variant {name} the liveness phase would be {} x TTL {} = {}, shorter than \
+                 the {} a device that is not trapped may need to get back in after the last fault ({expiry} + \
+                 backoff_cap {} + {} x latency_max {}); set scenario.liveness_ttls to at least {}, or lower those knobs",
                 self.liveness_ttls,
-                Dur(Scenario::ttl_ms(cfg)),
+                Dur(ttl),
                 Dur(bound),
-                self.restart_delay_max,
+                Dur(need),
                 self.backoff_cap,
+                Scenario::WAY_BACK_MESSAGES,
                 self.latency_max,
-                Dur(need)
+                need.div_ceil(ttl.max(1))
             ));
         }
         if self.duration.ms() + bound > MAX_RUN_MS {
@@ -668,15 +777,72 @@ mod tests {
     }
 
     #[test]
-    fn an_impossible_liveness_bound_is_refused() {
+    fn a_liveness_phase_too_short_to_get_back_in_is_refused() {
         let s = Scenario {
             restart_delay_max: Dur(3_600_000),
             ..Scenario::default()
         };
         let e = s.check_variant("post-cr", &Config::default()).unwrap_err();
         assert!(e.starts_with("scenario.liveness_ttls:"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        // With expiry, the way back in waits for an orphaned session's Time-To-Live: 2 TTLs are
+        // enough with the default timers, 1 is not (the issue's reproducer), and the message
+        // says how many are.
+        let mut expiry = Config::default();
+        expiry.apply_set("server.ttl_expiry=true").unwrap();
+        let one = Scenario {
+            liveness_ttls: 1,
+            restart_delay_max: Dur(5000),
+            backoff_cap: Dur(30_000),
+            ..Scenario::default()
+        };
+        assert_eq!(
+            one.liveness_need_ms(&expiry),
+            3000 + 120_000 + 30_000 + 18 * 3000
+        );
+        let e = one.check_variant("post-cr-expiry", &expiry).unwrap_err();
+        assert!(
+            e.contains("server.ttl_expiry") && e.ends_with("at least 2, or lower those knobs"),
+            "{e}"
+        );
+        one.check_variant("post-cr", &Config::default()).unwrap();
         Scenario::default()
             .check_variant("post-cr", &Config::default())
             .unwrap();
+        Scenario::default()
+            .check_variant("post-cr-expiry", &expiry)
+            .unwrap();
+    }
+
+    #[test]
+    fn every_named_scenario_accepts_every_named_variant() {
+        let dir = imps_model::config::variants_dir();
+        for (name, _) in imps_model::config::named_variants(&dir).unwrap() {
+            let (_, cfg) = imps_model::config::resolve_variant(&name, &dir).unwrap();
+            for sc in named_scenarios(&scenarios_dir()) {
+                let (_, f) = resolve_scenario(&sc, &scenarios_dir()).unwrap();
+                f.scenario
+                    .check_variant(&name, &cfg)
+                    .unwrap_or_else(|e| panic!("{sc} with {name}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn every_device_powers_on_within_the_faulty_phase() {
+        let s = Scenario {
+            start_spread: Dur(3_600_000),
+            ..Scenario::default()
+        };
+        s.check_phases().unwrap();
+        let late = Scenario {
+            start_spread: Dur(3_600_001),
+            ..s
+        };
+        let e = late.check_phases().unwrap_err();
+        assert!(
+            e.starts_with("scenario.start_spread:") && e.contains("scenario.duration 1h"),
+            "{e}"
+        );
     }
 }

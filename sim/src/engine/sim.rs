@@ -1,6 +1,7 @@
 //! The simulation: devices running the protocol core's [`Client`], one [`UserServer`] per user,
 //! a network with latency and loss, crashes, timers, and the CR's monitors after every event.
 
+use super::classify::{self, Classifier, ClassifyError, Pending, UserState};
 use super::hist::LogHistogram;
 use super::queue::{Event, Kind, RadixQueue, AUX_MASK, MAX_SEQ};
 use super::result::{Faults, Logins, RunResult, Sample, Sessions, ViolationRecord, MAX_STUCK_IDS};
@@ -84,6 +85,9 @@ pub enum SimError {
     /// A limit of the engine was exceeded.
     #[error("limit exceeded: {0}")]
     Limit(String),
+    /// A device left without a session could not be classified as trapped or slow.
+    #[error("classifying the devices without a session: {0}")]
+    Classify(#[from] ClassifyError),
 }
 
 /// What the progress callback sees.
@@ -172,6 +176,8 @@ struct Params {
     /// A message is lost when 32 random bits fall below this: `loss_rate * 2^32`.
     loss_threshold: u64,
     crash_mean_ms: Option<f64>,
+    /// At most this many crashes per user; 0: no cap.
+    max_crashes_per_user: u32,
     restart_min_ms: u64,
     restart_max_ms: u64,
     backoff_base_ms: u64,
@@ -201,6 +207,7 @@ impl Params {
             lat_max_ms: sc.latency_max.ms(),
             loss_threshold: (sc.loss_rate * 4_294_967_296.0) as u64,
             crash_mean_ms: rate(sc.crashes_per_device_hour),
+            max_crashes_per_user: sc.max_crashes_per_user,
             restart_min_ms: sc.restart_delay_min.ms(),
             restart_max_ms: sc.restart_delay_max.ms(),
             backoff_base_ms: sc.backoff_base.ms(),
@@ -252,7 +259,12 @@ struct Dev {
     in_flight: u8,
     /// The device held a session before: a new one is a recovery.
     had_session: bool,
+    /// Crashes of the device so far (saturating), for `max_crashes_per_user`.
+    crashes: u8,
 }
+
+// The README's memory figures count on it: a device's bookkeeping is half a cache line.
+const _: () = assert!(std::mem::size_of::<Dev>() == 32);
 
 /// A message on the wire, in a slot of the message slab.
 #[derive(Clone, Copy, Debug)]
@@ -307,6 +319,10 @@ pub struct Sim<'a> {
     expected: PropSet,
     stop: Option<Prop>,
     limit: Option<String>,
+    /// Messages (and noticed losses) due after the end of the run, in the order they were
+    /// scheduled: what is still on its way when the run ends, for the classification of the
+    /// devices without a session.
+    beyond: Vec<Event>,
 }
 
 #[inline]
@@ -440,6 +456,7 @@ impl<'a> Sim<'a> {
             expected,
             stop: None,
             limit: None,
+            beyond: Vec::new(),
             p,
         };
         for d in 0..n {
@@ -473,6 +490,7 @@ impl<'a> Sim<'a> {
                 retries: 0,
                 in_flight: 0,
                 had_session: false,
+                crashes: 0,
             });
             sim.schedule(start, d, Kind::Start, 0);
             if let Some(t) = first_crash.filter(|&t| t < sim.p.faulty_end_ms) {
@@ -488,7 +506,18 @@ impl<'a> Sim<'a> {
     #[inline]
     fn schedule(&mut self, t: u64, d: u32, kind: Kind, aux: u32) {
         if t > self.p.end_ms {
-            return; // never reached: the run ends first
+            // Never reached: the run ends first. A message still on its way at the end is part
+            // of the state the classification reads; it keeps the sequence number it would
+            // have had, without taking it, so that the run's events stay as they were.
+            if matches!(
+                kind,
+                Kind::ToServer | Kind::ToClient | Kind::Push | Kind::ConnLost
+            ) {
+                let t = t.min(super::queue::MAX_TIME_MS);
+                self.beyond
+                    .push(Event::new(t, self.seq.min(MAX_SEQ), d, kind, aux));
+            }
+            return;
         }
         if self.seq > MAX_SEQ {
             self.limit
@@ -606,7 +635,7 @@ impl<'a> Sim<'a> {
                 self.sample();
             }
         }
-        Ok(self.finish())
+        self.finish()
     }
 
     /// Read a word of every device, user and session table the batch will touch, so that the
@@ -672,6 +701,11 @@ impl<'a> Sim<'a> {
                 dev.behaviour_draws = dev.behaviour_draws.wrapping_add(1);
                 let gap = (exponential(&mut rng, mean) as u64).max(1);
                 let restart = uniform_u64(&mut rng, self.p.restart_min_ms, self.p.restart_max_ms);
+                // Past the user's cap, the device's crash process ends.
+                let cap = self.p.max_crashes_per_user;
+                if cap > 0 && self.user_crashes(d) >= cap {
+                    return;
+                }
                 if self.now + gap < self.p.faulty_end_ms {
                     self.schedule(self.now + gap, d, Kind::Crash, 0);
                 }
@@ -810,8 +844,19 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Crashes of the devices of `d`'s user so far.
+    fn user_crashes(&self, d: u32) -> u32 {
+        let first = d / self.p.dpu * self.p.dpu;
+        let last = (first + self.p.dpu).min(self.devices);
+        self.devs[first as usize..last as usize]
+            .iter()
+            .map(|x| u32::from(x.crashes))
+            .sum()
+    }
+
     fn crash(&mut self, d: u32, restart_ms: u64) {
         let dev = &mut self.devs[d as usize];
+        dev.crashes = dev.crashes.saturating_add(1);
         let c = &mut self.hot[d as usize].client;
         let before = *c;
         c.crash();
@@ -1139,22 +1184,122 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn finish(mut self) -> RunOutput {
+    /// The messages of device `d` still on its way at the end, in arrival order; `beyond` is
+    /// sorted by device, then arrival.
+    fn pending(&self, beyond: &[Event], d: u32) -> Vec<Pending> {
+        let from = beyond.partition_point(|e| e.device < d);
+        let dev = &self.devs[d as usize];
+        let down = self.hot[d as usize].client.phase == Phase::Down;
+        let mut out = Vec::new();
+        for ev in beyond[from..].iter().take_while(|e| e.device == d) {
+            let msg = |slot: u32| self.slab[slot as usize];
+            match ev.kind() {
+                Kind::ToServer => {
+                    let m = msg(ev.aux());
+                    out.push(Pending::Request {
+                        env: m.env,
+                        orphan: m.epoch != dev.epoch,
+                    });
+                }
+                Kind::ToClient => {
+                    let m = msg(ev.aux());
+                    if m.epoch == dev.epoch && !down {
+                        out.push(Pending::Answer(m.env));
+                    }
+                }
+                Kind::Push => {
+                    let m = msg(ev.aux());
+                    if m.epoch == dev.boot && !down {
+                        out.push(Pending::Push(m.env));
+                    }
+                }
+                Kind::ConnLost => {
+                    if ev.aux() == dev.epoch & AUX_MASK {
+                        out.push(Pending::ConnectionLoss);
+                    }
+                }
+                // Timers, restarts and expiries are not recorded: the checker's world enables
+                // them from the state.
+                Kind::Start | Kind::Crash | Kind::UserAct | Kind::ClientTimer | Kind::Ttl => {}
+            }
+        }
+        out
+    }
+
+    /// Split the devices that want a session and hold none at the end into trapped and slow
+    /// ([`classify`]): per device, whether it is trapped.
+    fn classify(&mut self) -> Result<Vec<(u32, bool)>, SimError> {
+        let mut beyond = std::mem::take(&mut self.beyond);
+        // Stable: events of one device due at the same millisecond keep their order.
+        beyond.sort_by_key(|e| (e.device, e.time_ms()));
+        let dpu = self.p.dpu;
+        let mut classifier = Classifier::default();
+        let mut configs: Vec<(u32, Config)> = Vec::new();
+        let mut verdicts: Option<(u32, Vec<bool>)> = None;
+        let mut out = Vec::new();
+        for d in 0..self.devices {
+            let phase = self.hot[d as usize].client.phase;
+            if phase == Phase::Idle || holds(&phase) {
+                continue;
+            }
+            let u = d / dpu;
+            let first = u * dpu;
+            let n = dpu.min(self.devices - first);
+            if verdicts.as_ref().is_none_or(|(vu, _)| *vu != u) {
+                if !configs.iter().any(|(k, _)| *k == n) {
+                    let c =
+                        classify::world_config(self.cfg, n, self.p.groups, self.p.presence_values);
+                    configs.push((n, c));
+                }
+                let cfg = &configs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .expect("invariant: the configuration was just made")
+                    .1;
+                let state = UserState {
+                    table: &self.users[u as usize],
+                    active_total: self.shared.active_total,
+                    clients: (first..first + n)
+                        .map(|x| self.hot[x as usize].client)
+                        .collect(),
+                    pending: (first..first + n)
+                        .map(|x| self.pending(&beyond, x))
+                        .collect(),
+                };
+                let world = classify::user_world(cfg, u, first, &state)?;
+                verdicts = Some((u, classifier.trapped(cfg, &world, first)?));
+            }
+            let (_, v) = verdicts
+                .as_ref()
+                .expect("invariant: the user's verdicts were just made");
+            let trapped = v[(d - first) as usize];
+            out.push((d, trapped));
+        }
+        Ok(out)
+    }
+
+    fn finish(mut self) -> Result<RunOutput, SimError> {
         let completed = self.stop.is_none();
         let end = self.now;
-        let mut stuck = 0u64;
-        let mut stuck_ids = Vec::new();
         let mut downtime = 0u64;
-        for (d, (dev, h)) in self.devs.iter_mut().zip(&self.hot).enumerate() {
+        for dev in &mut self.devs {
             if dev.lost_at_ms != NONE {
                 dev.downtime_ms += (end - u64::from(dev.lost_at_ms)) as u32;
             }
             downtime += u64::from(dev.downtime_ms);
-            let wants = h.client.phase != Phase::Idle;
-            if completed && wants && !holds(&h.client.phase) {
-                stuck += 1;
-                if stuck_ids.len() < MAX_STUCK_IDS {
-                    stuck_ids.push(d as u32);
+        }
+        let (mut trapped, mut slow) = (0u64, 0u64);
+        let (mut trapped_ids, mut slow_ids) = (Vec::new(), Vec::new());
+        if completed {
+            for (d, is_trapped) in self.classify()? {
+                let (n, ids) = if is_trapped {
+                    (&mut trapped, &mut trapped_ids)
+                } else {
+                    (&mut slow, &mut slow_ids)
+                };
+                *n += 1;
+                if ids.len() < MAX_STUCK_IDS {
+                    ids.push(d);
                 }
             }
         }
@@ -1202,8 +1347,10 @@ impl<'a> Sim<'a> {
             sessions,
             faults: std::mem::take(&mut self.m.faults),
             messages: self.m.messages,
-            stuck_devices: stuck,
-            stuck_device_ids: stuck_ids,
+            trapped_devices: trapped,
+            trapped_device_ids: trapped_ids,
+            slow_devices: slow,
+            slow_device_ids: slow_ids,
             downtime_ms: downtime,
             series: std::mem::take(&mut self.m.series),
             violations,
@@ -1215,10 +1362,10 @@ impl<'a> Sim<'a> {
                 .map(|p| p.name().to_string())
                 .collect(),
         };
-        RunOutput {
+        Ok(RunOutput {
             result,
             trace: self.trace,
-        }
+        })
     }
 }
 

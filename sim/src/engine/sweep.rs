@@ -204,16 +204,23 @@ pub struct ViolationSummary {
     pub replay: String,
 }
 
-/// Stuck devices of one seed.
+/// Devices of one seed without a session at the end of the liveness phase.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StuckSeed {
     /// The seed.
     pub seed: u64,
-    /// Stuck devices.
+    /// Devices without a session: trapped and slow.
     pub count: u64,
-    /// The first few ids.
-    pub first_ids: Vec<u32>,
-    /// The command that replays the run and traces the first stuck device.
+    /// Trapped devices: no protocol step leads them back to a session.
+    pub trapped: u64,
+    /// Slow devices: not trapped, not back yet.
+    pub slow: u64,
+    /// The first few trapped ids.
+    pub first_trapped_ids: Vec<u32>,
+    /// The first few slow ids.
+    pub first_slow_ids: Vec<u32>,
+    /// The command that replays the run and traces the first trapped device (the first slow
+    /// one when none is trapped).
     pub replay: String,
 }
 
@@ -242,9 +249,15 @@ pub struct VariantReport {
     pub wall_s: f64,
     /// Events per wall-clock second (machine-dependent).
     pub events_per_s: f64,
-    /// Devices without a session at the end of the liveness phase, all seeds.
-    pub stuck_devices: u64,
-    /// Per seed with stuck devices: count, first ids, replay command.
+    /// Devices without a session at the end of the liveness phase (trapped and slow), over the
+    /// seeds whose run completed; `None` when every run was stopped by a violation.
+    pub stuck_devices: Option<u64>,
+    /// Of those, the trapped: no sequence of protocol steps leads them back to a session (the
+    /// checker's deadlock). `None` when every run was stopped.
+    pub trapped_devices: Option<u64>,
+    /// Of those, the slow: not trapped, merely not back yet. `None` when every run was stopped.
+    pub slow_devices: Option<u64>,
+    /// Per seed with devices without a session: counts, first ids, replay command.
     pub stuck: Vec<StuckSeed>,
     /// Login counts.
     pub logins: LoginSummary,
@@ -276,23 +289,30 @@ pub struct VariantReport {
     pub digest: String,
 }
 
-/// A metric of two variants, and the difference (second minus first).
+/// A metric of two variants, and the difference (second minus first). A value is `None`
+/// (`null` in JSON) where the metric does not exist: trapped and slow devices of a variant whose
+/// run was stopped by a violation, recovery times of a variant with no recovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Paired {
     /// The baseline's value.
-    pub baseline: i128,
+    pub baseline: Option<i128>,
     /// The other variant's value.
-    pub variant: i128,
-    /// `variant - baseline`.
-    pub diff: i128,
+    pub variant: Option<i128>,
+    /// `variant - baseline`, when both exist.
+    pub diff: Option<i128>,
 }
 
 impl Paired {
     fn new(a: u64, b: u64) -> Paired {
+        Paired::maybe(Some(a), Some(b))
+    }
+
+    fn maybe(a: Option<u64>, b: Option<u64>) -> Paired {
+        let (a, b) = (a.map(i128::from), b.map(i128::from));
         Paired {
-            baseline: i128::from(a),
-            variant: i128::from(b),
-            diff: i128::from(b) - i128::from(a),
+            baseline: a,
+            variant: b,
+            diff: a.zip(b).map(|(a, b)| b - a),
         }
     }
 }
@@ -307,21 +327,23 @@ pub struct Comparison {
     pub variant: String,
     /// Crashes hit the same devices at the same times in both (a check of the pairing).
     pub same_crashes: bool,
-    /// Stuck devices.
-    pub stuck_devices: Paired,
-    /// Devices stuck in both runs of a seed.
-    pub stuck_in_both: u64,
-    /// Stuck with the baseline only.
-    pub stuck_only_baseline: u64,
-    /// Stuck with the variant only.
-    pub stuck_only_variant: u64,
-    /// The three counts above are exact (every stuck id was recorded).
-    pub stuck_overlap_exact: bool,
+    /// Trapped devices (`None` for a variant with a run stopped by a violation).
+    pub trapped_devices: Paired,
+    /// Slow devices (`None` for a variant with a run stopped by a violation).
+    pub slow_devices: Paired,
+    /// Devices trapped in both runs of a seed (0 when a run of either variant was stopped).
+    pub trapped_in_both: u64,
+    /// Trapped with the baseline only.
+    pub trapped_only_baseline: u64,
+    /// Trapped with the variant only.
+    pub trapped_only_variant: u64,
+    /// The three counts above are exact (every trapped id was recorded).
+    pub trapped_overlap_exact: bool,
     /// Peak orphaned sessions.
     pub orphan_sessions_peak: Paired,
-    /// Median time to recover, ms.
+    /// Median time to recover, ms (`None` for a variant with no recovery).
     pub time_to_recover_p50_ms: Paired,
-    /// 99th percentile time to recover, ms.
+    /// 99th percentile time to recover, ms (`None` for a variant with no recovery).
     pub time_to_recover_p99_ms: Paired,
     /// Availability, ppm.
     pub availability_ppm: Paired,
@@ -502,7 +524,7 @@ pub fn collect(
     Ok((sweep, results))
 }
 
-/// How many stuck ids a report lists per seed.
+/// How many trapped (and slow) ids a report lists per seed.
 const SHOWN_IDS: usize = 20;
 
 fn combine_digests(results: &[&RunResult]) -> String {
@@ -527,7 +549,8 @@ fn variant_report(
     let mut ttr = LogHistogram::new();
     let mut sessions = Sessions::default();
     let mut faults = Faults::default();
-    let (mut events, mut wall_ms, mut stuck_devices, mut messages) = (0u64, 0u64, 0u64, 0u64);
+    let (mut events, mut wall_ms, mut messages) = (0u64, 0u64, 0u64);
+    let (mut trapped, mut slow, mut completed) = (0u64, 0u64, 0u64);
     let (mut device_ms, mut down_ms) = (0u128, 0u128);
     let mut stuck = Vec::new();
     let mut stopped = Vec::new();
@@ -545,7 +568,11 @@ fn variant_report(
         events += r.events;
         wall_ms += r.wall_ms;
         messages += r.messages;
-        stuck_devices += r.stuck_devices;
+        if !r.stopped() {
+            completed += 1;
+            trapped += r.trapped_devices;
+            slow += r.slow_devices;
+        }
         logins.add(&r.logins);
         for (c, n) in &r.result_codes {
             *codes.entry(*c).or_default() += n;
@@ -567,12 +594,25 @@ fn variant_report(
         faults.answers_to_dead_connections += r.faults.answers_to_dead_connections;
         device_ms += u128::from(r.devices) * u128::from(r.end_ms);
         down_ms += u128::from(r.downtime_ms);
-        if r.stuck_devices > 0 {
+        if r.stuck_devices() > 0 {
+            let first = r
+                .trapped_device_ids
+                .first()
+                .or(r.slow_device_ids.first())
+                .copied();
             stuck.push(StuckSeed {
                 seed: r.seed,
-                count: r.stuck_devices,
-                first_ids: r.stuck_device_ids.iter().take(SHOWN_IDS).copied().collect(),
-                replay: sweep.replay(variant, r.seed, r.stuck_device_ids.first().copied()),
+                count: r.stuck_devices(),
+                trapped: r.trapped_devices,
+                slow: r.slow_devices,
+                first_trapped_ids: r
+                    .trapped_device_ids
+                    .iter()
+                    .take(SHOWN_IDS)
+                    .copied()
+                    .collect(),
+                first_slow_ids: r.slow_device_ids.iter().take(SHOWN_IDS).copied().collect(),
+                replay: sweep.replay(variant, r.seed, first),
             });
         }
         if let Some(p) = &r.stopped_by {
@@ -630,7 +670,9 @@ fn variant_report(
         } else {
             (events as f64 / wall_s).round()
         },
-        stuck_devices,
+        stuck_devices: (completed > 0).then_some(trapped + slow),
+        trapped_devices: (completed > 0).then_some(trapped),
+        slow_devices: (completed > 0).then_some(slow),
         stuck,
         logins: LoginSummary {
             attempted: logins.attempted,
@@ -661,18 +703,20 @@ fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) ->
     let (a, b) = (pick(base), pick(other));
     let sum =
         |rs: &[&RunResult], f: &dyn Fn(&RunResult) -> u64| -> u64 { rs.iter().map(|r| f(r)).sum() };
+    let complete = |rs: &[&RunResult]| rs.iter().all(|r| !r.stopped());
+    let comparable = complete(&a) && complete(&b);
     let (mut both, mut only_a, mut only_b, mut exact) = (0u64, 0u64, 0u64, true);
-    for (x, y) in a.iter().zip(&b) {
-        let complete = |r: &RunResult| r.stuck_device_ids.len() as u64 == r.stuck_devices;
-        exact &= (complete(x) && complete(y)) || x.stuck_devices == 0 || y.stuck_devices == 0;
+    for (x, y) in a.iter().zip(&b).filter(|_| comparable) {
+        let all_ids = |r: &RunResult| r.trapped_device_ids.len() as u64 == r.trapped_devices;
+        exact &= (all_ids(x) && all_ids(y)) || x.trapped_devices == 0 || y.trapped_devices == 0;
         let common = x
-            .stuck_device_ids
+            .trapped_device_ids
             .iter()
-            .filter(|d| y.stuck_device_ids.binary_search(d).is_ok())
+            .filter(|d| y.trapped_device_ids.binary_search(d).is_ok())
             .count() as u64;
         both += common;
-        only_a += x.stuck_devices.saturating_sub(common);
-        only_b += y.stuck_devices.saturating_sub(common);
+        only_a += x.trapped_devices.saturating_sub(common);
+        only_b += y.trapped_devices.saturating_sub(common);
     }
     let merged = |rs: &[&RunResult]| {
         let mut h = LogHistogram::new();
@@ -691,7 +735,11 @@ fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) ->
             .map_or(0, |v| v as u64)
     };
     let peak = |rs: &[&RunResult]| rs.iter().map(|r| r.sessions.orphan_peak).max().unwrap_or(0);
-    let complete = |rs: &[&RunResult]| rs.iter().all(|r| !r.stopped());
+    // Trapped and slow devices exist only for runs that reached the end of the liveness phase.
+    let liveness =
+        |rs: &[&RunResult], f: &dyn Fn(&RunResult) -> u64| complete(rs).then(|| sum(rs, f));
+    let quantile =
+        |h: &LogHistogram, permille| (h.count() > 0).then(|| h.quantile_permille(permille));
     Comparison {
         baseline: sweep.variants[base].clone(),
         variant: sweep.variants[other].clone(),
@@ -700,14 +748,21 @@ fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) ->
             && a.iter()
                 .zip(&b)
                 .all(|(x, y)| x.faults.crashes == y.faults.crashes),
-        stuck_devices: Paired::new(sum(&a, &|r| r.stuck_devices), sum(&b, &|r| r.stuck_devices)),
-        stuck_in_both: both,
-        stuck_only_baseline: only_a,
-        stuck_only_variant: only_b,
-        stuck_overlap_exact: exact,
+        trapped_devices: Paired::maybe(
+            liveness(&a, &|r| r.trapped_devices),
+            liveness(&b, &|r| r.trapped_devices),
+        ),
+        slow_devices: Paired::maybe(
+            liveness(&a, &|r| r.slow_devices),
+            liveness(&b, &|r| r.slow_devices),
+        ),
+        trapped_in_both: both,
+        trapped_only_baseline: only_a,
+        trapped_only_variant: only_b,
+        trapped_overlap_exact: exact,
         orphan_sessions_peak: Paired::new(peak(&a), peak(&b)),
-        time_to_recover_p50_ms: Paired::new(ha.quantile_permille(500), hb.quantile_permille(500)),
-        time_to_recover_p99_ms: Paired::new(ha.quantile_permille(990), hb.quantile_permille(990)),
+        time_to_recover_p50_ms: Paired::maybe(quantile(&ha, 500), quantile(&hb, 500)),
+        time_to_recover_p99_ms: Paired::maybe(quantile(&ha, 990), quantile(&hb, 990)),
         availability_ppm: Paired::new(avail(&a), avail(&b)),
         logins_attempted: Paired::new(
             sum(&a, &|r| r.logins.attempted),
