@@ -70,6 +70,8 @@ pub struct KnobEntry {
     /// For an open knob, the values that break no MUST.
     #[serde(default)]
     pub values: Vec<String>,
+    /// For an open knob, the value that takes its MAY or follows its SHOULD.
+    pub takes: Option<String>,
 }
 
 /// Why the catalogue could not be read.

@@ -137,6 +137,9 @@ fn every_knob_is_in_the_catalogue() {
                     "{}: the default {default} is among the values",
                     k.key
                 );
+                if let Some(t) = &e.takes {
+                    assert!(e.values.contains(t), "{}: takes {t}, not a value", k.key);
+                }
                 for v in &e.values {
                     let mut cfg = Config::default();
                     cfg.apply_set(&format!("{}={v}", k.key))

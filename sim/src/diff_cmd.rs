@@ -234,11 +234,25 @@ impl Report<'_> {
         );
         match d.step {
             Some(i) => {
-                let here = d.trace.steps[i].lines().join("; ");
+                // Only what differs: the lines one side has and the other has not.
+                let mine_all = d.trace.steps[i].lines();
+                let only = |a: &[String], b: &[String]| -> String {
+                    let v: Vec<&str> = a
+                        .iter()
+                        .filter(|l| !b.contains(l))
+                        .map(String::as_str)
+                        .collect();
+                    if v.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        v.join("; ")
+                    }
+                };
+                let here = only(&mine_all, &d.other_lines);
                 let there = if d.other_lines.is_empty() {
                     format!("{:?} is not possible", d.trace.steps[i].action)
                 } else {
-                    d.other_lines.join("; ")
+                    only(&d.other_lines, &mine_all)
                 };
                 format!("step {}: {here} in {mine}, {there} in {other}", i + 1)
             }

@@ -450,8 +450,9 @@ struct Header {
     knobs: Vec<String>,
 }
 
-/// The level changes a knob change suggests: each MAY, SHOULD or RECOMMENDED statement the
-/// knob concerns, made a MUST with that value (the MUSTs it concerns stand as they are).
+/// The level changes a knob change suggests, for each MAY, SHOULD or RECOMMENDED statement the
+/// knob concerns (the MUSTs stand as they are): made a MUST when the value takes it, left
+/// untaken when it does not, made precise for an implementation choice (a pool size).
 fn suggestions(catalogue: &Catalogue, (k, v): &Change) -> Vec<String> {
     let Some(entry) = catalogue.knob(k) else {
         return Vec::new();
@@ -461,7 +462,11 @@ fn suggestions(catalogue: &Catalogue, (k, v): &Change) -> Vec<String> {
         .iter()
         .filter_map(|id| catalogue.requirement(id))
         .filter(|r| !r.level.starts_with("MUST"))
-        .map(|r| format!("{} {} → MUST: {k} = {v}", r.id, r.level))
+        .map(|r| match &entry.takes {
+            Some(t) if t == v => format!("{} {} → MUST: {k} = {v}", r.id, r.level),
+            Some(_) => format!("{} {}, not taken: {k} = {v}", r.id, r.level),
+            None => format!("{} {}, made precise: {k} = {v}", r.id, r.level),
+        })
         .collect()
 }
 
@@ -625,7 +630,11 @@ impl Header {
                         "| {} | `{}` | {} | {} | {} |",
                         i + 1,
                         changes(r),
-                        sug.join("; "),
+                        if sug.is_empty() {
+                            "-".to_string()
+                        } else {
+                            sug.join("; ")
+                        },
                         w(0),
                         w(1)
                     );

@@ -140,7 +140,7 @@ fn findings_and_readme_match_what_the_checker_finds() {
     let mut problems = check_doc("specs/FINDINGS.md", "findings", bless);
     problems.extend(check_doc("README.md", "readme", bless));
     assert!(
-        problems.is_empty(),
+        bless || problems.is_empty(),
         "FINDINGS.md or README.md is stale (IMPS_BLESS_FINDINGS=1 rewrites them):\n{}",
         problems.join("\n\n")
     );
