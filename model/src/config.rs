@@ -444,9 +444,40 @@ impl Config {
         Config::from_toml(&text, &path.display().to_string())
     }
 
-    /// Apply one `section.knob=value` override. The value is read as TOML (`true`, `3`,
-    /// `"x"`), and a bare word such as `reject-608` as a string.
+    /// Apply one `section.knob=value` override and check the result ([`Config::apply_sets`]
+    /// with one assignment).
     pub fn apply_set(&mut self, assignment: &str) -> Result<(), ConfigError> {
+        self.apply_sets(&[assignment])
+    }
+
+    /// Apply `section.knob=value` overrides in order, then check the final configuration
+    /// once ([`Config::validate`]): the bounds that tie knobs together (crashes plus losses,
+    /// users times devices) are judged on the result, whatever the order of the overrides.
+    /// A value is read as TOML (`true`, `3`, `"x"`), and a bare word such as `reject-608` as
+    /// a string.
+    pub fn apply_sets<S: AsRef<str>>(&mut self, assignments: &[S]) -> Result<(), ConfigError> {
+        let mut cfg = self.clone();
+        for a in assignments {
+            cfg.assign(a.as_ref())?;
+        }
+        if let Err(m) = cfg.validate() {
+            let sets: Vec<String> = assignments
+                .iter()
+                .map(|a| format!("--set {}", a.as_ref()))
+                .collect();
+            let origin = if sets.is_empty() {
+                "the configuration".to_string()
+            } else {
+                sets.join(" ")
+            };
+            return Err(invalid(&origin, m));
+        }
+        *self = cfg;
+        Ok(())
+    }
+
+    /// Apply one override without checking the bounds that tie knobs together.
+    fn assign(&mut self, assignment: &str) -> Result<(), ConfigError> {
         let origin = format!("--set {assignment}");
         let (key, raw) = assignment
             .split_once('=')
@@ -495,7 +526,6 @@ impl Config {
         let cfg: Config = doc
             .try_into()
             .map_err(|e: toml::de::Error| invalid(&origin, e.message().to_string()))?;
-        cfg.validate().map_err(|m| invalid(&origin, m))?;
         *self = cfg;
         Ok(())
     }

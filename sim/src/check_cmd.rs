@@ -42,6 +42,11 @@ pub struct CheckArgs {
     /// a model change that flips one makes `imps check` fail). Not with --set.
     #[arg(long)]
     pub bless: bool,
+    /// Compare the verdicts with the variants' `[expect]` tables even when --set changes
+    /// their knobs or bounds (by default those tables, written for the variants as they are,
+    /// are set aside, and the exit code says whether any property is violated).
+    #[arg(long)]
+    pub expect: bool,
 }
 
 /// Output formats.
@@ -84,6 +89,8 @@ struct Checked {
     elapsed: Duration,
     /// Property → trace file stem, for violations.
     files: Vec<(Prop, PathBuf)>,
+    /// Its `[expect]` table was set aside (--set changed its knobs or bounds).
+    set_aside: bool,
 }
 
 fn expected(cfg: &Config, p: Prop) -> Option<Verdict> {
@@ -99,7 +106,11 @@ fn variant_path(arg: &str, dir: &Path) -> PathBuf {
     }
 }
 
-fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckError> {
+/// A variant to check: its name, file, configuration (with --set applied), and whether its
+/// `[expect]` table was set aside because --set changed its knobs or bounds.
+type Loaded = (String, PathBuf, Config, bool);
+
+fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
     let dir = variants_dir();
     let names: Vec<String> = if args.variants.is_empty() {
         named_variants(&dir)
@@ -115,11 +126,16 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckErr
         let (name, mut cfg) =
             resolve_variant(&n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
         let path = variant_path(&n, &dir);
-        for s in &args.set {
-            cfg.apply_set(s)
-                .map_err(|e| CheckError::BadInput(e.to_string()))?;
+        let before = imps_model::config::knob_values(&cfg);
+        cfg.apply_sets(&args.set)
+            .map_err(|e| CheckError::BadInput(format!("variant {name}: {e}")))?;
+        // The [expect] table describes the variant as written: a run at other knobs or
+        // bounds is judged by its verdicts alone, unless --expect asks to compare.
+        let set_aside = !args.expect && imps_model::config::knob_values(&cfg) != before;
+        if set_aside {
+            cfg.expect.clear();
         }
-        out.push((name, path, cfg));
+        out.push((name, path, cfg, set_aside));
     }
     Ok(out)
 }
@@ -191,7 +207,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     }
     let variants = load_all(args)?;
     let mut checked = Vec::new();
-    for (name, path, cfg) in variants {
+    for (name, path, cfg, set_aside) in variants {
         let start = Instant::now();
         let explored = std::cell::Cell::new(None);
         let mut progress = progress_printer(&name, &explored);
@@ -229,6 +245,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             outcome,
             elapsed,
             files,
+            set_aside,
         });
     }
     let mismatches: usize = checked
@@ -259,6 +276,11 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     match args.format {
         Format::Json => {
             let mut doc = json_report(&checked);
+            doc["expectations_set_aside"] = checked
+                .iter()
+                .filter(|c| c.set_aside)
+                .map(|c| json!(c.name))
+                .collect();
             if args.stats {
                 doc["stats"] = checked.iter().map(stats_json).collect();
             }
@@ -271,7 +293,15 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         }
         Format::Text => text_report(&checked, args, out).map_err(io)?,
     }
-    Ok(if mismatches == 0 { 0 } else { 1 })
+    // A variant whose expectations were set aside fails on any violated safety or liveness
+    // property.
+    let violated = checked.iter().filter(|c| c.set_aside).any(|c| {
+        c.outcome
+            .results
+            .iter()
+            .any(|r| r.prop.kind() != Kind::Witness && r.verdict == Verdict::Violated)
+    });
+    Ok(u8::from(mismatches > 0 || violated))
 }
 
 /// Replace the `[expect]` table of a variant file with the verdicts found, keeping the rest
@@ -501,7 +531,21 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             }
         }
     }
-    if mism.is_empty() {
+    let aside: Vec<&str> = checked
+        .iter()
+        .filter(|c| c.set_aside)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !aside.is_empty() {
+        writeln!(
+            out,
+            "expectations: set aside for {} (--set changes the knobs or bounds their [expect] tables were written for; the exit code says whether a safety or liveness property is violated; --expect compares anyway)",
+            aside.join(", ")
+        )?;
+    }
+    if aside.len() == checked.len() {
+        // Nothing was compared.
+    } else if mism.is_empty() {
         let n: usize = checked.iter().map(|c| c.cfg.expect.len()).sum();
         writeln!(out, "expectations: all {n} met")?;
     } else {
@@ -546,9 +590,7 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let bad = |m: String| CheckError::BadInput(m);
     let (base_name, mut base) =
         resolve_variant(&args.variant, &variants_dir()).map_err(|e| bad(e.to_string()))?;
-    for s in &args.set {
-        base.apply_set(s).map_err(|e| bad(e.to_string()))?;
-    }
+    base.apply_sets(&args.set).map_err(|e| bad(e.to_string()))?;
     let mut axes: Vec<(String, Vec<String>)> = Vec::new();
     for a in &args.axes {
         let (k, vs) = a
@@ -591,11 +633,17 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let mut configs = Vec::with_capacity(combos.len());
     for combo in &combos {
         let mut cfg = base.clone();
-        for (a, &i) in combo.iter().enumerate() {
-            let (k, values) = &axes[a];
-            cfg.apply_set(&format!("{k}={}", values[i]))
-                .map_err(|e| bad(e.to_string()))?;
-        }
+        let sets: Vec<String> = combo
+            .iter()
+            .enumerate()
+            .map(|(a, &i)| format!("{}={}", axes[a].0, axes[a].1[i]))
+            .collect();
+        cfg.apply_sets(&sets).map_err(|e| {
+            bad(format!(
+                "--axis: the combination {} is no valid variant: {e}",
+                sets.join(" ")
+            ))
+        })?;
         configs.push(cfg);
     }
     let io = |source| CheckError::Io {

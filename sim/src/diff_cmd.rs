@@ -71,9 +71,8 @@ struct Departure {
 fn load(name: &str, sets: &[String]) -> Result<(String, Config), CheckError> {
     let bad = |e: String| CheckError::BadInput(e);
     let (name, mut cfg) = resolve_variant(name, &variants_dir()).map_err(|e| bad(e.to_string()))?;
-    for s in sets {
-        cfg.apply_set(s).map_err(|e| bad(e.to_string()))?;
-    }
+    cfg.apply_sets(sets)
+        .map_err(|e| bad(format!("variant {name}: {e}")))?;
     Ok((name, cfg))
 }
 

@@ -66,9 +66,7 @@ const BAD_INPUT: u8 = 2;
 
 fn load(name: &str, sets: &[String]) -> Result<(String, Config), String> {
     let (name, mut cfg) = resolve_variant(name, &variants_dir()).map_err(|e| e.to_string())?;
-    for s in sets {
-        cfg.apply_set(s).map_err(|e| e.to_string())?;
-    }
+    cfg.apply_sets(sets).map_err(|e| e.to_string())?;
     Ok((name, cfg))
 }
 

@@ -138,10 +138,9 @@ struct Repair {
 
 fn apply(base: &Config, changes: &[Change]) -> Result<Config, CheckError> {
     let mut cfg = base.clone();
-    for (k, v) in changes {
-        cfg.apply_set(&format!("{k}={v}"))
-            .map_err(|e| CheckError::BadInput(e.to_string()))?;
-    }
+    let sets: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    cfg.apply_sets(&sets)
+        .map_err(|e| CheckError::BadInput(e.to_string()))?;
     Ok(cfg)
 }
 
@@ -205,9 +204,7 @@ pub fn run(args: &RepairArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     });
     let (name, mut base) =
         resolve_variant(&args.variant, &variants_dir()).map_err(|e| bad(e.to_string()))?;
-    for s in &args.set {
-        base.apply_set(s).map_err(|e| bad(e.to_string()))?;
-    }
+    base.apply_sets(&args.set).map_err(|e| bad(e.to_string()))?;
     let catalogue = Catalogue::load(&catalogue_path()).map_err(|e| bad(e.to_string()))?;
     let mut targets = Vec::new();
     for p in &args.properties {

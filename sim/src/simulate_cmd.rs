@@ -182,10 +182,11 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
         resolve_scenario(&args.scenario, &scenarios_dir()).map_err(|e| input(e.to_string()))?;
     let mut sc = file.scenario;
     let mut variant_sets = Vec::new();
+    let mut scenario_sets = Vec::new();
     for s in &args.sets {
         let section = s.split_once('.').map(|(sec, _)| sec.trim());
         match section {
-            Some("scenario") => sc.apply_set(s).map_err(|e| input(e.to_string()))?,
+            Some("scenario") => scenario_sets.push((format!("--set {s}"), s.clone())),
             Some("env") => {
                 // A bad knob or value gets the variant's own error; a good one is refused.
                 Config::default()
@@ -207,16 +208,18 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
             }
         }
     }
+    // Every override first, then one check of the final scenario.
     if let Some(n) = args.devices {
-        sc.devices = n;
-        sc.validate()
-            .map_err(|m| input(format!("--devices {n}: {m}")))?;
+        scenario_sets.push((format!("--devices {n}"), format!("scenario.devices={n}")));
     }
     if let Some(d) = args.duration {
-        sc.duration = d;
-        sc.validate()
-            .map_err(|m| input(format!("--duration {d}: {m}")))?;
+        scenario_sets.push((
+            format!("--duration {d}"),
+            format!("scenario.duration=\"{d}\""),
+        ));
     }
+    sc.apply_overrides(&scenario_sets)
+        .map_err(|e| input(e.to_string()))?;
     sc.check_phases().map_err(input)?;
     let names: Vec<String> = if args.variants.is_empty() {
         vec!["post-cr".to_string()]
@@ -227,9 +230,8 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
     for n in &names {
         let (name, mut cfg) = resolve_variant(n, &variants_dir())
             .map_err(|e| input(format!("--variant {n}: {e}")))?;
-        for s in &variant_sets {
-            cfg.apply_set(s).map_err(|e| input(e.to_string()))?;
-        }
+        cfg.apply_sets(&variant_sets)
+            .map_err(|e| input(format!("--variant {n}: {e}")))?;
         if variants.iter().any(|(x, _)| *x == name) {
             return Err(input(format!(
                 "--variant {n}: variant `{name}` is given twice"

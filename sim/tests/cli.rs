@@ -267,3 +267,136 @@ fn an_expectation_that_cannot_be_a_verdict_is_bad_input() {
         );
     }
 }
+
+/// `--set` is judged on the final configuration: the order of the overrides does not decide
+/// whether a run is accepted (issue: latency_min before latency_mean was refused, the other
+/// order accepted; env.max_crashes=4 before env.max_connection_losses=0 likewise).
+#[test]
+fn overrides_are_checked_on_the_final_configuration() {
+    for sets in [
+        ["scenario.latency_min=3s", "scenario.latency_mean=3s"],
+        ["scenario.latency_mean=3s", "scenario.latency_min=3s"],
+    ] {
+        let o = imps(&[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--devices",
+            "50",
+            "--duration",
+            "2m",
+            "--set",
+            sets[0],
+            "--set",
+            sets[1],
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{sets:?}: {}", stderr(&o));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for sets in [
+        ["env.max_crashes=4", "env.max_connection_losses=0"],
+        ["env.max_connection_losses=0", "env.max_crashes=4"],
+    ] {
+        let o = imps(&[
+            "check",
+            "--variant",
+            "android-on-cr-server",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--set",
+            sets[0],
+            "--set",
+            sets[1],
+        ]);
+        assert_ne!(o.status.code(), Some(2), "{sets:?}: {}", stderr(&o));
+    }
+    // A bound broken by the final configuration is named with every override that made it.
+    let o = imps(&[
+        "check",
+        "--variant",
+        "post-cr",
+        "--set",
+        "env.max_crashes=4",
+        "--set",
+        "env.max_connection_losses=1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--set env.max_crashes=4 --set env.max_connection_losses=1")
+            && e.contains("at most 4"),
+        "{e}"
+    );
+    let o = imps(&["simulate", "--devices", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--devices 0"), "{}", stderr(&o));
+}
+
+/// When --set changes a variant's knobs or bounds, its `[expect]` table (written for the
+/// variant as it is) is set aside, said so in one line, and the exit code follows the
+/// verdicts alone; `--expect` compares anyway.
+#[test]
+fn expectations_are_set_aside_at_other_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // Expiry makes reach_expiry reachable, which post-cr's table pins as not reached; no
+    // property is violated.
+    let args = [
+        "check",
+        "--variant",
+        "post-cr",
+        "--out",
+        out,
+        "--set",
+        "server.ttl_expiry=true",
+    ];
+    let o = imps(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("expectations: set aside for post-cr"),
+        "{text}"
+    );
+    assert!(!text.contains("expectations NOT met"), "{text}");
+    let mut with = args.to_vec();
+    with.push("--expect");
+    let o = imps(&with);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("reach_expiry: expected not-reached, found holds"));
+    // A violated property still fails the run.
+    let o = imps(&[
+        "check",
+        "--variant",
+        "post-cr",
+        "--out",
+        out,
+        "--set",
+        "env.max_crashes=2",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    // A --set that changes nothing keeps the table.
+    let o = imps(&[
+        "check",
+        "--variant",
+        "post-cr",
+        "--out",
+        out,
+        "--set",
+        "server.ttl_expiry=false",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("expectations: all"), "{}", stdout(&o));
+    let o = imps(&[
+        "check",
+        "--variant",
+        "post-cr",
+        "--out",
+        out,
+        "--format",
+        "json",
+        "--set",
+        "server.ttl_expiry=true",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["expectations_set_aside"], serde_json::json!(["post-cr"]));
+}

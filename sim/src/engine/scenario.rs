@@ -417,10 +417,41 @@ pub fn resolve_scenario(
 }
 
 impl Scenario {
-    /// Apply one `scenario.knob=value` override (the `scenario.` prefix already checked).
-    /// The value is read as TOML, and as a string when it is not TOML (`90s`).
+    /// Apply one `scenario.knob=value` override and check the result.
     pub fn apply_set(&mut self, assignment: &str) -> Result<(), ScenarioError> {
-        let origin = format!("--set {assignment}");
+        self.apply_sets(&[assignment])
+    }
+
+    /// Apply `scenario.knob=value` overrides in order, then check the final scenario once, so
+    /// that bounds between knobs (`latency_min <= latency_mean`) are judged on the result,
+    /// whatever the order. A value is read as TOML, and as a string when it is not TOML
+    /// (`90s`).
+    pub fn apply_sets<S: AsRef<str>>(&mut self, assignments: &[S]) -> Result<(), ScenarioError> {
+        let overrides: Vec<(String, String)> = assignments
+            .iter()
+            .map(|a| (format!("--set {}", a.as_ref()), a.as_ref().to_string()))
+            .collect();
+        self.apply_overrides(&overrides)
+    }
+
+    /// [`Scenario::apply_sets`] with the flag each assignment came from (`--devices 10`
+    /// sets `scenario.devices=10`), for the messages.
+    pub fn apply_overrides(&mut self, overrides: &[(String, String)]) -> Result<(), ScenarioError> {
+        let mut sc = self.clone();
+        for (origin, a) in overrides {
+            sc.assign(origin, a)?;
+        }
+        if let Err(m) = sc.validate() {
+            let origins: Vec<&str> = overrides.iter().map(|(o, _)| o.as_str()).collect();
+            return Err(invalid(&origins.join(" "), m));
+        }
+        *self = sc;
+        Ok(())
+    }
+
+    /// Apply one override without checking the bounds between knobs.
+    fn assign(&mut self, origin: &str, assignment: &str) -> Result<(), ScenarioError> {
+        let origin = origin.to_string();
         let (key, raw) = assignment
             .split_once('=')
             .ok_or_else(|| invalid(&origin, "expected scenario.knob=value"))?;
@@ -454,7 +485,6 @@ impl Scenario {
             .map_err(|e: toml::de::Error| {
                 invalid(&origin, format!("scenario.{knob}: {}", e.message()))
             })?;
-        sc.validate().map_err(|m| invalid(&origin, m))?;
         *self = sc;
         Ok(())
     }
