@@ -443,7 +443,7 @@ impl Scenario {
         }
         if let Err(m) = sc.validate() {
             let origins: Vec<&str> = overrides.iter().map(|(o, _)| o.as_str()).collect();
-            return Err(invalid(&origins.join(" "), m));
+            return Err(invalid(origins.join(" "), m));
         }
         *self = sc;
         Ok(())
