@@ -179,3 +179,34 @@ fn every_knob_is_in_the_catalogue() {
         );
     }
 }
+
+/// The README's counts of the catalogue's statements are the catalogue's.
+#[test]
+fn readme_counts_the_catalogue() {
+    let c = catalogue();
+    let count = |level: &str| c.requirement.iter().filter(|r| r.level == level).count();
+    let sentence = format!(
+        "lists the {} normative statements of Change1 to Change5 ({} MUST,\n{} MUST NOT, {} SHOULD, {} SHOULD NOT, {} MAY, {} RECOMMENDED)",
+        c.requirement.len(),
+        count("MUST"),
+        count("MUST NOT"),
+        count("SHOULD"),
+        count("SHOULD NOT"),
+        count("MAY"),
+        count("RECOMMENDED"),
+    );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&sentence),
+        "README.md should say: {sentence}"
+    );
+    let kind = |k: imps_model::props::Kind| Prop::ALL.iter().filter(|p| p.kind() == k).count();
+    use imps_model::props::Kind;
+    let props = format!(
+        "({} safety properties, {} liveness properties, {}\nwitnesses)",
+        kind(Kind::Safety),
+        kind(Kind::Liveness),
+        kind(Kind::Witness)
+    );
+    assert!(readme.contains(&props), "README.md should say: {props}");
+}

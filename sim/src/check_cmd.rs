@@ -510,7 +510,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     if total > 0 {
         writeln!(
             out,
-            "counterexamples ({} files each: .txt .mmd .xml .itf.json) under {}:",
+            "{} counterexamples (4 files each: .txt .mmd .xml .itf.json) under {}:",
             total,
             args.out.display()
         )?;
