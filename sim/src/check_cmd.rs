@@ -175,11 +175,13 @@ fn progress_printer<'a>(
             "[{name}] {} states, {} edges, depth {}, {:.0} states/s",
             p.states, p.edges, p.depth, rate
         );
-        if tty {
-            eprint!("\r{line}\x1b[K");
+        // Progress is a courtesy: a failed stderr does not stop the check.
+        let mut err = std::io::stderr().lock();
+        let _ = if tty {
+            write!(err, "\r{line}\x1b[K")
         } else {
-            eprintln!("{line}");
-        }
+            writeln!(err, "{line}")
+        };
     }
 }
 
@@ -206,7 +208,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             ))
         })?;
         if std::io::stderr().is_terminal() {
-            eprint!("\r\x1b[K");
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
         }
         let elapsed = start.elapsed();
         drop(progress);

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use imps_model::config::{resolve_variant, variants_dir, Config};
+use imps_sim::output::{note, Sink, Stdout};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,7 +74,7 @@ fn load(name: &str, sets: &[String]) -> Result<(String, Config), String> {
     Ok((name, cfg))
 }
 
-fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
+fn explore(name: &str, cfg: Config, port: u16, out: &mut dyn Write) -> Result<(), String> {
     use stateright::Model;
     if port == 0 {
         return Err("--port 0: expected a port from 1 to 65535 (the Explorer's address is printed, so it must be fixed)".into());
@@ -81,7 +83,11 @@ fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
     // stateright's server panics on a bind error: find out first, and say so clearly.
     std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    eprintln!("imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)");
+    // The banner is the command's output (the address to open); a stdout that cannot take it
+    // stops the command before it serves.
+    writeln!(out, "imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+        .and_then(|()| out.flush())
+        .map_err(|e| e.to_string())?;
     let _checker = imps_model::checker::sr::CrModel { cfg }
         .checker()
         .serve(addr);
@@ -91,58 +97,63 @@ fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let result: Result<(), String> = match cli.command {
+/// Run one command, writing its output to `out`; the exit code, or the error to report.
+fn run(command: Command, out: &mut dyn Write) -> Result<ExitCode, String> {
+    let code = |c: u8| Ok(ExitCode::from(c));
+    match command {
         Command::Variants { show: None, set } if set.is_empty() => {
-            imps_sim::variants_cmd::list(&variants_dir(), &mut out).map_err(|e| e.to_string())
+            imps_sim::variants_cmd::list(&variants_dir(), out).map_err(|e| e.to_string())?;
         }
         Command::Variants { show, set } => {
             let name = show.unwrap_or_else(|| "post-cr".to_string());
-            load(&name, &set).and_then(|(name, cfg)| {
-                imps_sim::variants_cmd::show(&name, &cfg, &mut out).map_err(|e| e.to_string())
-            })
+            let (name, cfg) = load(&name, &set)?;
+            imps_sim::variants_cmd::show(&name, &cfg, out).map_err(|e| e.to_string())?;
         }
-        Command::Check(args) => match imps_sim::check_cmd::run(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Sweep(args) => match imps_sim::check_cmd::sweep(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Diff(args) => match imps_sim::diff_cmd::run(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Repair(args) => match imps_sim::repair_cmd::run(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
+        Command::Check(args) => {
+            return imps_sim::check_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
+        Command::Sweep(args) => {
+            return imps_sim::check_cmd::sweep(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
+        Command::Diff(args) => {
+            return imps_sim::diff_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
+        Command::Repair(args) => {
+            return imps_sim::repair_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
         Command::Explore { variant, set, port } => {
-            load(&variant, &set).and_then(|(name, cfg)| explore(&name, cfg, port))
+            let (name, cfg) = load(&variant, &set)?;
+            explore(&name, cfg, port, out)?;
         }
-        Command::Simulate(args) => match imps_sim::simulate_cmd::run(&args) {
-            Ok(code) => return code,
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Merge(args) => match imps_sim::simulate_cmd::merge(&args) {
-            Ok(code) => return code,
-            Err(e) => Err(e.to_string()),
-        },
+        Command::Simulate(args) => {
+            return imps_sim::simulate_cmd::run(&args, out).map_err(|e| e.to_string())
+        }
+        Command::Merge(args) => {
+            return imps_sim::simulate_cmd::merge(&args, out).map_err(|e| e.to_string())
+        }
         Command::Decode { files } => {
-            imps_sim::decode_cmd::decode_files(&files, &mut out).map_err(|e| e.to_string())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (`imps variants | head`) is not an error of ours.
-        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("imps: error: {e}");
-            ExitCode::from(BAD_INPUT)
+            imps_sim::decode_cmd::decode_files(&files, out).map_err(|e| e.to_string())?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = Sink::new(std::io::stdout());
+    let result = run(cli.command, &mut out);
+    // A failed stdout is reported as such, whatever the command made of the error.
+    match out.status() {
+        Stdout::Written => {}
+        // A closed pipe (`imps variants | head -1`) is not an error of ours.
+        Stdout::Closed => return ExitCode::SUCCESS,
+        Stdout::Failed(e) => {
+            note(&format!("imps: error: <stdout>: {e}"));
+            return ExitCode::from(BAD_INPUT);
+        }
+    }
+    result.unwrap_or_else(|e| {
+        note(&format!("imps: error: {e}"));
+        ExitCode::from(BAD_INPUT)
+    })
 }

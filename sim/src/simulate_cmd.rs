@@ -17,6 +17,7 @@ use crate::engine::scenario::{
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
 use crate::engine::sweep::{aggregate, collect, parse_seeds, Report, Shard, SweepId, UnitRecord};
 use crate::engine::trace::{self as trace_render, TraceOf};
+use crate::output::note;
 use clap::ValueEnum;
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
 use std::io::{IsTerminal, Write};
@@ -437,21 +438,23 @@ fn write_report_files(r: &Report, dir: &Path) -> Result<(), SimulateError> {
     Ok(())
 }
 
-fn emit(r: &Report, format: Format, out_dir: Option<&Path>) -> Result<ExitCode, SimulateError> {
+fn emit(
+    r: &Report,
+    format: Format,
+    out_dir: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<ExitCode, SimulateError> {
     if let Some(dir) = out_dir {
         write_report_files(r, dir)?;
     }
-    let text = match format {
+    let mut text = match format {
         Format::Text => report::text(r),
         Format::Json => report::json(r),
     };
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    lock.write_all(text.as_bytes())
-        .map_err(io(Path::new("<stdout>")))?;
     if let (Some(dir), Format::Text) = (out_dir, format) {
-        let _ = writeln!(lock, "report: {}", dir.join("report.md").display());
+        text.push_str(&format!("report: {}\n", dir.join("report.md").display()));
     }
+    out.write_all(text.as_bytes()).map_err(stdout_err)?;
     Ok(if report_failing(r) {
         ExitCode::from(1)
     } else {
@@ -459,16 +462,28 @@ fn emit(r: &Report, format: Format, out_dir: Option<&Path>) -> Result<ExitCode, 
     })
 }
 
-fn header(to_stdout: bool, line: &str) {
-    if to_stdout {
-        println!("{line}");
-    } else {
-        eprintln!("{line}");
+fn stdout_err(source: std::io::Error) -> SimulateError {
+    SimulateError::Io {
+        path: PathBuf::from("<stdout>"),
+        source,
     }
 }
 
-/// `imps simulate`.
-pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
+/// The first line of a run: on stdout when stdout carries text, else on stderr. Flushed, so
+/// that it shows before a long run.
+fn header(to_stdout: bool, line: &str, out: &mut dyn Write) -> Result<(), SimulateError> {
+    if to_stdout {
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(stdout_err)
+    } else {
+        note(line);
+        Ok(())
+    }
+}
+
+/// `imps simulate`, writing to `out` (stdout).
+pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, SimulateError> {
     let plan = plan(args)?;
     let sweep = &plan.sweep;
     let [s0, s1] = sweep.seeds;
@@ -488,7 +503,8 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
             sweep.scenario.duration,
             sweep.variants.join(", ")
         ),
-    );
+        out,
+    )?;
     let single = sweep.units() == 1;
     let trace_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     if !args.trace_devices.is_empty() || args.out.is_some() {
@@ -518,7 +534,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
                 single && sweep.variants.len() == 1,
             )?;
             for f in files {
-                eprintln!("trace: {}", f.display());
+                note(&format!("trace: {}", f.display()));
             }
         }
         mismatches.extend(mismatch);
@@ -533,10 +549,10 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
         }
     }
     for m in &mismatches {
-        eprintln!("imps simulate: check-determinism: {m}");
+        note(&format!("imps simulate: check-determinism: {m}"));
     }
     if args.check_determinism && mismatches.is_empty() {
-        eprintln!("imps simulate: check-determinism: every run gave the same events twice (digests match)");
+        note("imps simulate: check-determinism: every run gave the same events twice (digests match)");
     }
     if let Some(shard) = args.shard {
         let mut lines = String::new();
@@ -548,16 +564,13 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
             Some(dir) => {
                 let path = dir.join(format!("shard-{}-of-{}.jsonl", shard.k, shard.n));
                 write_atomic(&path, lines.as_bytes()).map_err(io(&path))?;
-                eprintln!(
+                note(&format!(
                     "imps simulate: shard {shard}: {} units -> {}",
                     records.len(),
                     path.display()
-                );
+                ));
             }
-            None => std::io::stdout()
-                .lock()
-                .write_all(lines.as_bytes())
-                .map_err(io(Path::new("<stdout>")))?,
+            None => out.write_all(lines.as_bytes()).map_err(stdout_err)?,
         }
         let bad = records.iter().any(|r| failing(&r.result)) || !mismatches.is_empty();
         return Ok(if bad {
@@ -567,15 +580,15 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
         });
     }
     let report = aggregate(plan.sweep.clone(), &results);
-    let code = emit(&report, args.format, args.out.as_deref())?;
+    let code = emit(&report, args.format, args.out.as_deref(), out)?;
     if !mismatches.is_empty() {
         return Ok(ExitCode::from(1));
     }
     Ok(code)
 }
 
-/// `imps merge`.
-pub fn merge(args: &MergeArgs) -> Result<ExitCode, SimulateError> {
+/// `imps merge`, writing to `out` (stdout).
+pub fn merge(args: &MergeArgs, out: &mut dyn Write) -> Result<ExitCode, SimulateError> {
     let mut records = Vec::new();
     for path in &args.files {
         let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -606,7 +619,8 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, SimulateError> {
             sweep.units(),
             args.files.len()
         ),
-    );
+        out,
+    )?;
     let report = aggregate(sweep, &results);
-    emit(&report, args.format, args.out.as_deref())
+    emit(&report, args.format, args.out.as_deref(), out)
 }

@@ -1,5 +1,5 @@
 //! The `imps` command line: `check`, `variants` and `decode`, their outputs, and their exit
-//! codes on good and bad input.
+//! codes on good and bad input; every command's behaviour when its stdout fails.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -265,5 +265,215 @@ fn an_expectation_that_cannot_be_a_verdict_is_bad_input() {
             "{}",
             stderr(&o)
         );
+    }
+}
+
+/// Every command and output format, with the arguments that make it print (small and fast).
+/// `DIR` stands for a scratch directory, `SHARD` for a shard file of a finished sweep.
+const PRINTING: &[&[&str]] = &[
+    &["variants"],
+    &["variants", "--show", "pre-cr"],
+    &["check", "--variant", "pre-cr", "--out", "DIR"],
+    &[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--format",
+        "json",
+        "--out",
+        "DIR",
+    ],
+    &[
+        "sweep",
+        "--variant",
+        "pre-cr",
+        "--axis",
+        "env.crash_during_login=false,true",
+        "--out",
+        "DIR",
+    ],
+    &["diff", "post-cr-one-client-id", "post-cr"],
+    &[
+        "diff",
+        "post-cr-one-client-id",
+        "post-cr",
+        "--format",
+        "json",
+    ],
+    &[
+        "diff",
+        "post-cr-one-client-id",
+        "post-cr",
+        "--format",
+        "markdown",
+    ],
+    &["repair", "post-cr-one-client-id"],
+    &["repair", "post-cr-one-client-id", "--format", "json"],
+    &["repair", "post-cr-one-client-id", "--format", "markdown"],
+    &["decode", "XML"],
+    &[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+    ],
+    &[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--format",
+        "json",
+    ],
+    &[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--seeds",
+        "1..3",
+        "--shard",
+        "0/2",
+    ],
+    &["merge", "SHARD"],
+    &["merge", "SHARD", "--format", "json"],
+];
+
+/// A scratch directory with a shard file of a finished one-unit sweep.
+fn scratch_with_shard() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = imps(&[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--seeds",
+        "1..2",
+        "--shard",
+        "0/1",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let shard = dir.path().join("shard-0-of-1.jsonl");
+    assert!(shard.exists());
+    let shard = shard.to_str().unwrap().to_string();
+    (dir, shard)
+}
+
+fn filled(args: &[&str], dir: &Path, shard: &str) -> Vec<String> {
+    let xml = root().join("specs/xml/disconnect-600.xml");
+    args.iter()
+        .map(|a| match *a {
+            "DIR" => dir.to_str().unwrap().to_string(),
+            "SHARD" => shard.to_string(),
+            "XML" => xml.to_str().unwrap().to_string(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// Run the binary with `stdout` as its standard output; `None` when it ran past a minute (a
+/// command that should have stopped at its first write and went on, e.g. explore serving).
+fn imps_to(args: &[String], stdout: std::process::Stdio) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imps"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("imps runs");
+    // A guard against a hang, not a measurement: every command here ends in well under a second.
+    for _ in 0..600 {
+        if child.try_wait().expect("wait works").is_some() {
+            return Some(child.wait_with_output().expect("imps output"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().expect("kill works");
+    None
+}
+
+#[test]
+fn a_full_stdout_is_an_error_naming_stdout_for_every_command() {
+    let (dir, shard) = scratch_with_shard();
+    for args in PRINTING {
+        let args = filled(args, dir.path(), &shard);
+        let full = std::fs::File::create("/dev/full").expect("/dev/full exists on Linux");
+        let o = imps_to(&args, full.into()).unwrap_or_else(|| panic!("{args:?} did not stop"));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(
+            e.lines().any(|l| l.starts_with("imps: error: <stdout>: ")
+                && l.contains("No space left on device")),
+            "{args:?}: {e}"
+        );
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let (dir, shard) = scratch_with_shard();
+    for args in PRINTING {
+        let args = filled(args, dir.path(), &shard);
+        // The reading end is closed before the command starts: its first write fails.
+        let (reader, writer) = rustix::pipe::pipe().expect("a pipe");
+        drop(reader);
+        let o = imps_to(&args, std::process::Stdio::from(writer))
+            .unwrap_or_else(|| panic!("{args:?} did not stop"));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {e}");
+        assert!(
+            !e.contains("error") && !e.contains("panicked"),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+/// `imps explore` prints its address on stdout before it serves; when stdout cannot take it,
+/// it stops instead of serving an address nobody was told.
+#[test]
+fn explore_stops_before_serving_when_stdout_fails() {
+    let port = {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a free port");
+        l.local_addr().unwrap().port()
+    };
+    let args: Vec<String> = [
+        "explore",
+        "--variant",
+        "pre-cr",
+        "--port",
+        &port.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let o = imps_to(&args, full.into()).expect("explore stops on a full stdout");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("imps: error: <stdout>: "),
+        "{}",
+        stderr(&o)
+    );
+    #[cfg(unix)]
+    {
+        let (reader, writer) = rustix::pipe::pipe().unwrap();
+        drop(reader);
+        let o = imps_to(&args, writer.into()).expect("explore stops on a closed pipe");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
 }
