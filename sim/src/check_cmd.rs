@@ -1,7 +1,7 @@
 //! `imps check`: model-check variants and print the verdict matrix, with counterexamples
 //! written as text, Mermaid, CSP 1.3 XML and ITF.
 
-use crate::output::write_atomic;
+use crate::output::{entry_name, write_atomic};
 use imps_model::checker::{self, graph::Progress, Options, Outcome};
 use imps_model::config::{named_variants, resolve_variant, variants_dir, Config, Verdict};
 use imps_model::props::{Kind, Prop};
@@ -110,22 +110,47 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckErr
     } else {
         args.variants.clone()
     };
-    let mut out = Vec::new();
-    for n in names {
+    let mut out: Vec<(String, PathBuf, Config)> = Vec::new();
+    let mut given: Vec<&str> = Vec::new();
+    for n in &names {
         let (name, mut cfg) =
-            resolve_variant(&n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
-        let path = variant_path(&n, &dir);
+            resolve_variant(n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
+        // A variant's counterexamples go to OUT/<name>/: the name must be a folder under
+        // OUT, and a folder of its own.
+        entry_name(&name).map_err(|e| {
+            CheckError::BadInput(format!(
+                "--variant {n}: the variant's name (its file stem) {e}: rename the file"
+            ))
+        })?;
+        if let Some(i) = out.iter().position(|(other, _, _)| *other == name) {
+            let first = given[i];
+            let folder = args.out.join(&name);
+            return Err(CheckError::BadInput(if first == n.as_str() {
+                format!(
+                    "--variant {n} is given twice: check it once (its counterexamples go to {})",
+                    folder.display()
+                )
+            } else {
+                format!(
+                    "--variant {first} and --variant {n} are both named `{name}`, and the counterexamples of one would overwrite the other's in {}: give each variant file its own name",
+                    folder.display()
+                )
+            }));
+        }
+        let path = variant_path(n, &dir);
         for s in &args.set {
             cfg.apply_set(s)
                 .map_err(|e| CheckError::BadInput(e.to_string()))?;
         }
         out.push((name, path, cfg));
+        given.push(n);
     }
     Ok(out)
 }
 
 fn write_trace(dir: &Path, t: &Trace) -> Result<PathBuf, CheckError> {
-    let stem = dir.join(&t.variant).join(&t.property);
+    let folder = entry_name(&t.variant).map_err(CheckError::BadInput)?;
+    let stem = dir.join(folder).join(&t.property);
     let io = |path: PathBuf| move |source| CheckError::Io { path, source };
     let files: [(&str, String); 4] = [
         ("txt", t.text()),

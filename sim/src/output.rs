@@ -85,18 +85,47 @@ pub fn note(line: &str) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
-/// Write `bytes` to `path` atomically, creating the parent directories.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so that
+/// `path` is never half-written; the parent directories are created.
+///
+/// A file that exists keeps its permissions (`imps check --bless` rewrites a variant file in
+/// place); a new file gets those of a file the user created: 0644 less the umask (the
+/// temporary file alone would be 0600).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let kept = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode given to open(2), which the umask reduces.
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.flush()?;
+    if let Some(p) = kept {
+        tmp.as_file().set_permissions(p)?;
+    }
+    tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// `name` as one folder or file name under an output directory: refused when it is empty,
+/// `.` or `..`, or holds a separator, because `out.join(name)` would then not be a new entry
+/// under `out` (a variant file `...toml` is named `..`).
+pub fn entry_name(name: &str) -> Result<&str, String> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(n)), None) if n == name => Ok(name),
+        _ => Err(format!(
+            "`{name}` cannot name a file or folder under the output directory: expected a name without `/` that is not `.` or `..`"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +166,37 @@ mod tests {
         match out.status() {
             Stdout::Failed(e) => assert_eq!(e.kind(), io::ErrorKind::StorageFull),
             other => panic!("expected Failed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn atomic_writes_leave_no_temporary_files_and_keep_a_files_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.txt");
+        write_atomic(&p, b"one").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            // Whatever the umask, never the temporary file's 0600 and never more than 0644.
+            assert_eq!(mode(&p) & !0o644, 0, "{:o}", mode(&p));
+            assert_eq!(mode(&p) & 0o600, 0o600, "{:o}", mode(&p));
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o604)).unwrap();
+            write_atomic(&p, b"two").unwrap();
+            assert_eq!(mode(&p), 0o604);
+        }
+        write_atomic(&p, b"three").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "three");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_entry_name_stays_under_its_directory() {
+        for good in ["post-cr", ".toml", "..a", "a..b", "...."] {
+            assert_eq!(entry_name(good), Ok(good));
+        }
+        for bad in ["", ".", "..", "a/b", "/a", "a/", "./a"] {
+            assert!(entry_name(bad).is_err(), "{bad}");
         }
     }
 

@@ -9,7 +9,7 @@
 //! expect exits with 1; slow devices (without a session at the end, not trapped) do not.
 
 use crate::engine::plot;
-use crate::engine::report::{self, write_atomic};
+use crate::engine::report;
 use crate::engine::result::RunResult;
 use crate::engine::scenario::{
     env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario,
@@ -17,7 +17,7 @@ use crate::engine::scenario::{
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
 use crate::engine::sweep::{aggregate, collect, parse_seeds, Report, Shard, SweepId, UnitRecord};
 use crate::engine::trace::{self as trace_render, TraceOf};
-use crate::output::note;
+use crate::output::{note, write_atomic};
 use clap::ValueEnum;
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
 use std::io::{IsTerminal, Write};

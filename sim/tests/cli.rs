@@ -477,3 +477,144 @@ fn explore_stops_before_serving_when_stdout_fails() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
 }
+
+/// Run the binary under a shell that sets the umask first.
+#[cfg(unix)]
+fn imps_with_umask(umask: &str, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_imps"))
+        .args(args)
+        .output()
+        .expect("sh runs imps")
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Counterexample files are created like any file the user makes (0644 less the umask, not
+/// the 0600 of a temporary file), and `--bless` keeps the mode the variant file had.
+#[cfg(unix)]
+#[test]
+fn new_files_follow_the_umask_and_a_blessed_file_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, want) in [("022", 0o644), ("027", 0o640)] {
+        let out = dir.path().join(umask);
+        let o = imps_with_umask(
+            umask,
+            &[
+                "check",
+                "--variant",
+                "pre-cr",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let f = out.join("pre-cr/no_deadlock.txt");
+        assert_eq!(mode(&f), want, "umask {umask}: {:o}", mode(&f));
+    }
+    let variant = dir.path().join("mine.toml");
+    let text = std::fs::read_to_string(root().join("specs/variants/post-cr.toml")).unwrap();
+    let (head, _) = text
+        .split_once("[expect]")
+        .expect("post-cr has an [expect] table");
+    std::fs::write(&variant, head).unwrap();
+    std::fs::set_permissions(&variant, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let o = imps_with_umask(
+        "077",
+        &[
+            "check",
+            "--variant",
+            variant.to_str().unwrap(),
+            "--bless",
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let blessed = std::fs::read_to_string(&variant).unwrap();
+    assert!(blessed.contains("[expect]\n") && blessed.contains("no_deadlock = \"holds\""));
+    assert_eq!(mode(&variant), 0o604, "{:o}", mode(&variant));
+}
+
+/// `check` writes a variant's counterexamples to OUT/<name>/: two variants of one name (or
+/// one variant twice) are refused before anything runs, instead of the second overwriting the
+/// first.
+#[test]
+fn two_variants_of_one_name_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    let same_stem = other.join("pre-cr.toml");
+    std::fs::copy(root().join("specs/variants/post-cr.toml"), &same_stem).unwrap();
+    let out = dir.path().join("out");
+    let o = imps(&[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        same_stem.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("imps: error: --variant pre-cr and --variant ")
+            && e.contains(same_stem.to_str().unwrap())
+            && e.contains("both named `pre-cr`"),
+        "{e}"
+    );
+    let o = imps(&[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        "pre-cr",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--variant pre-cr is given twice"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+/// A variant file named `...toml` has the name `..` (and `..toml` the name `.`): its
+/// counterexamples would land outside --out (or loose in it). Refused.
+#[test]
+fn a_variant_named_dot_dot_cannot_write_outside_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let pre = std::fs::read_to_string(root().join("specs/variants/pre-cr.toml")).unwrap();
+    let out = dir.path().join("out").join("inner");
+    for (file, name) in [("...toml", ".."), ("..toml", ".")] {
+        let v = dir.path().join("x").join(file);
+        std::fs::create_dir_all(v.parent().unwrap()).unwrap();
+        std::fs::write(&v, &pre).unwrap();
+        let o = imps(&[
+            "check",
+            "--variant",
+            v.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!(
+                "`{name}` cannot name a file or folder under the output directory"
+            )),
+            "{e}"
+        );
+    }
+    assert!(!dir.path().join("out").exists(), "nothing written");
+}

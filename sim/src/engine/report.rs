@@ -1,5 +1,5 @@
 //! The report of a run or sweep as text (the terminal summary), JSON, and Markdown
-//! (`report.md`), and the atomic writing of output files.
+//! (`report.md`); `crate::output::write_atomic` writes the files.
 //!
 //! Everything here is a pure function of the [`Report`] except the wall-clock fields
 //! (`wall_s`, `events_per_s`), which the text and JSON show and `report.md` leaves out, so
@@ -8,8 +8,6 @@
 use super::scenario::{Dur, SCENARIO_KNOBS};
 use super::sweep::{Paired, Report, VariantReport};
 use std::fmt::Write;
-use std::io::Write as _;
-use std::path::Path;
 
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -555,26 +553,6 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
     o
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// that `path` is never half-written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,15 +566,5 @@ mod tests {
         assert_eq!(pct_ppm(995_321), "99.5321 %");
         assert_eq!(ms(250), "250 ms");
         assert_eq!(ms(61_500), "61.5 s");
-    }
-
-    #[test]
-    fn atomic_writes_leave_no_temporary_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.txt");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
