@@ -5,6 +5,7 @@ use crate::output::{entry_name, write_atomic};
 use imps_model::checker::{self, graph::Progress, Options, Outcome};
 use imps_model::config::{named_variants, resolve_variant, variants_dir, Config, Verdict};
 use imps_model::props::{Kind, Prop};
+use imps_model::specs::{Entry, SpecsDir};
 use imps_model::trace::Trace;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -90,16 +91,21 @@ fn expected(cfg: &Config, p: Prop) -> Option<Verdict> {
     cfg.expect.get(p.name()).copied()
 }
 
-fn variant_path(arg: &str, dir: &Path) -> PathBuf {
+/// The file a variant argument names, for `--bless`; `None` for a built-in variant.
+fn variant_path(arg: &str, dir: &SpecsDir) -> Option<PathBuf> {
     let p = Path::new(arg);
     if arg.ends_with(".toml") || p.components().count() > 1 {
-        p.to_path_buf()
-    } else {
-        dir.join(format!("{arg}.toml"))
+        return Some(p.to_path_buf());
+    }
+    match dir.entry(arg)? {
+        Entry::File(path) => Some(path),
+        Entry::BuiltIn { .. } => None,
     }
 }
 
-fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckError> {
+type Loaded = (String, Option<PathBuf>, Config);
+
+fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
     let dir = variants_dir();
     let names: Vec<String> = if args.variants.is_empty() {
         named_variants(&dir)
@@ -110,7 +116,7 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckErr
     } else {
         args.variants.clone()
     };
-    let mut out: Vec<(String, PathBuf, Config)> = Vec::new();
+    let mut out: Vec<Loaded> = Vec::new();
     let mut given: Vec<&str> = Vec::new();
     for n in &names {
         let (name, mut cfg) =
@@ -138,6 +144,12 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckErr
             }));
         }
         let path = variant_path(n, &dir);
+        if args.bless && path.is_none() {
+            return Err(CheckError::BadInput(format!(
+                "--bless --variant {n}: `{name}` is built into imps, there is no file to write; \
+                 run in the directory that holds specs/variants/{name}.toml (the checkout) or give its path"
+            )));
+        }
         for s in &args.set {
             cfg.apply_set(s)
                 .map_err(|e| CheckError::BadInput(e.to_string()))?;
@@ -251,7 +263,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         checked.push(Checked {
             stats,
             name,
-            path: Some(path),
+            path,
             cfg,
             outcome,
             elapsed,

@@ -10,7 +10,7 @@
 //! are collected in candidate order, and memoized by the resolved configuration.
 
 use crate::check_cmd::CheckError;
-use imps_model::catalogue::{catalogue_path, Catalogue, KnobKind};
+use imps_model::catalogue::{Catalogue, KnobKind};
 use imps_model::checker::{self, Options, Outcome};
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config, Verdict, KNOBS};
 use imps_model::props::{Kind, Prop};
@@ -208,7 +208,7 @@ pub fn run(args: &RepairArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     for s in &args.set {
         base.apply_set(s).map_err(|e| bad(e.to_string()))?;
     }
-    let catalogue = Catalogue::load(&catalogue_path()).map_err(|e| bad(e.to_string()))?;
+    let catalogue = Catalogue::find().map_err(|e| bad(e.to_string()))?;
     let mut targets = Vec::new();
     for p in &args.properties {
         let prop = Prop::from_name(p).ok_or_else(|| {

@@ -618,3 +618,117 @@ fn a_variant_named_dot_dot_cannot_write_outside_out() {
     }
     assert!(!dir.path().join("out").exists(), "nothing written");
 }
+
+/// Run `bin` with `args` in `cwd`.
+fn run_in(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A copied (or installed) binary carries the named variants, the scenarios and the
+/// requirement catalogue: it works in a directory without specs/, away from the checkout.
+#[test]
+fn a_copied_binary_works_in_a_directory_without_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin").join("imps");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_imps"), &bin).unwrap();
+    let cwd = dir.path().join("work");
+    std::fs::create_dir(&cwd).unwrap();
+
+    let o = run_in(&bin, &cwd, &["check", "--variant", "post-cr"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("expectations: all 39 met"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = run_in(&bin, &cwd, &["variants"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let listing = stdout(&o);
+    assert!(
+        listing.starts_with("Named variants (built in: specs/variants):"),
+        "{listing}"
+    );
+    for name in ["pre-cr", "post-cr", "baraza", "post-cr-expiry"] {
+        assert!(
+            listing.contains(&format!("\n  {name} ")),
+            "{name} in {listing}"
+        );
+    }
+
+    let o = run_in(
+        &bin,
+        &cwd,
+        &[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--devices",
+            "50",
+            "--duration",
+            "1m",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(scenario smoke, 50 devices, 1m; variants post-cr)"));
+
+    let o = run_in(&bin, &cwd, &["repair", "post-cr-one-client-id"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("client.on_608"), "{}", stdout(&o));
+
+    let o = run_in(&bin, &cwd, &["simulate", "--scenario", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("named scenarios: default, million, smoke"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --bless has no file to write for a built-in variant: refused, not skipped.
+    let o = run_in(&bin, &cwd, &["check", "--variant", "post-cr", "--bless"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("built into imps"), "{}", stderr(&o));
+}
+
+/// A specs/ directory in the current directory takes precedence over the built-in files:
+/// its variants replace the named ones, its catalogue replaces the built-in catalogue.
+#[test]
+fn a_local_specs_directory_takes_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let variants = dir.path().join("specs/variants");
+    std::fs::create_dir_all(&variants).unwrap();
+    std::fs::copy(
+        root().join("specs/variants/pre-cr.toml"),
+        variants.join("mine.toml"),
+    )
+    .unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_imps"));
+    let o = run_in(bin, dir.path(), &["variants"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let listing = stdout(&o);
+    assert!(
+        listing.starts_with("Named variants (specs/variants):\n  mine "),
+        "{listing}"
+    );
+    assert!(!listing.contains("post-cr "), "{listing}");
+    let o = run_in(bin, dir.path(), &["check", "--variant", "post-cr"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown variant `post-cr`; named variants: mine"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(dir.path().join("specs/requirements.toml"), "[[nonsense\n").unwrap();
+    let o = run_in(bin, dir.path(), &["diff", "mine", "mine"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("imps: error: specs/requirements.toml: "),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -200,7 +200,10 @@ fn pre_cr_leaves_devices_trapped_and_post_cr_recovers_them_all() {
 #[test]
 fn a_stopped_run_and_a_run_without_recoveries_report_no_made_up_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let post = std::fs::read_to_string(variants_dir().join("post-cr.toml")).unwrap();
+    let post = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/variants/post-cr.toml"),
+    )
+    .unwrap();
     let allow = post.replace(
         "duplicate_client_id = \"reject-608\"",
         "duplicate_client_id = \"allow\"",

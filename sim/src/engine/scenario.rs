@@ -14,6 +14,7 @@
 use super::classify::MAX_DEVICES_PER_USER;
 use imps_model::config::{Config, EnvConfig};
 use imps_model::server::granted_keep_alive_s;
+use imps_model::specs::{Entry, Kind, SpecsDir};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -353,25 +354,15 @@ fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ScenarioErr
     }
 }
 
-/// The directory of named scenarios: `specs/scenarios` under the current directory when there
-/// is one, else the one of this workspace.
-pub fn scenarios_dir() -> PathBuf {
-    imps_model::config::specs_dir("scenarios")
+/// The named scenarios: `specs/scenarios` under the current directory when there is one, else
+/// the ones built into the binary ([`imps_model::specs`]).
+pub fn scenarios_dir() -> SpecsDir {
+    SpecsDir::find(Kind::Scenarios)
 }
 
-/// The named scenarios under `dir`, sorted.
-pub fn named_scenarios(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// The named scenarios in `dir`, sorted (none when a directory cannot be read).
+pub fn named_scenarios(dir: &SpecsDir) -> Vec<String> {
+    dir.names().unwrap_or_default()
 }
 
 impl ScenarioFile {
@@ -396,7 +387,7 @@ impl ScenarioFile {
 /// A scenario by name (a file stem under `dir`) or path; returns its name and contents.
 pub fn resolve_scenario(
     name_or_path: &str,
-    dir: &Path,
+    dir: &SpecsDir,
 ) -> Result<(String, ScenarioFile), ScenarioError> {
     let p = Path::new(name_or_path);
     if name_or_path.ends_with(".toml") || p.components().count() > 1 {
@@ -406,14 +397,17 @@ pub fn resolve_scenario(
             .unwrap_or_else(|| name_or_path.to_string());
         return Ok((name, ScenarioFile::load(p)?));
     }
-    let file = dir.join(format!("{name_or_path}.toml"));
-    if file.exists() {
-        return Ok((name_or_path.to_string(), ScenarioFile::load(&file)?));
+    match dir.entry(name_or_path) {
+        Some(Entry::File(file)) => Ok((name_or_path.to_string(), ScenarioFile::load(&file)?)),
+        Some(Entry::BuiltIn { origin, text }) => Ok((
+            name_or_path.to_string(),
+            ScenarioFile::from_toml(text, &origin)?,
+        )),
+        None => Err(ScenarioError::Unknown {
+            name: name_or_path.to_string(),
+            known: named_scenarios(dir).join(", "),
+        }),
     }
-    Err(ScenarioError::Unknown {
-        name: name_or_path.to_string(),
-        known: named_scenarios(dir).join(", "),
-    })
 }
 
 impl Scenario {
