@@ -3,7 +3,9 @@
 
 use crate::output::{entry_name, write_atomic};
 use imps_model::checker::{self, graph::Progress, Options, Outcome};
-use imps_model::config::{named_variants, resolve_variant, variants_dir, Config, Verdict};
+use imps_model::config::{
+    named_variants, resolve_variant, variants_dir, Config, ConfigError, Verdict,
+};
 use imps_model::props::{Kind, Prop};
 use imps_model::specs::{Entry, SpecsDir};
 use imps_model::trace::Trace;
@@ -608,6 +610,17 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         }
         axes.push((k.to_string(), values));
     }
+    // A --set of a swept knob would be overridden by every row, and the header would show a
+    // value no row used.
+    for s in &args.set {
+        let key = s.split_once('=').map_or(s.as_str(), |(k, _)| k).trim();
+        if let Some((_, values)) = axes.iter().find(|(k, _)| k == key) {
+            return Err(bad(format!(
+                "--set {s}: {key} is also an axis (--axis {key}={}), which sets it in every row: give it one or the other",
+                values.join(",")
+            )));
+        }
+    }
     let props: Vec<Prop> = if args.properties.is_empty() {
         vec![Prop::NoDeadlock, Prop::EventuallyLoggedInFair]
     } else {
@@ -628,13 +641,34 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     }
     // Every combination is a valid variant before any runs (a bad value fails at once).
     let mut configs = Vec::with_capacity(combos.len());
-    for combo in &combos {
+    for (row, combo) in combos.iter().enumerate() {
         let mut cfg = base.clone();
         for (a, &i) in combo.iter().enumerate() {
             let (k, values) = &axes[a];
-            cfg.apply_set(&format!("{k}={}", values[i]))
-                .map_err(|e| bad(e.to_string()))?;
+            cfg.apply_set(&format!("{k}={}", values[i])).map_err(|e| {
+                let why = match e {
+                    ConfigError::Invalid { message, .. } => message,
+                    other => other.to_string(),
+                };
+                bad(format!(
+                    "--axis {}: value `{}`: {why}",
+                    args.axes[a], values[i]
+                ))
+            })?;
         }
+        // Each value may be good alone and the combination not (with the --set values too).
+        cfg.validate().map_err(|why| {
+            let values: Vec<String> = combo
+                .iter()
+                .enumerate()
+                .map(|(a, &i)| format!("{}={}", axes[a].0, axes[a].1[i]))
+                .collect();
+            bad(format!(
+                "--axis: combination {} ({}): {why}",
+                row + 1,
+                values.join(" ")
+            ))
+        })?;
         configs.push(cfg);
     }
     let io = |source| CheckError::Io {

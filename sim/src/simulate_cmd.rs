@@ -15,7 +15,9 @@ use crate::engine::scenario::{
     env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario,
 };
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
-use crate::engine::sweep::{aggregate, collect, parse_seeds, Report, Shard, SweepId, UnitRecord};
+use crate::engine::sweep::{
+    aggregate, collect, parse_seeds, MergeError, Report, Shard, SweepId, UnitRecord,
+};
 use crate::engine::trace::{self as trace_render, TraceOf};
 use crate::output::{note, write_atomic};
 use clap::ValueEnum;
@@ -579,7 +581,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
             ExitCode::SUCCESS
         });
     }
-    let report = aggregate(plan.sweep.clone(), &results);
+    let report = aggregate(plan.sweep.clone(), &results).map_err(|e| input(e.to_string()))?;
     let code = emit(&report, args.format, args.out.as_deref(), out)?;
     if !mismatches.is_empty() {
         return Ok(ExitCode::from(1));
@@ -605,8 +607,25 @@ pub fn merge(args: &MergeArgs, out: &mut dyn Write) -> Result<ExitCode, Simulate
             records.push((origin, rec));
         }
     }
+    // Where each (variant, seed) came from, to name the file of a record whose figures
+    // overflow a sum.
+    let places: Vec<(String, String, u64)> = records
+        .iter()
+        .map(|(origin, r)| (origin.clone(), r.result.variant.clone(), r.result.seed))
+        .collect();
     let (sweep, results) = collect(records).map_err(|e| input(e.to_string()))?;
     let [s0, s1] = sweep.seeds;
+    let units = sweep.units();
+    let report = aggregate(sweep.clone(), &results).map_err(|e| {
+        let place = match &e {
+            MergeError::Overflow { variant, seed, .. } => places
+                .iter()
+                .find(|(_, v, s)| v == variant && s == seed)
+                .map(|(origin, _, _)| format!("{origin}: ")),
+            _ => None,
+        };
+        input(format!("{}{e}", place.unwrap_or_default()))
+    })?;
     header(
         args.format == Format::Text,
         &format!(
@@ -616,11 +635,10 @@ pub fn merge(args: &MergeArgs, out: &mut dyn Write) -> Result<ExitCode, Simulate
             sweep.scenario.devices,
             sweep.scenario.duration,
             sweep.variants.join(", "),
-            sweep.units(),
+            units,
             args.files.len()
         ),
         out,
     )?;
-    let report = aggregate(sweep, &results);
     emit(&report, args.format, args.out.as_deref(), out)
 }

@@ -732,3 +732,34 @@ fn a_local_specs_directory_takes_precedence() {
         stderr(&o)
     );
 }
+
+/// An axis's bad value is reported as the axis's (`--axis K=...`), and a `--set` of a swept
+/// knob is refused: every row would override it, and the header would show a value no row
+/// used.
+#[test]
+fn sweep_names_the_axis_and_refuses_a_set_of_a_swept_knob() {
+    let o = imps(&["sweep", "--axis", "server.recovery=supported,bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("imps: error: --axis server.recovery=supported,bogus: value `bogus`: ")
+            && !e.contains("--set"),
+        "{e}"
+    );
+    let o = imps(&[
+        "sweep",
+        "--set",
+        "env.max_crashes=2",
+        "--axis",
+        "env.max_crashes=0,1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "--set env.max_crashes=2: env.max_crashes is also an axis (--axis env.max_crashes=0,1)"
+        ),
+        "{e}"
+    );
+}

@@ -946,3 +946,110 @@ fn checker_and_simulator_agree_on_deadlock() {
     assert!(disagree.is_empty(), "the drivers disagree on {disagree:?}");
     assert!(table.iter().any(|(_, d, _)| *d) && table.iter().any(|(_, d, _)| !*d));
 }
+
+/// A report over several seeds says which figures are sums and which are the largest of any
+/// one seed; a single run's report says neither.
+#[test]
+fn a_report_over_seeds_labels_peaks_as_maxima_and_end_figures_as_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seeds: &str, out: &str| {
+        let o = imps(
+            &[
+                "simulate",
+                "--scenario",
+                "smoke",
+                "--devices",
+                "50",
+                "--duration",
+                "1m",
+                "--variant",
+                "pre-cr",
+                "--variant",
+                "post-cr",
+                "--seeds",
+                seeds,
+                "--out",
+                out,
+            ],
+            dir.path(),
+        );
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+        let md = std::fs::read_to_string(dir.path().join(out).join("report.md")).unwrap();
+        (stdout(&o), md)
+    };
+    let (text, md) = run("1..4", "three");
+    assert!(
+        text.contains("live peak ") && text.contains(" (largest of 3 seeds); orphaned peak "),
+        "{text}"
+    );
+    assert!(text.contains(" (sum of 3 seeds)\n"), "{text}");
+    assert!(text.contains("orphaned peak (max)"), "{text}");
+    assert!(text.contains("over 3 seeds: the orphaned peak is the largest of any one seed"));
+    assert!(
+        md.contains("| orphaned sessions peak (largest of 3 seeds) / at end (sum of 3 seeds) |"),
+        "{md}"
+    );
+    let (text, md) = run("1..2", "one");
+    assert!(
+        !text.contains("seeds)") && !text.contains("(max)"),
+        "{text}"
+    );
+    assert!(md.contains("| orphaned sessions peak / at end |"), "{md}");
+}
+
+/// A record whose figures are too large to add up (damaged or forged) is refused with its
+/// file and line, not summed into a wrapped number (or a panic).
+#[test]
+fn merge_refuses_sums_that_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = imps(
+        &[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--devices",
+            "50",
+            "--duration",
+            "1m",
+            "--seeds",
+            "1..3",
+            "--shard",
+            "0/1",
+            "--out",
+            ".",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.path().join("shard-0-of-1.jsonl")).unwrap();
+    let huge = 1u64 << 63;
+    let forged: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["result"]["events"] = serde_json::json!(huge);
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("forged.jsonl"), forged.join("\n") + "\n").unwrap();
+    let o = imps(&["merge", "forged.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("imps: error: forged.jsonl:2: post-cr: events summed over the seeds overflows 64 bits at seed 2"),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty(), "nothing printed before the error");
+    // A histogram count past 64 bits is refused where it is read.
+    let mut v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    v["result"]["time_to_recover_ms"] =
+        serde_json::json!({"count": 1, "max": 5, "buckets": [[5, u64::MAX], [6, 2]]});
+    std::fs::write(dir.path().join("hist.jsonl"), v.to_string() + "\n").unwrap();
+    let o = imps(&["merge", "hist.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("hist.jsonl:1") && stderr(&o).contains("overflow"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -69,6 +69,23 @@ fn seeds(r: &Report) -> String {
     }
 }
 
+/// How many seeds (runs per variant) the report covers.
+fn seed_count(r: &Report) -> u64 {
+    r.sweep.seeds[1] - r.sweep.seeds[0]
+}
+
+/// What a sessions figure over several seeds is: a peak is the largest of any one seed, an
+/// end figure the seeds' sum. Empty for one seed.
+fn over_seeds(r: &Report) -> (String, String) {
+    match seed_count(r) {
+        1 => (String::new(), String::new()),
+        n => (
+            format!(" (largest of {n} seeds)"),
+            format!(" (sum of {n} seeds)"),
+        ),
+    }
+}
+
 fn ids(ids: &[u32]) -> String {
     ids.iter()
         .map(u32::to_string)
@@ -148,11 +165,19 @@ fn paired_cell(v: Option<i128>, missing: &str, signed: bool) -> String {
 }
 
 /// The rows of a paired comparison: label, values, and what a missing value means.
-fn paired_rows(c: &super::sweep::Comparison) -> [(&'static str, &Paired, &'static str); 8] {
+fn paired_rows<'a>(
+    r: &Report,
+    c: &'a super::sweep::Comparison,
+) -> [(&'static str, &'a Paired, &'static str); 8] {
+    let peak = if seed_count(r) == 1 {
+        "orphaned peak"
+    } else {
+        "orphaned peak (max)"
+    };
     [
         ("trapped devices", &c.trapped_devices, "stopped"),
         ("slow devices", &c.slow_devices, "stopped"),
-        ("orphaned peak", &c.orphan_sessions_peak, "-"),
+        (peak, &c.orphan_sessions_peak, "-"),
         ("recovery p50 (ms)", &c.time_to_recover_p50_ms, "-"),
         ("recovery p99 (ms)", &c.time_to_recover_p99_ms, "-"),
         ("availability (ppm)", &c.availability_ppm, "-"),
@@ -164,6 +189,12 @@ fn paired_rows(c: &super::sweep::Comparison) -> [(&'static str, &Paired, &'stati
 /// Why cells of a comparison are missing, one sentence per reason.
 fn paired_notes(r: &Report, c: &super::sweep::Comparison) -> Vec<String> {
     let mut notes = Vec::new();
+    let n = seed_count(r);
+    if n > 1 {
+        notes.push(format!(
+            "over {n} seeds: the orphaned peak is the largest of any one seed, the counts are the seeds' sums"
+        ));
+    }
     for name in [&c.baseline, &c.variant] {
         let Some(v) = r.runs.iter().find(|v| &v.variant == name) else {
             continue;
@@ -214,9 +245,10 @@ pub fn text(r: &Report) -> String {
         );
         let _ = writeln!(o, "  result codes  {}", codes(v));
         let _ = writeln!(o, "  recovery      {}", recovery(v));
+        let (peak, end) = over_seeds(r);
         let _ = writeln!(
             o,
-            "  sessions      live peak {}; orphaned peak {}, at end {}",
+            "  sessions      live peak {}{peak}; orphaned peak {}{peak}, at end {}{end}",
             thousands(v.live_sessions_peak),
             thousands(v.orphan_sessions_peak),
             thousands(v.orphan_sessions_end)
@@ -260,7 +292,7 @@ pub fn text(r: &Report) -> String {
             "  {:<22} {:>14} {:>14} {:>14}",
             "", c.baseline, c.variant, "difference"
         );
-        for (name, p, missing) in paired_rows(c) {
+        for (name, p, missing) in paired_rows(r, c) {
             let _ = writeln!(
                 o,
                 "  {name:<22} {:>14} {:>14} {:>14}",
@@ -394,14 +426,20 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
     });
     row("result codes", &codes);
     row("time to recover", &recovery);
-    row("live sessions peak", &|v| thousands(v.live_sessions_peak));
-    row("orphaned sessions peak / at end", &|v| {
-        format!(
-            "{} / {}",
-            thousands(v.orphan_sessions_peak),
-            thousands(v.orphan_sessions_end)
-        )
+    let (peak, end) = over_seeds(r);
+    row(&format!("live sessions peak{peak}"), &|v| {
+        thousands(v.live_sessions_peak)
     });
+    row(
+        &format!("orphaned sessions peak{peak} / at end{end}"),
+        &|v| {
+            format!(
+                "{} / {}",
+                thousands(v.orphan_sessions_peak),
+                thousands(v.orphan_sessions_end)
+            )
+        },
+    );
     row("sessions created / recovered", &|v| {
         format!(
             "{} / {}",
@@ -442,7 +480,7 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
                 "| | {} | {} | difference |\n|---|---:|---:|---:|",
                 c.baseline, c.variant
             );
-            for (name, p, missing) in paired_rows(c) {
+            for (name, p, missing) in paired_rows(r, c) {
                 let _ = writeln!(
                     o,
                     "| {name} | {} | {} | {} |",
