@@ -29,7 +29,8 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: DiffFormat,
     /// Give up past this many states per side.
-    #[arg(long, default_value_t = 50_000_000)]
+    #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
 }
 

@@ -6,6 +6,7 @@ pub mod check_cmd;
 pub mod decode_cmd;
 pub mod diff_cmd;
 pub mod engine;
+pub mod flags;
 pub mod output;
 pub mod repair_cmd;
 pub mod simulate_cmd;

@@ -48,7 +48,8 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// The port on 127.0.0.1.
-        #[arg(long, default_value_t = 3000)]
+        #[arg(long, default_value_t = 3000, allow_negative_numbers = true,
+              value_parser = imps_sim::flags::whole::<u16>("a port", 1, 65535))]
         port: u16,
     },
     /// Simulate variants at scale (devices, crashes, losses, timers) with reproducible seeds.
@@ -138,8 +139,54 @@ fn run(command: Command, out: &mut dyn Write) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// clap's errors as every other bad input: one line, `imps: error: ...`, exit 2 (clap's own
+/// rendering adds the usage and a hint over several lines). Help and version are printed as
+/// clap prints them.
+fn clap_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(BAD_INPUT));
+    }
+    note(&format!(
+        "imps: error: {}",
+        one_line(&e.render().to_string())
+    ));
+    ExitCode::from(BAD_INPUT)
+}
+
+/// clap's rendered error without its usage and hint, on one line: `error: the following
+/// required arguments were not provided:\n  --axis <...>` becomes `the following required
+/// arguments were not provided: --axis <...>`; the possible values follow after a space, a
+/// tip after `; `.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            let joined = line.ends_with(':') || part.starts_with('[');
+            line.push_str(if joined { " " } else { "; " });
+        }
+        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    line
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
     let mut out = Sink::new(std::io::stdout());
     let result = run(cli.command, &mut out);
     // A failed stdout is reported as such, whatever the command made of the error.

@@ -38,16 +38,19 @@ pub struct RepairArgs {
     #[arg(long, value_delimiter = ',', value_name = "KNOB,...")]
     pub knobs: Vec<String>,
     /// The most knobs a repair may change.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<usize>("a number of knob changes (a repair changes at least one knob)", 1))]
     pub max_changes: usize,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: crate::diff_cmd::DiffFormat,
     /// Give up on a candidate past this many states (it is then reported as undecided).
-    #[arg(long, default_value_t = 5_000_000)]
+    #[arg(long, default_value_t = 5_000_000, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
     /// Threads checking candidates (default: every core).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<usize>("a number of threads", 1))]
     pub threads: Option<usize>,
 }
 

@@ -12,13 +12,14 @@ use crate::engine::plot;
 use crate::engine::report;
 use crate::engine::result::RunResult;
 use crate::engine::scenario::{
-    env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario,
+    env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario, MAX_DEVICES, MAX_SEED,
 };
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
 use crate::engine::sweep::{
     aggregate, collect, parse_seeds, MergeError, Report, Shard, SweepId, UnitRecord,
 };
 use crate::engine::trace::{self as trace_render, TraceOf};
+use crate::flags;
 use crate::output::{note, write_atomic};
 use clap::ValueEnum;
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
@@ -47,13 +48,15 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "NAME|PATH", default_value = "default")]
     pub scenario: String,
     /// Devices (sets scenario.devices).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = flags::whole::<u32>("a number of devices", 1, u64::from(MAX_DEVICES)))]
     pub devices: Option<u32>,
     /// Simulated time of the faulty phase, e.g. 90s, 30m, 1h (sets scenario.duration).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
     pub duration: Option<Dur>,
-    /// The seed (default: scenario.seed).
-    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    /// The seed (default: scenario.seed), 0 to 2^63 - 1.
+    #[arg(long, value_name = "N", conflicts_with = "seeds", allow_negative_numbers = true,
+          value_parser = flags::whole::<u64>("a seed", 0, MAX_SEED))]
     pub seed: Option<u64>,
     /// Override a knob: scenario.KNOB=VALUE for the scenario, server.KNOB=VALUE or
     /// client.KNOB=VALUE for every variant of the run.
@@ -67,17 +70,18 @@ pub struct SimulateArgs {
     pub out: Option<PathBuf>,
     /// Record this device's messages and write device-ID.mmd (Mermaid) and device-ID.xml
     /// (CSP 1.3) into --out DIR, or the current directory. May be repeated.
-    #[arg(long = "trace-device", value_name = "ID")]
+    #[arg(long = "trace-device", value_name = "ID", allow_negative_numbers = true,
+          value_parser = flags::whole::<u32>("a device number", 0, u64::from(MAX_DEVICES) - 1))]
     pub trace_devices: Vec<u32>,
     /// Run every unit twice and check that the two runs are identical.
     #[arg(long)]
     pub check_determinism: bool,
     /// Sweep over the seeds A..B (B excluded) or A..=B.
-    #[arg(long, value_name = "A..B", value_parser = parse_seed_range)]
+    #[arg(long, value_name = "A..B", allow_hyphen_values = true, value_parser = parse_seed_range)]
     pub seeds: Option<SeedRange>,
     /// Run only shard K of N (0-based K) of the (variant, seed) units and write their results
     /// as JSON Lines (stdout, or DIR/shard-K-of-N.jsonl with --out); combine with `imps merge`.
-    #[arg(long, value_name = "K/N")]
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     pub shard: Option<Shard>,
 }
 
@@ -251,12 +255,9 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
     }
     let seeds = match (args.seeds, args.seed) {
         (Some(SeedRange(r)), _) => r,
-        (None, Some(s)) => [
-            s,
-            s.checked_add(1)
-                .ok_or_else(|| input(format!("--seed {s}: expected a seed below {}", u64::MAX)))?,
-        ],
-        (None, None) => [sc.seed, sc.seed.saturating_add(1)],
+        // At most MAX_SEED (the flag's parser, the scenario's validation): + 1 fits.
+        (None, Some(s)) => [s, s + 1],
+        (None, None) => [sc.seed, sc.seed + 1],
     };
     if let (Some(shard), false) = (args.shard, args.trace_devices.is_empty()) {
         return Err(input(format!(

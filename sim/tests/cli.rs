@@ -763,3 +763,34 @@ fn sweep_names_the_axis_and_refuses_a_set_of_a_swept_knob() {
         "{e}"
     );
 }
+
+/// clap's errors read like every other bad input: one line, `imps: error: ...`, naming the
+/// flag and what it takes; help is still help.
+#[test]
+fn flag_errors_are_one_line_naming_the_flag() {
+    for (args, says) in [
+        (
+            &["check", "--format", "xml"][..],
+            "invalid value 'xml' for '--format <FORMAT>' [possible values: text, json]",
+        ),
+        (
+            &["sweep"][..],
+            "the following required arguments were not provided: --axis <KEY=V1,V2,...>",
+        ),
+        (
+            &["simulate", "--devices", "-5"][..],
+            "invalid value '-5' for '--devices <N>': expected a number of devices, a whole number from 1 to 50000000, found `-5`",
+        ),
+        (
+            &["chek"][..],
+            "unrecognized subcommand 'chek'; tip: a similar subcommand exists: 'check'",
+        ),
+    ] {
+        let o = imps(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), format!("imps: error: {says}\n"), "{args:?}");
+    }
+    let o = imps(&["check", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("Usage: imps check"), "{}", stdout(&o));
+}

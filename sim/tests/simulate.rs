@@ -656,7 +656,7 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
     bad(
         &["simulate", "--devices", "0"],
         p,
-        &["--devices 0", "scenario.devices"],
+        &["--devices", "from 1 to 50000000"],
     );
     bad(
         &["simulate", "--devices", "10", "--trace-device", "10"],
@@ -945,6 +945,103 @@ fn checker_and_simulator_agree_on_deadlock() {
         .collect();
     assert!(disagree.is_empty(), "the drivers disagree on {disagree:?}");
     assert!(table.iter().any(|(_, d, _)| *d) && table.iter().any(|(_, d, _)| !*d));
+}
+
+/// A negative number is a bad value of its flag, with the range, not clap's "unexpected
+/// argument '-1'"; `scenario.seed` takes the same range as `--seed` (0 to 2^63 - 1, the
+/// largest a TOML file holds), and so do the ends of `--seeds`.
+#[test]
+fn a_negative_or_too_large_number_names_its_flag_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let seeds = "a seed, a whole number from 0 to 9223372036854775807";
+    for (args, wanted) in [
+        (
+            &["simulate", "--seed", "-1"][..],
+            &["'--seed <N>'", seeds][..],
+        ),
+        (
+            &["simulate", "--seed", "9223372036854775808"],
+            &["'--seed <N>'", seeds],
+        ),
+        (
+            &["simulate", "--set", "scenario.seed=-1"],
+            &["scenario.seed", seeds],
+        ),
+        (
+            &["simulate", "--set", "scenario.seed=9223372036854775808"],
+            &["scenario.seed", seeds],
+        ),
+        (
+            &["simulate", "--seeds", "-1..3"],
+            &["'--seeds <A..B>'", "from 0 to 9223372036854775807"],
+        ),
+        (
+            &["simulate", "--seeds", "1..=9223372036854775808"],
+            &["'--seeds <A..B>'", "from 0 to 9223372036854775807"],
+        ),
+        (
+            &["simulate", "--devices", "-5"],
+            &["'--devices <N>'", "from 1 to 50000000"],
+        ),
+        (
+            &["simulate", "--trace-device", "-1"],
+            &["'--trace-device <ID>'", "from 0"],
+        ),
+        (
+            &["simulate", "--duration", "-5m"],
+            &["'--duration <DURATION>'", "expected a duration"],
+        ),
+        (
+            &["simulate", "--shard", "-1/4"],
+            &["'--shard <K/N>'", "0 <= K < N"],
+        ),
+        (
+            &["check", "--max-states", "-1"],
+            &["'--max-states <MAX_STATES>'", "from 0 up"],
+        ),
+        (
+            &["repair", "pre-cr", "--threads", "-2"],
+            &["'--threads <THREADS>'", "from 1 up"],
+        ),
+        (
+            &["explore", "--port", "-1"],
+            &["'--port <PORT>'", "from 1 to 65535"],
+        ),
+    ] {
+        let o = imps(args, p);
+        assert!(
+            !stderr(&o).contains("unexpected argument"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        bad(args, p, wanted);
+    }
+    // The largest seed runs, from the flag and from the scenario alike.
+    for args in [
+        &[
+            "simulate",
+            "--devices",
+            "10",
+            "--duration",
+            "1m",
+            "--seed",
+            "9223372036854775807",
+        ][..],
+        &[
+            "simulate",
+            "--devices",
+            "10",
+            "--duration",
+            "1m",
+            "--set",
+            "scenario.seed=9223372036854775807",
+        ],
+    ] {
+        let o = imps(args, p);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).starts_with("imps simulate: seed 9223372036854775807,"));
+    }
 }
 
 /// A report over several seeds says which figures are sums and which are the largest of any

@@ -25,6 +25,37 @@ pub const MAX_RUN_MS: u64 = 240 * 3_600_000;
 /// The most devices in one run.
 pub const MAX_DEVICES: u32 = 50_000_000;
 
+/// The largest seed: the largest integer a TOML file can hold, so that `scenario.seed`,
+/// `--seed` and `--seeds` take the same range (0 to 2^63 - 1).
+pub const MAX_SEED: u64 = i64::MAX as u64;
+
+/// `scenario.seed`, with the range in the error (serde's would say "expected u64", and a
+/// `--set` value too large for TOML would arrive as a string).
+fn seed_in_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    fn out_of_range<E: serde::de::Error>(found: impl fmt::Display) -> E {
+        E::custom(format!(
+            "expected a seed, a whole number from 0 to {MAX_SEED}, found {found}"
+        ))
+    }
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a seed, a whole number from 0 to {MAX_SEED}")
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| out_of_range(n))
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            (n <= MAX_SEED).then_some(n).ok_or_else(|| out_of_range(n))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u64, E> {
+            Err(out_of_range(s))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// A duration in milliseconds, written with a unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Dur(pub u64);
@@ -144,7 +175,8 @@ pub struct Scenario {
     pub devices_per_user: u32,
     /// Simulated time of the faulty phase (`--duration`).
     pub duration: Dur,
-    /// The seed when `--seed` is not given.
+    /// The seed when `--seed` is not given, 0 to [`MAX_SEED`].
+    #[serde(deserialize_with = "seed_in_range")]
     pub seed: u64,
     /// Devices power on at uniform random times within this window from time 0; at most
     /// `duration` ([`Scenario::check_phases`]).
@@ -253,7 +285,7 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.devices", meaning: "devices in the run (--devices)" },
     ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user (1..=4); device d belongs to user d / devices_per_user" },
     ScenarioKnob { key: "scenario.duration", meaning: "simulated time of the faulty phase (--duration)" },
-    ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given" },
+    ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given, 0 to 2^63 - 1 (as --seed)" },
     ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread); at most scenario.duration" },
     ScenarioKnob { key: "scenario.keep_alive_at_pct", meaning: "keep-alive sent after this % of the granted KeepAliveTime (TTL: client.ttl_s, capped by server.max_keep_alive_s)" },
     ScenarioKnob { key: "scenario.latency_min", meaning: "one-way latency: min + exponential(mean - min), capped at max" },
@@ -462,6 +494,9 @@ impl Scenario {
                 "devices",
                 format!("expected 1..={MAX_DEVICES}, found {}", s.devices),
             );
+        }
+        if s.seed > MAX_SEED {
+            return fail("seed", format!("expected 0..={MAX_SEED}, found {}", s.seed));
         }
         if s.devices_per_user == 0 || s.devices_per_user > MAX_DEVICES_PER_USER {
             return fail(

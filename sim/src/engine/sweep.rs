@@ -11,7 +11,7 @@
 
 use super::hist::LogHistogram;
 use super::result::{Faults, Logins, RunResult, Sample, Sessions};
-use super::scenario::Scenario;
+use super::scenario::{Scenario, MAX_SEED};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,10 +101,11 @@ impl std::str::FromStr for Shard {
     }
 }
 
-/// `--seeds A..B` (B excluded) or `A..=B`.
+/// `--seeds A..B` (B excluded) or `A..=B`; seeds are 0 to [`MAX_SEED`], as `--seed`.
 pub fn parse_seeds(s: &str) -> Result<[u64; 2], String> {
-    let bad =
-        || format!("expected a seed range A..B (B excluded) or A..=B, with A < B, found `{s}`");
+    let bad = || {
+        format!("expected a seed range A..B (B excluded) or A..=B, with A < B and seeds from 0 to {MAX_SEED}, found `{s}`")
+    };
     let (a, b, inclusive) = match s.split_once("..=") {
         Some((a, b)) => (a, b, true),
         None => {
@@ -119,7 +120,7 @@ pub fn parse_seeds(s: &str) -> Result<[u64; 2], String> {
     } else {
         b
     };
-    if end <= a {
+    if end <= a || end - 1 > MAX_SEED {
         return Err(bad());
     }
     if end - a > 1_000_000 {
@@ -466,9 +467,9 @@ pub fn collect(
         message,
     };
     let [a, b] = sweep.seeds;
-    if a >= b || b - a > 1_000_000 {
+    if a >= b || b - a > 1_000_000 || b - 1 > MAX_SEED {
         return Err(bad(format!(
-            "seeds {a}..{b}: expected A < B and at most 1,000,000 seeds"
+            "seeds {a}..{b}: expected A < B, at most 1,000,000 seeds, each at most {MAX_SEED}"
         )));
     }
     let mut names = sweep.variants.clone();
@@ -922,7 +923,20 @@ mod tests {
     fn seed_ranges() {
         assert_eq!(parse_seeds("1..5").unwrap(), [1, 5]);
         assert_eq!(parse_seeds("1..=5").unwrap(), [1, 6]);
-        for bad in ["5..5", "5..1", "1-5", "x..3", "1..=18446744073709551615"] {
+        assert_eq!(
+            parse_seeds("9223372036854775806..=9223372036854775807").unwrap(),
+            [MAX_SEED - 1, MAX_SEED + 1]
+        );
+        for bad in [
+            "5..5",
+            "5..1",
+            "1-5",
+            "x..3",
+            "-1..3",
+            "1..=18446744073709551615",
+            "1..=9223372036854775808",
+            "1..9223372036854775809",
+        ] {
             assert!(parse_seeds(bad).is_err(), "{bad}");
         }
     }
