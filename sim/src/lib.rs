@@ -9,5 +9,6 @@ pub mod engine;
 pub mod flags;
 pub mod output;
 pub mod repair_cmd;
+pub mod shard_file;
 pub mod simulate_cmd;
 pub mod variants_cmd;

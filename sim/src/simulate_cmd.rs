@@ -21,6 +21,7 @@ use crate::engine::sweep::{
 use crate::engine::trace::{self as trace_render, TraceOf};
 use crate::flags;
 use crate::output::{note, write_atomic};
+use crate::shard_file::{ShardFile, ShardFileError};
 use clap::ValueEnum;
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
 use std::io::{IsTerminal, Write};
@@ -134,6 +135,15 @@ pub enum SimulateError {
     /// The engine hit one of its limits.
     #[error("{0}")]
     Limit(#[from] SimError),
+}
+
+impl From<ShardFileError> for SimulateError {
+    fn from(e: ShardFileError) -> SimulateError {
+        match e {
+            ShardFileError::Io { path, source } => SimulateError::Io { path, source },
+            foreign @ ShardFileError::Foreign { .. } => input(foreign.to_string()),
+        }
+    }
 }
 
 fn input(msg: impl Into<String>) -> SimulateError {
@@ -513,14 +523,35 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
     if !args.trace_devices.is_empty() || args.out.is_some() {
         std::fs::create_dir_all(&trace_dir).map_err(io(&trace_dir))?;
     }
+    // A shard with --out continues its file: the units an interrupted run finished are kept.
+    let mut shard_file = match (args.shard, &args.out) {
+        (Some(shard), Some(dir)) => Some(ShardFile::open(dir, shard, sweep)?),
+        _ => None,
+    };
+    let kept = shard_file.as_ref().map_or(0, |f| f.done().len());
+    if let (Some(f), true) = (&shard_file, kept > 0) {
+        note(&format!(
+            "imps simulate: {} already holds {kept} of this shard's units: they are kept, the others run",
+            f.path().display()
+        ));
+    }
     let mut results = Vec::new();
-    let mut records = Vec::new();
+    let mut records: Vec<UnitRecord> = shard_file
+        .as_ref()
+        .map(|f| f.done().values().cloned().collect())
+        .unwrap_or_default();
     let mut mismatches = Vec::new();
     for i in 0..sweep.units() {
         if let Some(shard) = args.shard {
             if !shard.owns(i) {
                 continue;
             }
+        }
+        if shard_file
+            .as_ref()
+            .is_some_and(|f| f.done().contains_key(&i))
+        {
+            continue;
         }
         let (_, seed) = sweep.unit(i);
         let v = (i % sweep.variants.len() as u64) as usize;
@@ -542,11 +573,22 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         }
         mismatches.extend(mismatch);
         if args.shard.is_some() {
-            records.push(UnitRecord {
+            let rec = UnitRecord {
                 sweep: sweep.clone(),
                 unit: i,
                 result,
-            });
+            };
+            // Each unit's line is written as soon as the unit is done.
+            match &mut shard_file {
+                Some(f) => f.append(&rec)?,
+                None => {
+                    let line = serde_json::to_string(&rec).expect("invariant: records serialize");
+                    writeln!(out, "{line}")
+                        .and_then(|()| out.flush())
+                        .map_err(stdout_err)?;
+                }
+            }
+            records.push(rec);
         } else {
             results.push(result);
         }
@@ -558,22 +600,12 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         note("imps simulate: check-determinism: every run gave the same events twice (digests match)");
     }
     if let Some(shard) = args.shard {
-        let mut lines = String::new();
-        for r in &records {
-            lines.push_str(&serde_json::to_string(r).expect("invariant: records serialize"));
-            lines.push('\n');
-        }
-        match &args.out {
-            Some(dir) => {
-                let path = dir.join(format!("shard-{}-of-{}.jsonl", shard.k, shard.n));
-                write_atomic(&path, lines.as_bytes()).map_err(io(&path))?;
-                note(&format!(
-                    "imps simulate: shard {shard}: {} units -> {}",
-                    records.len(),
-                    path.display()
-                ));
-            }
-            None => out.write_all(lines.as_bytes()).map_err(stdout_err)?,
+        if let Some(f) = &shard_file {
+            note(&format!(
+                "imps simulate: shard {shard}: {} units -> {}",
+                records.len(),
+                f.path().display()
+            ));
         }
         let bad = records.iter().any(|r| failing(&r.result)) || !mismatches.is_empty();
         return Ok(if bad {
@@ -601,8 +633,16 @@ pub fn merge(args: &MergeArgs, out: &mut dyn Write) -> Result<ExitCode, Simulate
             }
             let origin = format!("{}:{}", path.display(), n + 1);
             let rec: UnitRecord = serde_json::from_str(line).map_err(|e| {
+                // A shard writes a line per unit as it finishes: an interrupted one may end
+                // in half a line, which a rerun of the shard drops and completes.
+                let cut = n + 1 == text.lines().count() && !text.ends_with('\n');
                 input(format!(
-                    "{origin}: not a unit record of `imps simulate --shard`: {e}"
+                    "{origin}: not a unit record of `imps simulate --shard`: {e}{}",
+                    if cut {
+                        " (the line is cut short: rerun its shard, which completes the file)"
+                    } else {
+                        ""
+                    }
                 ))
             })?;
             records.push((origin, rec));

@@ -1150,3 +1150,99 @@ fn merge_refuses_sums_that_overflow() {
         stderr(&o)
     );
 }
+
+/// A shard writes each unit's line as soon as the unit is done: an interrupted shard keeps the
+/// units it finished, and a rerun runs only the others. A file of another sweep is refused
+/// and left as it is.
+#[test]
+fn an_interrupted_shard_keeps_its_finished_units_and_a_rerun_skips_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        "post-cr",
+        "--seeds",
+        "1..3",
+        "--shard",
+        "1/2",
+        "--out",
+        "out",
+    ];
+    let o = imps(&args, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let file = dir.path().join("out/shard-1-of-2.jsonl");
+    let full = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    assert_eq!(lines.len(), 2, "units 1 and 3 (post-cr, seeds 1 and 2)");
+    // As an interruption leaves it: the first unit done, the second cut short mid-line. The
+    // first unit's wall time is marked, to see that the rerun keeps its line.
+    let mut first: Value = serde_json::from_str(lines[0]).unwrap();
+    first["result"]["wall_ms"] = serde_json::json!(987_654_321u64);
+    let kept = first.to_string();
+    std::fs::write(&file, format!("{kept}\n{}", &lines[1][..200])).unwrap();
+    let o = imps(&["merge", "out/shard-1-of-2.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("out/shard-1-of-2.jsonl:2: ") && stderr(&o).contains("cut short"),
+        "{}",
+        stderr(&o)
+    );
+    let o = imps(&args, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already holds 1 of this shard's units"),
+        "{}",
+        stderr(&o)
+    );
+    let resumed = std::fs::read_to_string(&file).unwrap();
+    let resumed: Vec<&str> = resumed.lines().collect();
+    assert_eq!(resumed.len(), 2);
+    assert_eq!(resumed[0], kept, "the finished unit was not run again");
+    let strip = |l: &str| {
+        let mut v: Value = serde_json::from_str(l).unwrap();
+        v["result"]["wall_ms"] = Value::Null;
+        v
+    };
+    assert_eq!(
+        strip(resumed[1]),
+        strip(lines[1]),
+        "the cut unit ran again, the same"
+    );
+    // The resumed file merges like any other (with shard 0/2).
+    let mut zero = args.to_vec();
+    let at = zero.len() - 3;
+    zero[at] = "0/2";
+    let o = imps(&zero, dir.path());
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "pre-cr traps devices: {}",
+        stderr(&o)
+    );
+    let o = imps(
+        &["merge", "out/shard-0-of-2.jsonl", "out/shard-1-of-2.jsonl"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // Another configuration in the same folder is refused; the file is untouched.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let mut other = args.to_vec();
+    other[4] = "60";
+    let o = imps(&other, dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("out/shard-1-of-2.jsonl:1: a unit of another sweep")
+            && stderr(&o).contains("remove it"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+}
