@@ -5,6 +5,7 @@
 //! `imps diff` uses it to say which requirements a knob difference touches, and `imps repair`
 //! to search only the knobs the CR leaves open, only over values that break no MUST.
 
+use crate::specs::Entry;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -95,21 +96,29 @@ pub enum CatalogueError {
     },
 }
 
-/// `specs/requirements.toml` under the current directory when it exists, else this
-/// workspace's.
-pub fn catalogue_path() -> PathBuf {
-    crate::config::specs_dir("").join("requirements.toml")
-}
-
 impl Catalogue {
+    /// The catalogue the commands use: `specs/requirements.toml` under the current directory
+    /// when it exists, else the one built into the binary ([`crate::specs::requirements`]).
+    pub fn find() -> Result<Catalogue, CatalogueError> {
+        match crate::specs::requirements() {
+            Entry::File(path) => Catalogue::load(&path),
+            Entry::BuiltIn { origin, text } => Catalogue::from_toml(text, Path::new(&origin)),
+        }
+    }
+
     /// Read a catalogue file.
     pub fn load(path: &Path) -> Result<Catalogue, CatalogueError> {
         let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| CatalogueError::Parse {
-            path: path.to_path_buf(),
+        Catalogue::from_toml(&text, path)
+    }
+
+    /// Parse a catalogue; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Catalogue, CatalogueError> {
+        toml::from_str(text).map_err(|e| CatalogueError::Parse {
+            path: origin.to_path_buf(),
             message: e.to_string(),
         })
     }

@@ -8,6 +8,7 @@
 //! overridden from the command line with `--set section.knob=value` ([`Config::apply_set`]).
 //! [`KNOBS`] documents each knob; a test keeps it in step with the structs.
 
+use crate::specs::{Entry, Kind, SpecsDir};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -458,7 +459,7 @@ impl Config {
     pub fn apply_sets<S: AsRef<str>>(&mut self, assignments: &[S]) -> Result<(), ConfigError> {
         let mut cfg = self.clone();
         for a in assignments {
-            cfg.assign(a.as_ref())?;
+            cfg.apply_set_unvalidated(a.as_ref())?;
         }
         if let Err(m) = cfg.validate() {
             let sets: Vec<String> = assignments
@@ -476,8 +477,9 @@ impl Config {
         Ok(())
     }
 
-    /// Apply one override without checking the bounds that tie knobs together.
-    fn assign(&mut self, assignment: &str) -> Result<(), ConfigError> {
+    /// Apply one override without checking the bounds that tie knobs together: the caller
+    /// applies the others, then calls [`Config::validate`] on the result.
+    pub fn apply_set_unvalidated(&mut self, assignment: &str) -> Result<(), ConfigError> {
         let origin = format!("--set {assignment}");
         let (key, raw) = assignment
             .split_once('=')
@@ -670,26 +672,18 @@ pub fn knob_values(cfg: &Config) -> Vec<(String, String)> {
     out
 }
 
-/// The directory of named variants: `specs/variants` under the current directory when there
-/// is one (a project of your own), else the one of this workspace.
-pub fn variants_dir() -> PathBuf {
-    specs_dir("variants")
+/// The named variants: `specs/variants` under the current directory when there is one (a
+/// project of your own), else the ones built into the binary ([`crate::specs`]).
+pub fn variants_dir() -> SpecsDir {
+    SpecsDir::find(Kind::Variants)
 }
 
-/// `specs/<kind>` under the current directory when it exists, else in this workspace.
-pub fn specs_dir(kind: &str) -> PathBuf {
-    let local = Path::new("specs").join(kind);
-    if local.is_dir() {
-        return local;
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../specs")
-        .join(kind);
-    dir.canonicalize().unwrap_or(dir)
-}
-
-/// A named variant or a path, resolved and loaded. A name is a file stem under `dir`.
-pub fn resolve_variant(name_or_path: &str, dir: &Path) -> Result<(String, Config), ConfigError> {
+/// A named variant or a path, resolved and loaded. A name is a file stem in `dir`; an
+/// argument ending in `.toml` or with a directory part is a path, named by its file stem.
+pub fn resolve_variant(
+    name_or_path: &str,
+    dir: &SpecsDir,
+) -> Result<(String, Config), ConfigError> {
     let p = Path::new(name_or_path);
     if name_or_path.ends_with(".toml") || p.components().count() > 1 {
         let name = p
@@ -698,35 +692,28 @@ pub fn resolve_variant(name_or_path: &str, dir: &Path) -> Result<(String, Config
             .unwrap_or_else(|| name_or_path.to_string());
         return Ok((name, Config::load(p)?));
     }
-    let file = dir.join(format!("{name_or_path}.toml"));
-    if file.exists() {
-        return Ok((name_or_path.to_string(), Config::load(&file)?));
+    match dir.entry(name_or_path) {
+        Some(Entry::File(file)) => Ok((name_or_path.to_string(), Config::load(&file)?)),
+        Some(Entry::BuiltIn { origin, text }) => {
+            Ok((name_or_path.to_string(), Config::from_toml(text, &origin)?))
+        }
+        None => Err(ConfigError::UnknownVariant {
+            name: name_or_path.to_string(),
+            known: named_variants(dir)?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
     }
-    let known = named_variants(dir)?
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect::<Vec<_>>()
-        .join(", ");
-    Err(ConfigError::UnknownVariant {
-        name: name_or_path.to_string(),
-        known,
-    })
 }
 
-/// Every named variant under `dir`, sorted by name.
-pub fn named_variants(dir: &Path) -> Result<Vec<(String, PathBuf)>, ConfigError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| ConfigError::Io {
-        path: dir.to_path_buf(),
+/// Every named variant in `dir`, sorted by name.
+pub fn named_variants(dir: &SpecsDir) -> Result<Vec<(String, Entry)>, ConfigError> {
+    dir.entries().map_err(|source| ConfigError::Io {
+        path: PathBuf::from(dir.describe()),
         source,
-    })?;
-    let mut out: Vec<(String, PathBuf)> = rd
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), p)))
-        .collect();
-    out.sort();
-    Ok(out)
+    })
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod config;
 pub mod msg;
 pub mod props;
 pub mod server;
+pub mod specs;
 pub mod trace;
 pub mod world;
 pub mod xml;

@@ -684,12 +684,10 @@ fn the_fair_counterexample_cycle_is_weakly_fair() {
 #[test]
 fn component_steps_give_the_whole_world_graph() {
     use imps_model::checker::graph::explore_with;
-    let mut configs: Vec<(String, Config)> = std::fs::read_dir(variants_dir())
+    let mut configs: Vec<(String, Config)> = imps_model::config::named_variants(&variants_dir())
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        .into_iter()
+        .map(|(name, _)| {
             let cfg = variant(&name, &[]);
             (name, cfg)
         })

@@ -1,10 +1,13 @@
 //! `imps check`: model-check variants and print the verdict matrix, with counterexamples
 //! written as text, Mermaid, CSP 1.3 XML and ITF.
 
-use crate::output::write_atomic;
+use crate::output::{entry_name, write_atomic};
 use imps_model::checker::{self, graph::Progress, Options, Outcome};
-use imps_model::config::{named_variants, resolve_variant, variants_dir, Config, Verdict};
+use imps_model::config::{
+    named_variants, resolve_variant, variants_dir, Config, ConfigError, Verdict,
+};
 use imps_model::props::{Kind, Prop};
+use imps_model::specs::{Entry, SpecsDir};
 use imps_model::trace::Trace;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -28,7 +31,8 @@ pub struct CheckArgs {
     #[arg(long, default_value = "target/imps")]
     pub out: PathBuf,
     /// Give up past this many states per variant.
-    #[arg(long, default_value_t = 50_000_000)]
+    #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
     /// Print every counterexample as text (by default: the deadlocks, or all when one
     /// variant is checked).
@@ -97,18 +101,22 @@ fn expected(cfg: &Config, p: Prop) -> Option<Verdict> {
     cfg.expect.get(p.name()).copied()
 }
 
-fn variant_path(arg: &str, dir: &Path) -> PathBuf {
+/// The file a variant argument names, for `--bless`; `None` for a built-in variant.
+fn variant_path(arg: &str, dir: &SpecsDir) -> Option<PathBuf> {
     let p = Path::new(arg);
     if arg.ends_with(".toml") || p.components().count() > 1 {
-        p.to_path_buf()
-    } else {
-        dir.join(format!("{arg}.toml"))
+        return Some(p.to_path_buf());
+    }
+    match dir.entry(arg)? {
+        Entry::File(path) => Some(path),
+        Entry::BuiltIn { .. } => None,
     }
 }
 
-/// A variant to check: its name, file, configuration (with --set applied), and whether its
-/// `[expect]` table was set aside because --set changed its knobs or bounds.
-type Loaded = (String, PathBuf, Config, bool);
+/// A variant to check: its name, file (none for a built-in variant), configuration (with
+/// --set applied), and whether its `[expect]` table was set aside because --set changed its
+/// knobs or bounds.
+type Loaded = (String, Option<PathBuf>, Config, bool);
 
 fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
     let dir = variants_dir();
@@ -121,11 +129,40 @@ fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
     } else {
         args.variants.clone()
     };
-    let mut out = Vec::new();
-    for n in names {
+    let mut out: Vec<Loaded> = Vec::new();
+    let mut given: Vec<&str> = Vec::new();
+    for n in &names {
         let (name, mut cfg) =
-            resolve_variant(&n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
-        let path = variant_path(&n, &dir);
+            resolve_variant(n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
+        // A variant's counterexamples go to OUT/<name>/: the name must be a folder under
+        // OUT, and a folder of its own.
+        entry_name(&name).map_err(|e| {
+            CheckError::BadInput(format!(
+                "--variant {n}: the variant's name (its file stem) {e}: rename the file"
+            ))
+        })?;
+        if let Some(i) = out.iter().position(|(other, _, _, _)| *other == name) {
+            let first = given[i];
+            let folder = args.out.join(&name);
+            return Err(CheckError::BadInput(if first == n.as_str() {
+                format!(
+                    "--variant {n} is given twice: check it once (its counterexamples go to {})",
+                    folder.display()
+                )
+            } else {
+                format!(
+                    "--variant {first} and --variant {n} are both named `{name}`, and the counterexamples of one would overwrite the other's in {}: give each variant file its own name",
+                    folder.display()
+                )
+            }));
+        }
+        let path = variant_path(n, &dir);
+        if args.bless && path.is_none() {
+            return Err(CheckError::BadInput(format!(
+                "--bless --variant {n}: `{name}` is built into imps, there is no file to write; \
+                 run in the directory that holds specs/variants/{name}.toml (the checkout) or give its path"
+            )));
+        }
         let before = imps_model::config::knob_values(&cfg);
         cfg.apply_sets(&args.set)
             .map_err(|e| CheckError::BadInput(format!("variant {name}: {e}")))?;
@@ -136,12 +173,14 @@ fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
             cfg.expect.clear();
         }
         out.push((name, path, cfg, set_aside));
+        given.push(n);
     }
     Ok(out)
 }
 
 fn write_trace(dir: &Path, t: &Trace) -> Result<PathBuf, CheckError> {
-    let stem = dir.join(&t.variant).join(&t.property);
+    let folder = entry_name(&t.variant).map_err(CheckError::BadInput)?;
+    let stem = dir.join(folder).join(&t.property);
     let io = |path: PathBuf| move |source| CheckError::Io { path, source };
     let files: [(&str, String); 4] = [
         ("txt", t.text()),
@@ -191,11 +230,13 @@ fn progress_printer<'a>(
             "[{name}] {} states, {} edges, depth {}, {:.0} states/s",
             p.states, p.edges, p.depth, rate
         );
-        if tty {
-            eprint!("\r{line}\x1b[K");
+        // Progress is a courtesy: a failed stderr does not stop the check.
+        let mut err = std::io::stderr().lock();
+        let _ = if tty {
+            write!(err, "\r{line}\x1b[K")
         } else {
-            eprintln!("{line}");
-        }
+            writeln!(err, "{line}")
+        };
     }
 }
 
@@ -222,7 +263,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             ))
         })?;
         if std::io::stderr().is_terminal() {
-            eprint!("\r\x1b[K");
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
         }
         let elapsed = start.elapsed();
         drop(progress);
@@ -240,7 +281,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         checked.push(Checked {
             stats,
             name,
-            path: Some(path),
+            path,
             cfg,
             outcome,
             elapsed,
@@ -581,7 +622,8 @@ pub struct SweepArgs {
     #[arg(long, default_value = "target/imps/sweep")]
     pub out: PathBuf,
     /// Give up past this many states per combination.
-    #[arg(long, default_value_t = 50_000_000)]
+    #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
 }
 
@@ -611,6 +653,17 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         }
         axes.push((k.to_string(), values));
     }
+    // A --set of a swept knob would be overridden by every row, and the header would show a
+    // value no row used.
+    for s in &args.set {
+        let key = s.split_once('=').map_or(s.as_str(), |(k, _)| k).trim();
+        if let Some((_, values)) = axes.iter().find(|(k, _)| k == key) {
+            return Err(bad(format!(
+                "--set {s}: {key} is also an axis (--axis {key}={}), which sets it in every row: give it one or the other",
+                values.join(",")
+            )));
+        }
+    }
     let props: Vec<Prop> = if args.properties.is_empty() {
         vec![Prop::NoDeadlock, Prop::EventuallyLoggedInFair]
     } else {
@@ -631,17 +684,33 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     }
     // Every combination is a valid variant before any runs (a bad value fails at once).
     let mut configs = Vec::with_capacity(combos.len());
-    for combo in &combos {
+    for (row, combo) in combos.iter().enumerate() {
         let mut cfg = base.clone();
-        let sets: Vec<String> = combo
-            .iter()
-            .enumerate()
-            .map(|(a, &i)| format!("{}={}", axes[a].0, axes[a].1[i]))
-            .collect();
-        cfg.apply_sets(&sets).map_err(|e| {
+        for (a, &i) in combo.iter().enumerate() {
+            let (k, values) = &axes[a];
+            cfg.apply_set_unvalidated(&format!("{k}={}", values[i]))
+                .map_err(|e| {
+                    let why = match e {
+                        ConfigError::Invalid { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    bad(format!(
+                        "--axis {}: value `{}`: {why}",
+                        args.axes[a], values[i]
+                    ))
+                })?;
+        }
+        // Each value may be good alone and the combination not (with the --set values too).
+        cfg.validate().map_err(|why| {
+            let values: Vec<String> = combo
+                .iter()
+                .enumerate()
+                .map(|(a, &i)| format!("{}={}", axes[a].0, axes[a].1[i]))
+                .collect();
             bad(format!(
-                "--axis: the combination {} is no valid variant: {e}",
-                sets.join(" ")
+                "--axis: combination {} ({}): {why}",
+                row + 1,
+                values.join(" ")
             ))
         })?;
         configs.push(cfg);

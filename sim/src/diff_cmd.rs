@@ -5,7 +5,7 @@
 //! the CR requirements they concern.
 
 use crate::check_cmd::CheckError;
-use imps_model::catalogue::{catalogue_path, Catalogue};
+use imps_model::catalogue::Catalogue;
 use imps_model::checker::{self, Options, Outcome};
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config, Verdict};
 use imps_model::props::{Kind, Prop};
@@ -29,7 +29,8 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: DiffFormat,
     /// Give up past this many states per side.
-    #[arg(long, default_value_t = 50_000_000)]
+    #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
 }
 
@@ -111,8 +112,7 @@ pub fn run(args: &DiffArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     // The same bounds on both sides: A's, with --set applied to both.
     let own_bounds = (cb.env != ca.env).then(|| checker::bounds(&cb));
     cb.env = ca.env.clone();
-    let catalogue =
-        Catalogue::load(&catalogue_path()).map_err(|e| CheckError::BadInput(e.to_string()))?;
+    let catalogue = Catalogue::find().map_err(|e| CheckError::BadInput(e.to_string()))?;
     let opts = Options {
         max_states: args.max_states,
         ..Options::default()

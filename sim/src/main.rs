@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use imps_model::config::{resolve_variant, variants_dir, Config};
+use imps_sim::output::{note, Sink, Stdout};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,7 +48,8 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// The port on 127.0.0.1.
-        #[arg(long, default_value_t = 3000)]
+        #[arg(long, default_value_t = 3000, allow_negative_numbers = true,
+              value_parser = imps_sim::flags::whole::<u16>("a port", 1, 65535))]
         port: u16,
     },
     /// Simulate variants at scale (devices, crashes, losses, timers) with reproducible seeds.
@@ -70,16 +73,18 @@ fn load(name: &str, sets: &[String]) -> Result<(String, Config), String> {
     Ok((name, cfg))
 }
 
-fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
+fn explore(name: &str, cfg: Config, port: u16, out: &mut dyn Write) -> Result<(), String> {
     use stateright::Model;
-    if port == 0 {
-        return Err("--port 0: expected a port from 1 to 65535 (the Explorer's address is printed, so it must be fixed)".into());
-    }
+    // --port is 1 to 65535 (its value parser): a fixed address, printed below.
     let addr = ("127.0.0.1", port);
     // stateright's server panics on a bind error: find out first, and say so clearly.
     std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    eprintln!("imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)");
+    // The banner is the command's output (the address to open); a stdout that cannot take it
+    // stops the command before it serves.
+    writeln!(out, "imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+        .and_then(|()| out.flush())
+        .map_err(|e| e.to_string())?;
     let _checker = imps_model::checker::sr::CrModel { cfg }
         .checker()
         .serve(addr);
@@ -89,58 +94,109 @@ fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let result: Result<(), String> = match cli.command {
+/// Run one command, writing its output to `out`; the exit code, or the error to report.
+fn run(command: Command, out: &mut dyn Write) -> Result<ExitCode, String> {
+    let code = |c: u8| Ok(ExitCode::from(c));
+    match command {
         Command::Variants { show: None, set } if set.is_empty() => {
-            imps_sim::variants_cmd::list(&variants_dir(), &mut out).map_err(|e| e.to_string())
+            imps_sim::variants_cmd::list(&variants_dir(), out).map_err(|e| e.to_string())?;
         }
         Command::Variants { show, set } => {
             let name = show.unwrap_or_else(|| "post-cr".to_string());
-            load(&name, &set).and_then(|(name, cfg)| {
-                imps_sim::variants_cmd::show(&name, &cfg, &mut out).map_err(|e| e.to_string())
-            })
+            let (name, cfg) = load(&name, &set)?;
+            imps_sim::variants_cmd::show(&name, &cfg, out).map_err(|e| e.to_string())?;
         }
-        Command::Check(args) => match imps_sim::check_cmd::run(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Sweep(args) => match imps_sim::check_cmd::sweep(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Diff(args) => match imps_sim::diff_cmd::run(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Repair(args) => match imps_sim::repair_cmd::run(&args, &mut out) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e.to_string()),
-        },
+        Command::Check(args) => {
+            return imps_sim::check_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
+        Command::Sweep(args) => {
+            return imps_sim::check_cmd::sweep(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
+        Command::Diff(args) => {
+            return imps_sim::diff_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
+        Command::Repair(args) => {
+            return imps_sim::repair_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+        }
         Command::Explore { variant, set, port } => {
-            load(&variant, &set).and_then(|(name, cfg)| explore(&name, cfg, port))
+            let (name, cfg) = load(&variant, &set)?;
+            explore(&name, cfg, port, out)?;
         }
-        Command::Simulate(args) => match imps_sim::simulate_cmd::run(&args) {
-            Ok(code) => return code,
-            Err(e) => Err(e.to_string()),
-        },
-        Command::Merge(args) => match imps_sim::simulate_cmd::merge(&args) {
-            Ok(code) => return code,
-            Err(e) => Err(e.to_string()),
-        },
+        Command::Simulate(args) => {
+            return imps_sim::simulate_cmd::run(&args, out).map_err(|e| e.to_string())
+        }
+        Command::Merge(args) => {
+            return imps_sim::simulate_cmd::merge(&args, out).map_err(|e| e.to_string())
+        }
         Command::Decode { files } => {
-            imps_sim::decode_cmd::decode_files(&files, &mut out).map_err(|e| e.to_string())
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (`imps variants | head`) is not an error of ours.
-        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("imps: error: {e}");
-            ExitCode::from(BAD_INPUT)
+            imps_sim::decode_cmd::decode_files(&files, out).map_err(|e| e.to_string())?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// clap's errors as every other bad input: one line, `imps: error: ...`, exit 2 (clap's own
+/// rendering adds the usage and a hint over several lines). Help and version are printed as
+/// clap prints them.
+fn clap_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(BAD_INPUT));
+    }
+    note(&format!(
+        "imps: error: {}",
+        one_line(&e.render().to_string())
+    ));
+    ExitCode::from(BAD_INPUT)
+}
+
+/// clap's rendered error without its usage and hint, on one line: `error: the following
+/// required arguments were not provided:\n  --axis <...>` becomes `the following required
+/// arguments were not provided: --axis <...>`; the possible values follow after a space, a
+/// tip after `; `.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    for part in rendered.lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            let joined = line.ends_with(':') || part.starts_with('[');
+            line.push_str(if joined { " " } else { "; " });
+        }
+        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    line
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
+    let mut out = Sink::new(std::io::stdout());
+    let result = run(cli.command, &mut out);
+    // A failed stdout is reported as such, whatever the command made of the error.
+    match out.status() {
+        Stdout::Written => {}
+        // A closed pipe (`imps variants | head -1`) is not an error of ours.
+        Stdout::Closed => return ExitCode::SUCCESS,
+        Stdout::Failed(e) => {
+            note(&format!("imps: error: <stdout>: {e}"));
+            return ExitCode::from(BAD_INPUT);
+        }
+    }
+    result.unwrap_or_else(|e| {
+        note(&format!("imps: error: {e}"));
+        ExitCode::from(BAD_INPUT)
+    })
 }

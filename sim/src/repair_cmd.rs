@@ -10,7 +10,7 @@
 //! are collected in candidate order, and memoized by the resolved configuration.
 
 use crate::check_cmd::CheckError;
-use imps_model::catalogue::{catalogue_path, Catalogue, KnobKind};
+use imps_model::catalogue::{Catalogue, KnobKind};
 use imps_model::checker::{self, Options, Outcome};
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config, Verdict, KNOBS};
 use imps_model::props::{Kind, Prop};
@@ -38,16 +38,19 @@ pub struct RepairArgs {
     #[arg(long, value_delimiter = ',', value_name = "KNOB,...")]
     pub knobs: Vec<String>,
     /// The most knobs a repair may change.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<usize>("a number of knob changes (a repair changes at least one knob)", 1))]
     pub max_changes: usize,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: crate::diff_cmd::DiffFormat,
     /// Give up on a candidate past this many states (it is then reported as undecided).
-    #[arg(long, default_value_t = 5_000_000)]
+    #[arg(long, default_value_t = 5_000_000, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
     /// Threads checking candidates (default: every core).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = crate::flags::at_least::<usize>("a number of threads", 1))]
     pub threads: Option<usize>,
 }
 
@@ -205,7 +208,7 @@ pub fn run(args: &RepairArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let (name, mut base) =
         resolve_variant(&args.variant, &variants_dir()).map_err(|e| bad(e.to_string()))?;
     base.apply_sets(&args.set).map_err(|e| bad(e.to_string()))?;
-    let catalogue = Catalogue::load(&catalogue_path()).map_err(|e| bad(e.to_string()))?;
+    let catalogue = Catalogue::find().map_err(|e| bad(e.to_string()))?;
     let mut targets = Vec::new();
     for p in &args.properties {
         let prop = Prop::from_name(p).ok_or_else(|| {

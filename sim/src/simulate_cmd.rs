@@ -9,14 +9,19 @@
 //! expect exits with 1; slow devices (without a session at the end, not trapped) do not.
 
 use crate::engine::plot;
-use crate::engine::report::{self, write_atomic};
+use crate::engine::report;
 use crate::engine::result::RunResult;
 use crate::engine::scenario::{
-    env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario,
+    env_knob_in_simulator, resolve_scenario, scenarios_dir, Dur, Scenario, MAX_DEVICES, MAX_SEED,
 };
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
-use crate::engine::sweep::{aggregate, collect, parse_seeds, Report, Shard, SweepId, UnitRecord};
+use crate::engine::sweep::{
+    aggregate, collect, parse_seeds, MergeError, Report, Shard, SweepId, UnitRecord,
+};
 use crate::engine::trace::{self as trace_render, TraceOf};
+use crate::flags;
+use crate::output::{note, write_atomic};
+use crate::shard_file::{ShardFile, ShardFileError};
 use clap::ValueEnum;
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
 use std::io::{IsTerminal, Write};
@@ -44,13 +49,15 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "NAME|PATH", default_value = "default")]
     pub scenario: String,
     /// Devices (sets scenario.devices).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = flags::whole::<u32>("a number of devices", 1, u64::from(MAX_DEVICES)))]
     pub devices: Option<u32>,
     /// Simulated time of the faulty phase, e.g. 90s, 30m, 1h (sets scenario.duration).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_duration)]
     pub duration: Option<Dur>,
-    /// The seed (default: scenario.seed).
-    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    /// The seed (default: scenario.seed), 0 to 2^63 - 1.
+    #[arg(long, value_name = "N", conflicts_with = "seeds", allow_negative_numbers = true,
+          value_parser = flags::whole::<u64>("a seed", 0, MAX_SEED))]
     pub seed: Option<u64>,
     /// Override a knob: scenario.KNOB=VALUE for the scenario, server.KNOB=VALUE or
     /// client.KNOB=VALUE for every variant of the run.
@@ -64,17 +71,18 @@ pub struct SimulateArgs {
     pub out: Option<PathBuf>,
     /// Record this device's messages and write device-ID.mmd (Mermaid) and device-ID.xml
     /// (CSP 1.3) into --out DIR, or the current directory. May be repeated.
-    #[arg(long = "trace-device", value_name = "ID")]
+    #[arg(long = "trace-device", value_name = "ID", allow_negative_numbers = true,
+          value_parser = flags::whole::<u32>("a device number", 0, u64::from(MAX_DEVICES) - 1))]
     pub trace_devices: Vec<u32>,
     /// Run every unit twice and check that the two runs are identical.
     #[arg(long)]
     pub check_determinism: bool,
     /// Sweep over the seeds A..B (B excluded) or A..=B.
-    #[arg(long, value_name = "A..B", value_parser = parse_seed_range)]
+    #[arg(long, value_name = "A..B", allow_hyphen_values = true, value_parser = parse_seed_range)]
     pub seeds: Option<SeedRange>,
     /// Run only shard K of N (0-based K) of the (variant, seed) units and write their results
     /// as JSON Lines (stdout, or DIR/shard-K-of-N.jsonl with --out); combine with `imps merge`.
-    #[arg(long, value_name = "K/N")]
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     pub shard: Option<Shard>,
 }
 
@@ -127,6 +135,15 @@ pub enum SimulateError {
     /// The engine hit one of its limits.
     #[error("{0}")]
     Limit(#[from] SimError),
+}
+
+impl From<ShardFileError> for SimulateError {
+    fn from(e: ShardFileError) -> SimulateError {
+        match e {
+            ShardFileError::Io { path, source } => SimulateError::Io { path, source },
+            foreign @ ShardFileError::Foreign { .. } => input(foreign.to_string()),
+        }
+    }
 }
 
 fn input(msg: impl Into<String>) -> SimulateError {
@@ -250,12 +267,9 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
     }
     let seeds = match (args.seeds, args.seed) {
         (Some(SeedRange(r)), _) => r,
-        (None, Some(s)) => [
-            s,
-            s.checked_add(1)
-                .ok_or_else(|| input(format!("--seed {s}: expected a seed below {}", u64::MAX)))?,
-        ],
-        (None, None) => [sc.seed, sc.seed.saturating_add(1)],
+        // At most MAX_SEED (the flag's parser, the scenario's validation): + 1 fits.
+        (None, Some(s)) => [s, s + 1],
+        (None, None) => [sc.seed, sc.seed + 1],
     };
     if let (Some(shard), false) = (args.shard, args.trace_devices.is_empty()) {
         return Err(input(format!(
@@ -439,21 +453,23 @@ fn write_report_files(r: &Report, dir: &Path) -> Result<(), SimulateError> {
     Ok(())
 }
 
-fn emit(r: &Report, format: Format, out_dir: Option<&Path>) -> Result<ExitCode, SimulateError> {
+fn emit(
+    r: &Report,
+    format: Format,
+    out_dir: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<ExitCode, SimulateError> {
     if let Some(dir) = out_dir {
         write_report_files(r, dir)?;
     }
-    let text = match format {
+    let mut text = match format {
         Format::Text => report::text(r),
         Format::Json => report::json(r),
     };
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    lock.write_all(text.as_bytes())
-        .map_err(io(Path::new("<stdout>")))?;
     if let (Some(dir), Format::Text) = (out_dir, format) {
-        let _ = writeln!(lock, "report: {}", dir.join("report.md").display());
+        text.push_str(&format!("report: {}\n", dir.join("report.md").display()));
     }
+    out.write_all(text.as_bytes()).map_err(stdout_err)?;
     Ok(if report_failing(r) {
         ExitCode::from(1)
     } else {
@@ -461,16 +477,28 @@ fn emit(r: &Report, format: Format, out_dir: Option<&Path>) -> Result<ExitCode, 
     })
 }
 
-fn header(to_stdout: bool, line: &str) {
-    if to_stdout {
-        println!("{line}");
-    } else {
-        eprintln!("{line}");
+fn stdout_err(source: std::io::Error) -> SimulateError {
+    SimulateError::Io {
+        path: PathBuf::from("<stdout>"),
+        source,
     }
 }
 
-/// `imps simulate`.
-pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
+/// The first line of a run: on stdout when stdout carries text, else on stderr. Flushed, so
+/// that it shows before a long run.
+fn header(to_stdout: bool, line: &str, out: &mut dyn Write) -> Result<(), SimulateError> {
+    if to_stdout {
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(stdout_err)
+    } else {
+        note(line);
+        Ok(())
+    }
+}
+
+/// `imps simulate`, writing to `out` (stdout).
+pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, SimulateError> {
     let plan = plan(args)?;
     let sweep = &plan.sweep;
     let [s0, s1] = sweep.seeds;
@@ -490,20 +518,42 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
             sweep.scenario.duration,
             sweep.variants.join(", ")
         ),
-    );
+        out,
+    )?;
     let single = sweep.units() == 1;
     let trace_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     if !args.trace_devices.is_empty() || args.out.is_some() {
         std::fs::create_dir_all(&trace_dir).map_err(io(&trace_dir))?;
     }
+    // A shard with --out continues its file: the units an interrupted run finished are kept.
+    let mut shard_file = match (args.shard, &args.out) {
+        (Some(shard), Some(dir)) => Some(ShardFile::open(dir, shard, sweep)?),
+        _ => None,
+    };
+    let kept = shard_file.as_ref().map_or(0, |f| f.done().len());
+    if let (Some(f), true) = (&shard_file, kept > 0) {
+        note(&format!(
+            "imps simulate: {} already holds {kept} of this shard's units: they are kept, the others run",
+            f.path().display()
+        ));
+    }
     let mut results = Vec::new();
-    let mut records = Vec::new();
+    let mut records: Vec<UnitRecord> = shard_file
+        .as_ref()
+        .map(|f| f.done().values().cloned().collect())
+        .unwrap_or_default();
     let mut mismatches = Vec::new();
     for i in 0..sweep.units() {
         if let Some(shard) = args.shard {
             if !shard.owns(i) {
                 continue;
             }
+        }
+        if shard_file
+            .as_ref()
+            .is_some_and(|f| f.done().contains_key(&i))
+        {
+            continue;
         }
         let (_, seed) = sweep.unit(i);
         let v = (i % sweep.variants.len() as u64) as usize;
@@ -520,46 +570,44 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
                 single && sweep.variants.len() == 1,
             )?;
             for f in files {
-                eprintln!("trace: {}", f.display());
+                note(&format!("trace: {}", f.display()));
             }
         }
         mismatches.extend(mismatch);
         if args.shard.is_some() {
-            records.push(UnitRecord {
+            let rec = UnitRecord {
                 sweep: sweep.clone(),
                 unit: i,
                 result,
-            });
+            };
+            // Each unit's line is written as soon as the unit is done.
+            match &mut shard_file {
+                Some(f) => f.append(&rec)?,
+                None => {
+                    let line = serde_json::to_string(&rec).expect("invariant: records serialize");
+                    writeln!(out, "{line}")
+                        .and_then(|()| out.flush())
+                        .map_err(stdout_err)?;
+                }
+            }
+            records.push(rec);
         } else {
             results.push(result);
         }
     }
     for m in &mismatches {
-        eprintln!("imps simulate: check-determinism: {m}");
+        note(&format!("imps simulate: check-determinism: {m}"));
     }
     if args.check_determinism && mismatches.is_empty() {
-        eprintln!("imps simulate: check-determinism: every run gave the same events twice (digests match)");
+        note("imps simulate: check-determinism: every run gave the same events twice (digests match)");
     }
     if let Some(shard) = args.shard {
-        let mut lines = String::new();
-        for r in &records {
-            lines.push_str(&serde_json::to_string(r).expect("invariant: records serialize"));
-            lines.push('\n');
-        }
-        match &args.out {
-            Some(dir) => {
-                let path = dir.join(format!("shard-{}-of-{}.jsonl", shard.k, shard.n));
-                write_atomic(&path, lines.as_bytes()).map_err(io(&path))?;
-                eprintln!(
-                    "imps simulate: shard {shard}: {} units -> {}",
-                    records.len(),
-                    path.display()
-                );
-            }
-            None => std::io::stdout()
-                .lock()
-                .write_all(lines.as_bytes())
-                .map_err(io(Path::new("<stdout>")))?,
+        if let Some(f) = &shard_file {
+            note(&format!(
+                "imps simulate: shard {shard}: {} units -> {}",
+                records.len(),
+                f.path().display()
+            ));
         }
         let bad = records.iter().any(|r| failing(&r.result)) || !mismatches.is_empty();
         return Ok(if bad {
@@ -568,16 +616,16 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
             ExitCode::SUCCESS
         });
     }
-    let report = aggregate(plan.sweep.clone(), &results);
-    let code = emit(&report, args.format, args.out.as_deref())?;
+    let report = aggregate(plan.sweep.clone(), &results).map_err(|e| input(e.to_string()))?;
+    let code = emit(&report, args.format, args.out.as_deref(), out)?;
     if !mismatches.is_empty() {
         return Ok(ExitCode::from(1));
     }
     Ok(code)
 }
 
-/// `imps merge`.
-pub fn merge(args: &MergeArgs) -> Result<ExitCode, SimulateError> {
+/// `imps merge`, writing to `out` (stdout).
+pub fn merge(args: &MergeArgs, out: &mut dyn Write) -> Result<ExitCode, SimulateError> {
     let mut records = Vec::new();
     for path in &args.files {
         let text = std::fs::read_to_string(path).map_err(io(path))?;
@@ -587,15 +635,40 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, SimulateError> {
             }
             let origin = format!("{}:{}", path.display(), n + 1);
             let rec: UnitRecord = serde_json::from_str(line).map_err(|e| {
+                // A shard writes a line per unit as it finishes: an interrupted one may end
+                // in half a line, which a rerun of the shard drops and completes.
+                let cut = n + 1 == text.lines().count() && !text.ends_with('\n');
                 input(format!(
-                    "{origin}: not a unit record of `imps simulate --shard`: {e}"
+                    "{origin}: not a unit record of `imps simulate --shard`: {e}{}",
+                    if cut {
+                        " (the line is cut short: rerun its shard, which completes the file)"
+                    } else {
+                        ""
+                    }
                 ))
             })?;
             records.push((origin, rec));
         }
     }
+    // Where each (variant, seed) came from, to name the file of a record whose figures
+    // overflow a sum.
+    let places: Vec<(String, String, u64)> = records
+        .iter()
+        .map(|(origin, r)| (origin.clone(), r.result.variant.clone(), r.result.seed))
+        .collect();
     let (sweep, results) = collect(records).map_err(|e| input(e.to_string()))?;
     let [s0, s1] = sweep.seeds;
+    let units = sweep.units();
+    let report = aggregate(sweep.clone(), &results).map_err(|e| {
+        let place = match &e {
+            MergeError::Overflow { variant, seed, .. } => places
+                .iter()
+                .find(|(_, v, s)| v == variant && s == seed)
+                .map(|(origin, _, _)| format!("{origin}: ")),
+            _ => None,
+        };
+        input(format!("{}{e}", place.unwrap_or_default()))
+    })?;
     header(
         args.format == Format::Text,
         &format!(
@@ -605,10 +678,10 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, SimulateError> {
             sweep.scenario.devices,
             sweep.scenario.duration,
             sweep.variants.join(", "),
-            sweep.units(),
+            units,
             args.files.len()
         ),
-    );
-    let report = aggregate(sweep, &results);
-    emit(&report, args.format, args.out.as_deref())
+        out,
+    )?;
+    emit(&report, args.format, args.out.as_deref(), out)
 }

@@ -1,20 +1,22 @@
 //! `imps variants`: the named variants and every knob with its default and meaning.
 
-use imps_model::config::{knob_values, named_variants, Config, ConfigError, KNOBS};
+use imps_model::config::{
+    knob_values, named_variants, resolve_variant, Config, ConfigError, KNOBS,
+};
+use imps_model::specs::SpecsDir;
 use std::io::Write;
-use std::path::Path;
 
-/// Print the listing of named variants under `dir`, then every knob.
-pub fn list(dir: &Path, out: &mut dyn Write) -> Result<(), ConfigError> {
+/// Print the listing of the named variants in `dir`, then every knob.
+pub fn list(dir: &SpecsDir, out: &mut dyn Write) -> Result<(), ConfigError> {
     let named = named_variants(dir)?;
     let io = |e: std::io::Error| ConfigError::Io {
         path: "<stdout>".into(),
         source: e,
     };
-    writeln!(out, "Named variants ({}):", dir.display()).map_err(io)?;
+    writeln!(out, "Named variants ({}):", dir.describe()).map_err(io)?;
     let width = named.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    for (name, path) in &named {
-        let cfg = Config::load(path)?;
+    for (name, _) in &named {
+        let (_, cfg) = resolve_variant(name, dir)?;
         writeln!(out, "  {name:width$}  {}", cfg.description).map_err(io)?;
     }
     writeln!(

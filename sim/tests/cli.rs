@@ -1,5 +1,5 @@
 //! The `imps` command line: `check`, `variants` and `decode`, their outputs, and their exit
-//! codes on good and bad input.
+//! codes on good and bad input; every command's behaviour when its stdout fails.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -268,6 +268,533 @@ fn an_expectation_that_cannot_be_a_verdict_is_bad_input() {
     }
 }
 
+/// Every command and output format, with the arguments that make it print (small and fast).
+/// `DIR` stands for a scratch directory, `SHARD` for a shard file of a finished sweep.
+const PRINTING: &[&[&str]] = &[
+    &["variants"],
+    &["variants", "--show", "pre-cr"],
+    &["check", "--variant", "pre-cr", "--out", "DIR"],
+    &[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--format",
+        "json",
+        "--out",
+        "DIR",
+    ],
+    &[
+        "sweep",
+        "--variant",
+        "pre-cr",
+        "--axis",
+        "env.crash_during_login=false,true",
+        "--out",
+        "DIR",
+    ],
+    &["diff", "post-cr-one-client-id", "post-cr"],
+    &[
+        "diff",
+        "post-cr-one-client-id",
+        "post-cr",
+        "--format",
+        "json",
+    ],
+    &[
+        "diff",
+        "post-cr-one-client-id",
+        "post-cr",
+        "--format",
+        "markdown",
+    ],
+    &["repair", "post-cr-one-client-id"],
+    &["repair", "post-cr-one-client-id", "--format", "json"],
+    &["repair", "post-cr-one-client-id", "--format", "markdown"],
+    &["decode", "XML"],
+    &[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+    ],
+    &[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--format",
+        "json",
+    ],
+    &[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--seeds",
+        "1..3",
+        "--shard",
+        "0/2",
+    ],
+    &["merge", "SHARD"],
+    &["merge", "SHARD", "--format", "json"],
+];
+
+/// A scratch directory with a shard file of a finished one-unit sweep.
+fn scratch_with_shard() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = imps(&[
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--seeds",
+        "1..2",
+        "--shard",
+        "0/1",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let shard = dir.path().join("shard-0-of-1.jsonl");
+    assert!(shard.exists());
+    let shard = shard.to_str().unwrap().to_string();
+    (dir, shard)
+}
+
+fn filled(args: &[&str], dir: &Path, shard: &str) -> Vec<String> {
+    let xml = root().join("specs/xml/disconnect-600.xml");
+    args.iter()
+        .map(|a| match *a {
+            "DIR" => dir.to_str().unwrap().to_string(),
+            "SHARD" => shard.to_string(),
+            "XML" => xml.to_str().unwrap().to_string(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// Run the binary with `stdout` as its standard output; `None` when it ran past a minute (a
+/// command that should have stopped at its first write and went on, e.g. explore serving).
+fn imps_to(args: &[String], stdout: std::process::Stdio) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imps"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("imps runs");
+    // A guard against a hang, not a measurement: every command here ends in well under a second.
+    for _ in 0..600 {
+        if child.try_wait().expect("wait works").is_some() {
+            return Some(child.wait_with_output().expect("imps output"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().expect("kill works");
+    None
+}
+
+#[test]
+fn a_full_stdout_is_an_error_naming_stdout_for_every_command() {
+    let (dir, shard) = scratch_with_shard();
+    for args in PRINTING {
+        let args = filled(args, dir.path(), &shard);
+        let full = std::fs::File::create("/dev/full").expect("/dev/full exists on Linux");
+        let o = imps_to(&args, full.into()).unwrap_or_else(|| panic!("{args:?} did not stop"));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(
+            e.lines().any(|l| l.starts_with("imps: error: <stdout>: ")
+                && l.contains("No space left on device")),
+            "{args:?}: {e}"
+        );
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let (dir, shard) = scratch_with_shard();
+    for args in PRINTING {
+        let args = filled(args, dir.path(), &shard);
+        // The reading end is closed before the command starts: its first write fails.
+        let (reader, writer) = rustix::pipe::pipe().expect("a pipe");
+        drop(reader);
+        let o = imps_to(&args, std::process::Stdio::from(writer))
+            .unwrap_or_else(|| panic!("{args:?} did not stop"));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {e}");
+        assert!(
+            !e.contains("error") && !e.contains("panicked"),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+/// `imps explore` prints its address on stdout before it serves; when stdout cannot take it,
+/// it stops instead of serving an address nobody was told.
+#[test]
+fn explore_stops_before_serving_when_stdout_fails() {
+    let port = {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a free port");
+        l.local_addr().unwrap().port()
+    };
+    let args: Vec<String> = [
+        "explore",
+        "--variant",
+        "pre-cr",
+        "--port",
+        &port.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let o = imps_to(&args, full.into()).expect("explore stops on a full stdout");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("imps: error: <stdout>: "),
+        "{}",
+        stderr(&o)
+    );
+    #[cfg(unix)]
+    {
+        let (reader, writer) = rustix::pipe::pipe().unwrap();
+        drop(reader);
+        let o = imps_to(&args, writer.into()).expect("explore stops on a closed pipe");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+}
+
+/// Run the binary under a shell that sets the umask first.
+#[cfg(unix)]
+fn imps_with_umask(umask: &str, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_imps"))
+        .args(args)
+        .output()
+        .expect("sh runs imps")
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Counterexample files are created like any file the user makes (0644 less the umask, not
+/// the 0600 of a temporary file), and `--bless` keeps the mode the variant file had.
+#[cfg(unix)]
+#[test]
+fn new_files_follow_the_umask_and_a_blessed_file_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, want) in [("022", 0o644), ("027", 0o640)] {
+        let out = dir.path().join(umask);
+        let o = imps_with_umask(
+            umask,
+            &[
+                "check",
+                "--variant",
+                "pre-cr",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let f = out.join("pre-cr/no_deadlock.txt");
+        assert_eq!(mode(&f), want, "umask {umask}: {:o}", mode(&f));
+    }
+    let variant = dir.path().join("mine.toml");
+    let text = std::fs::read_to_string(root().join("specs/variants/post-cr.toml")).unwrap();
+    let (head, _) = text
+        .split_once("[expect]")
+        .expect("post-cr has an [expect] table");
+    std::fs::write(&variant, head).unwrap();
+    std::fs::set_permissions(&variant, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let o = imps_with_umask(
+        "077",
+        &[
+            "check",
+            "--variant",
+            variant.to_str().unwrap(),
+            "--bless",
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let blessed = std::fs::read_to_string(&variant).unwrap();
+    assert!(blessed.contains("[expect]\n") && blessed.contains("no_deadlock = \"holds\""));
+    assert_eq!(mode(&variant), 0o604, "{:o}", mode(&variant));
+}
+
+/// `check` writes a variant's counterexamples to OUT/<name>/: two variants of one name (or
+/// one variant twice) are refused before anything runs, instead of the second overwriting the
+/// first.
+#[test]
+fn two_variants_of_one_name_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    let same_stem = other.join("pre-cr.toml");
+    std::fs::copy(root().join("specs/variants/post-cr.toml"), &same_stem).unwrap();
+    let out = dir.path().join("out");
+    let o = imps(&[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        same_stem.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("imps: error: --variant pre-cr and --variant ")
+            && e.contains(same_stem.to_str().unwrap())
+            && e.contains("both named `pre-cr`"),
+        "{e}"
+    );
+    let o = imps(&[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        "pre-cr",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--variant pre-cr is given twice"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+/// A variant file named `...toml` has the name `..` (and `..toml` the name `.`): its
+/// counterexamples would land outside --out (or loose in it). Refused.
+#[test]
+fn a_variant_named_dot_dot_cannot_write_outside_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let pre = std::fs::read_to_string(root().join("specs/variants/pre-cr.toml")).unwrap();
+    let out = dir.path().join("out").join("inner");
+    for (file, name) in [("...toml", ".."), ("..toml", ".")] {
+        let v = dir.path().join("x").join(file);
+        std::fs::create_dir_all(v.parent().unwrap()).unwrap();
+        std::fs::write(&v, &pre).unwrap();
+        let o = imps(&[
+            "check",
+            "--variant",
+            v.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!(
+                "`{name}` cannot name a file or folder under the output directory"
+            )),
+            "{e}"
+        );
+    }
+    assert!(!dir.path().join("out").exists(), "nothing written");
+}
+
+/// Run `bin` with `args` in `cwd`.
+fn run_in(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A copied (or installed) binary carries the named variants, the scenarios and the
+/// requirement catalogue: it works in a directory without specs/, away from the checkout.
+#[test]
+fn a_copied_binary_works_in_a_directory_without_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin").join("imps");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_imps"), &bin).unwrap();
+    let cwd = dir.path().join("work");
+    std::fs::create_dir(&cwd).unwrap();
+
+    let o = run_in(&bin, &cwd, &["check", "--variant", "post-cr"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("expectations: all 39 met"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = run_in(&bin, &cwd, &["variants"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let listing = stdout(&o);
+    assert!(
+        listing.starts_with("Named variants (built in: specs/variants):"),
+        "{listing}"
+    );
+    for name in ["pre-cr", "post-cr", "baraza", "post-cr-expiry"] {
+        assert!(
+            listing.contains(&format!("\n  {name} ")),
+            "{name} in {listing}"
+        );
+    }
+
+    let o = run_in(
+        &bin,
+        &cwd,
+        &[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--devices",
+            "50",
+            "--duration",
+            "1m",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(scenario smoke, 50 devices, 1m; variants post-cr)"));
+
+    let o = run_in(&bin, &cwd, &["repair", "post-cr-one-client-id"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("client.on_608"), "{}", stdout(&o));
+
+    let o = run_in(&bin, &cwd, &["simulate", "--scenario", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("named scenarios: default, million, smoke"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --bless has no file to write for a built-in variant: refused, not skipped.
+    let o = run_in(&bin, &cwd, &["check", "--variant", "post-cr", "--bless"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("built into imps"), "{}", stderr(&o));
+}
+
+/// A specs/ directory in the current directory takes precedence over the built-in files:
+/// its variants replace the named ones, its catalogue replaces the built-in catalogue.
+#[test]
+fn a_local_specs_directory_takes_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let variants = dir.path().join("specs/variants");
+    std::fs::create_dir_all(&variants).unwrap();
+    std::fs::copy(
+        root().join("specs/variants/pre-cr.toml"),
+        variants.join("mine.toml"),
+    )
+    .unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_imps"));
+    let o = run_in(bin, dir.path(), &["variants"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let listing = stdout(&o);
+    assert!(
+        listing.starts_with("Named variants (specs/variants):\n  mine "),
+        "{listing}"
+    );
+    assert!(!listing.contains("post-cr "), "{listing}");
+    let o = run_in(bin, dir.path(), &["check", "--variant", "post-cr"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown variant `post-cr`; named variants: mine"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(dir.path().join("specs/requirements.toml"), "[[nonsense\n").unwrap();
+    let o = run_in(bin, dir.path(), &["diff", "mine", "mine"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("imps: error: specs/requirements.toml: "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// An axis's bad value is reported as the axis's (`--axis K=...`), and a `--set` of a swept
+/// knob is refused: every row would override it, and the header would show a value no row
+/// used.
+#[test]
+fn sweep_names_the_axis_and_refuses_a_set_of_a_swept_knob() {
+    let o = imps(&["sweep", "--axis", "server.recovery=supported,bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("imps: error: --axis server.recovery=supported,bogus: value `bogus`: ")
+            && !e.contains("--set"),
+        "{e}"
+    );
+    let o = imps(&[
+        "sweep",
+        "--set",
+        "env.max_crashes=2",
+        "--axis",
+        "env.max_crashes=0,1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "--set env.max_crashes=2: env.max_crashes is also an axis (--axis env.max_crashes=0,1)"
+        ),
+        "{e}"
+    );
+}
+
+/// clap's errors read like every other bad input: one line, `imps: error: ...`, naming the
+/// flag and what it takes; help is still help.
+#[test]
+fn flag_errors_are_one_line_naming_the_flag() {
+    for (args, says) in [
+        (
+            &["check", "--format", "xml"][..],
+            "invalid value 'xml' for '--format <FORMAT>' [possible values: text, json]",
+        ),
+        (
+            &["sweep"][..],
+            "the following required arguments were not provided: --axis <KEY=V1,V2,...>",
+        ),
+        (
+            &["simulate", "--devices", "-5"][..],
+            "invalid value '-5' for '--devices <N>': expected a number of devices, a whole number from 1 to 50000000, found `-5`",
+        ),
+        (
+            &["chek"][..],
+            "unrecognized subcommand 'chek'; tip: a similar subcommand exists: 'check'",
+        ),
+    ] {
+        let o = imps(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&o), format!("imps: error: {says}\n"), "{args:?}");
+    }
+    let o = imps(&["check", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("Usage: imps check"), "{}", stdout(&o));
+}
+
 /// `--set` is judged on the final configuration: the order of the overrides does not decide
 /// whether a run is accepted (issue: latency_min before latency_mean was refused, the other
 /// order accepted; env.max_crashes=4 before env.max_connection_losses=0 likewise).
@@ -329,7 +856,7 @@ fn overrides_are_checked_on_the_final_configuration() {
     );
     let o = imps(&["simulate", "--devices", "0"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("--devices 0"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--devices"), "{}", stderr(&o));
 }
 
 /// When --set changes a variant's knobs or bounds, its `[expect]` table (written for the

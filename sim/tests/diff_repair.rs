@@ -194,7 +194,7 @@ fn repair_and_diff_refuse_bad_input() {
     for (args, says) in [
         (
             &["repair", "post-cr", "--max-changes", "0"][..],
-            "--max-changes 0",
+            "'--max-changes <MAX_CHANGES>': expected a number of knob changes (a repair changes at least one knob), a whole number from 1 up",
         ),
         (
             &["repair", "pre-cr", "--property", "no_such_thing"][..],

@@ -200,7 +200,10 @@ fn pre_cr_leaves_devices_trapped_and_post_cr_recovers_them_all() {
 #[test]
 fn a_stopped_run_and_a_run_without_recoveries_report_no_made_up_figures() {
     let dir = tempfile::tempdir().unwrap();
-    let post = std::fs::read_to_string(variants_dir().join("post-cr.toml")).unwrap();
+    let post = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/variants/post-cr.toml"),
+    )
+    .unwrap();
     let allow = post.replace(
         "duplicate_client_id = \"reject-608\"",
         "duplicate_client_id = \"allow\"",
@@ -653,7 +656,7 @@ fn bad_input_exits_2_naming_the_place_and_writes_nothing() {
     bad(
         &["simulate", "--devices", "0"],
         p,
-        &["--devices 0", "scenario.devices"],
+        &["--devices", "from 1 to 50000000"],
     );
     bad(
         &["simulate", "--devices", "10", "--trace-device", "10"],
@@ -942,4 +945,304 @@ fn checker_and_simulator_agree_on_deadlock() {
         .collect();
     assert!(disagree.is_empty(), "the drivers disagree on {disagree:?}");
     assert!(table.iter().any(|(_, d, _)| *d) && table.iter().any(|(_, d, _)| !*d));
+}
+
+/// A negative number is a bad value of its flag, with the range, not clap's "unexpected
+/// argument '-1'"; `scenario.seed` takes the same range as `--seed` (0 to 2^63 - 1, the
+/// largest a TOML file holds), and so do the ends of `--seeds`.
+#[test]
+fn a_negative_or_too_large_number_names_its_flag_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let seeds = "a seed, a whole number from 0 to 9223372036854775807";
+    for (args, wanted) in [
+        (
+            &["simulate", "--seed", "-1"][..],
+            &["'--seed <N>'", seeds][..],
+        ),
+        (
+            &["simulate", "--seed", "9223372036854775808"],
+            &["'--seed <N>'", seeds],
+        ),
+        (
+            &["simulate", "--set", "scenario.seed=-1"],
+            &["scenario.seed", seeds],
+        ),
+        (
+            &["simulate", "--set", "scenario.seed=9223372036854775808"],
+            &["scenario.seed", seeds],
+        ),
+        (
+            &["simulate", "--seeds", "-1..3"],
+            &["'--seeds <A..B>'", "from 0 to 9223372036854775807"],
+        ),
+        (
+            &["simulate", "--seeds", "1..=9223372036854775808"],
+            &["'--seeds <A..B>'", "from 0 to 9223372036854775807"],
+        ),
+        (
+            &["simulate", "--devices", "-5"],
+            &["'--devices <N>'", "from 1 to 50000000"],
+        ),
+        (
+            &["simulate", "--trace-device", "-1"],
+            &["'--trace-device <ID>'", "from 0"],
+        ),
+        (
+            &["simulate", "--duration", "-5m"],
+            &["'--duration <DURATION>'", "expected a duration"],
+        ),
+        (
+            &["simulate", "--shard", "-1/4"],
+            &["'--shard <K/N>'", "0 <= K < N"],
+        ),
+        (
+            &["check", "--max-states", "-1"],
+            &["'--max-states <MAX_STATES>'", "from 0 up"],
+        ),
+        (
+            &["repair", "pre-cr", "--threads", "-2"],
+            &["'--threads <THREADS>'", "from 1 up"],
+        ),
+        (
+            &["explore", "--port", "-1"],
+            &["'--port <PORT>'", "from 1 to 65535"],
+        ),
+    ] {
+        let o = imps(args, p);
+        assert!(
+            !stderr(&o).contains("unexpected argument"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        bad(args, p, wanted);
+    }
+    // The largest seed runs, from the flag and from the scenario alike.
+    for args in [
+        &[
+            "simulate",
+            "--devices",
+            "10",
+            "--duration",
+            "1m",
+            "--seed",
+            "9223372036854775807",
+        ][..],
+        &[
+            "simulate",
+            "--devices",
+            "10",
+            "--duration",
+            "1m",
+            "--set",
+            "scenario.seed=9223372036854775807",
+        ],
+    ] {
+        let o = imps(args, p);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).starts_with("imps simulate: seed 9223372036854775807,"));
+    }
+}
+
+/// A report over several seeds says which figures are sums and which are the largest of any
+/// one seed; a single run's report says neither.
+#[test]
+fn a_report_over_seeds_labels_peaks_as_maxima_and_end_figures_as_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seeds: &str, out: &str| {
+        let o = imps(
+            &[
+                "simulate",
+                "--scenario",
+                "smoke",
+                "--devices",
+                "50",
+                "--duration",
+                "1m",
+                "--variant",
+                "pre-cr",
+                "--variant",
+                "post-cr",
+                "--seeds",
+                seeds,
+                "--out",
+                out,
+            ],
+            dir.path(),
+        );
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+        let md = std::fs::read_to_string(dir.path().join(out).join("report.md")).unwrap();
+        (stdout(&o), md)
+    };
+    let (text, md) = run("1..4", "three");
+    assert!(
+        text.contains("live peak ") && text.contains(" (largest of 3 seeds); orphaned peak "),
+        "{text}"
+    );
+    assert!(text.contains(" (sum of 3 seeds)\n"), "{text}");
+    assert!(text.contains("orphaned peak (max)"), "{text}");
+    assert!(text.contains("over 3 seeds: the orphaned peak is the largest of any one seed"));
+    assert!(
+        md.contains("| orphaned sessions peak (largest of 3 seeds) / at end (sum of 3 seeds) |"),
+        "{md}"
+    );
+    let (text, md) = run("1..2", "one");
+    assert!(
+        !text.contains("seeds)") && !text.contains("(max)"),
+        "{text}"
+    );
+    assert!(md.contains("| orphaned sessions peak / at end |"), "{md}");
+}
+
+/// A record whose figures are too large to add up (damaged or forged) is refused with its
+/// file and line, not summed into a wrapped number (or a panic).
+#[test]
+fn merge_refuses_sums_that_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = imps(
+        &[
+            "simulate",
+            "--scenario",
+            "smoke",
+            "--devices",
+            "50",
+            "--duration",
+            "1m",
+            "--seeds",
+            "1..3",
+            "--shard",
+            "0/1",
+            "--out",
+            ".",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.path().join("shard-0-of-1.jsonl")).unwrap();
+    let huge = 1u64 << 63;
+    let forged: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["result"]["events"] = serde_json::json!(huge);
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("forged.jsonl"), forged.join("\n") + "\n").unwrap();
+    let o = imps(&["merge", "forged.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("imps: error: forged.jsonl:2: post-cr: events summed over the seeds overflows 64 bits at seed 2"),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty(), "nothing printed before the error");
+    // A histogram count past 64 bits is refused where it is read.
+    let mut v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    v["result"]["time_to_recover_ms"] =
+        serde_json::json!({"count": 1, "max": 5, "buckets": [[5, u64::MAX], [6, 2]]});
+    std::fs::write(dir.path().join("hist.jsonl"), v.to_string() + "\n").unwrap();
+    let o = imps(&["merge", "hist.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("hist.jsonl:1") && stderr(&o).contains("overflow"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A shard writes each unit's line as soon as the unit is done: an interrupted shard keeps the
+/// units it finished, and a rerun runs only the others. A file of another sweep is refused
+/// and left as it is.
+#[test]
+fn an_interrupted_shard_keeps_its_finished_units_and_a_rerun_skips_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "simulate",
+        "--scenario",
+        "smoke",
+        "--devices",
+        "50",
+        "--duration",
+        "1m",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        "post-cr",
+        "--seeds",
+        "1..3",
+        "--shard",
+        "1/2",
+        "--out",
+        "out",
+    ];
+    let o = imps(&args, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let file = dir.path().join("out/shard-1-of-2.jsonl");
+    let full = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    assert_eq!(lines.len(), 2, "units 1 and 3 (post-cr, seeds 1 and 2)");
+    // As an interruption leaves it: the first unit done, the second cut short mid-line. The
+    // first unit's wall time is marked, to see that the rerun keeps its line.
+    let mut first: Value = serde_json::from_str(lines[0]).unwrap();
+    first["result"]["wall_ms"] = serde_json::json!(987_654_321u64);
+    let kept = first.to_string();
+    std::fs::write(&file, format!("{kept}\n{}", &lines[1][..200])).unwrap();
+    let o = imps(&["merge", "out/shard-1-of-2.jsonl"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("out/shard-1-of-2.jsonl:2: ") && stderr(&o).contains("cut short"),
+        "{}",
+        stderr(&o)
+    );
+    let o = imps(&args, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already holds 1 of this shard's units"),
+        "{}",
+        stderr(&o)
+    );
+    let resumed = std::fs::read_to_string(&file).unwrap();
+    let resumed: Vec<&str> = resumed.lines().collect();
+    assert_eq!(resumed.len(), 2);
+    assert_eq!(resumed[0], kept, "the finished unit was not run again");
+    let strip = |l: &str| {
+        let mut v: Value = serde_json::from_str(l).unwrap();
+        v["result"]["wall_ms"] = Value::Null;
+        v
+    };
+    assert_eq!(
+        strip(resumed[1]),
+        strip(lines[1]),
+        "the cut unit ran again, the same"
+    );
+    // The resumed file merges like any other (with shard 0/2).
+    let mut zero = args.to_vec();
+    let at = zero.len() - 3;
+    zero[at] = "0/2";
+    let o = imps(&zero, dir.path());
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "pre-cr traps devices: {}",
+        stderr(&o)
+    );
+    let o = imps(
+        &["merge", "out/shard-0-of-2.jsonl", "out/shard-1-of-2.jsonl"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // Another configuration in the same folder is refused; the file is untouched.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let mut other = args.to_vec();
+    other[4] = "60";
+    let o = imps(&other, dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("out/shard-1-of-2.jsonl:1: a unit of another sweep")
+            && stderr(&o).contains("remove it"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
 }

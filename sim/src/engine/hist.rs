@@ -67,13 +67,20 @@ impl LogHistogram {
         self.max = self.max.max(v);
     }
 
-    /// Add another histogram's counts.
-    pub fn merge(&mut self, other: &LogHistogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
+    /// Add another histogram's counts; `None`, and `self` unchanged, when a count would not
+    /// fit in 64 bits (histograms read from files can hold any count).
+    pub fn checked_merge(&mut self, other: &LogHistogram) -> Option<()> {
+        let total = self.total.checked_add(other.total)?;
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .zip(&other.counts)
+            .map(|(a, b)| a.checked_add(*b))
+            .collect::<Option<_>>()?;
+        self.counts = counts;
+        self.total = total;
         self.max = self.max.max(other.max);
+        Some(())
     }
 
     /// Values counted.
@@ -149,8 +156,14 @@ impl<'de> Deserialize<'de> for LogHistogram {
             let slot = h.counts.get_mut(i as usize).ok_or_else(|| {
                 serde::de::Error::custom(format!("histogram bucket {i} out of range 0..{BUCKETS}"))
             })?;
-            *slot += c;
-            h.total += c;
+            *slot = slot.checked_add(c).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "histogram bucket {i}: its counts overflow 64 bits"
+                ))
+            })?;
+            h.total = h.total.checked_add(c).ok_or_else(|| {
+                serde::de::Error::custom("histogram: its counts overflow 64 bits")
+            })?;
         }
         if h.total != sp.count {
             return Err(serde::de::Error::custom(format!(
@@ -205,7 +218,7 @@ mod tests {
         (0..100).for_each(|v| a.record(v * 7));
         (0..50).for_each(|v| b.record(v * 1000));
         let mut ab = a.clone();
-        ab.merge(&b);
+        ab.checked_merge(&b).unwrap();
         let json = serde_json::to_string(&ab).unwrap();
         let back: LogHistogram = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ab);
@@ -214,5 +227,27 @@ mod tests {
             r#"{"count":1,"max":0,"buckets":[[99999,1]]}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn counts_that_overflow_are_refused_not_wrapped() {
+        let big: LogHistogram = serde_json::from_str(&format!(
+            r#"{{"count":{},"max":5,"buckets":[[5,{}]]}}"#,
+            u64::MAX,
+            u64::MAX
+        ))
+        .unwrap();
+        let mut h = LogHistogram::new();
+        h.record(5);
+        let before = h.clone();
+        assert_eq!(h.checked_merge(&big), None);
+        assert_eq!(h, before, "unchanged");
+        let e = serde_json::from_str::<LogHistogram>(&format!(
+            r#"{{"count":1,"max":5,"buckets":[[5,{}],[6,2]]}}"#,
+            u64::MAX
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("overflow"), "{e}");
     }
 }

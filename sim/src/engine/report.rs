@@ -1,5 +1,5 @@
 //! The report of a run or sweep as text (the terminal summary), JSON, and Markdown
-//! (`report.md`), and the atomic writing of output files.
+//! (`report.md`); `crate::output::write_atomic` writes the files.
 //!
 //! Everything here is a pure function of the [`Report`] except the wall-clock fields
 //! (`wall_s`, `events_per_s`), which the text and JSON show and `report.md` leaves out, so
@@ -8,8 +8,6 @@
 use super::scenario::{Dur, SCENARIO_KNOBS};
 use super::sweep::{Paired, Report, VariantReport};
 use std::fmt::Write;
-use std::io::Write as _;
-use std::path::Path;
 
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -68,6 +66,23 @@ fn seeds(r: &Report) -> String {
         format!("seed {a}")
     } else {
         format!("seeds {a}..{b}")
+    }
+}
+
+/// How many seeds (runs per variant) the report covers.
+fn seed_count(r: &Report) -> u64 {
+    r.sweep.seeds[1] - r.sweep.seeds[0]
+}
+
+/// What a sessions figure over several seeds is: a peak is the largest of any one seed, an
+/// end figure the seeds' sum. Empty for one seed.
+fn over_seeds(r: &Report) -> (String, String) {
+    match seed_count(r) {
+        1 => (String::new(), String::new()),
+        n => (
+            format!(" (largest of {n} seeds)"),
+            format!(" (sum of {n} seeds)"),
+        ),
     }
 }
 
@@ -150,11 +165,19 @@ fn paired_cell(v: Option<i128>, missing: &str, signed: bool) -> String {
 }
 
 /// The rows of a paired comparison: label, values, and what a missing value means.
-fn paired_rows(c: &super::sweep::Comparison) -> [(&'static str, &Paired, &'static str); 8] {
+fn paired_rows<'a>(
+    r: &Report,
+    c: &'a super::sweep::Comparison,
+) -> [(&'static str, &'a Paired, &'static str); 8] {
+    let peak = if seed_count(r) == 1 {
+        "orphaned peak"
+    } else {
+        "orphaned peak (max)"
+    };
     [
         ("trapped devices", &c.trapped_devices, "stopped"),
         ("slow devices", &c.slow_devices, "stopped"),
-        ("orphaned peak", &c.orphan_sessions_peak, "-"),
+        (peak, &c.orphan_sessions_peak, "-"),
         ("recovery p50 (ms)", &c.time_to_recover_p50_ms, "-"),
         ("recovery p99 (ms)", &c.time_to_recover_p99_ms, "-"),
         ("availability (ppm)", &c.availability_ppm, "-"),
@@ -166,6 +189,12 @@ fn paired_rows(c: &super::sweep::Comparison) -> [(&'static str, &Paired, &'stati
 /// Why cells of a comparison are missing, one sentence per reason.
 fn paired_notes(r: &Report, c: &super::sweep::Comparison) -> Vec<String> {
     let mut notes = Vec::new();
+    let n = seed_count(r);
+    if n > 1 {
+        notes.push(format!(
+            "over {n} seeds: the orphaned peak is the largest of any one seed, the counts are the seeds' sums"
+        ));
+    }
     for name in [&c.baseline, &c.variant] {
         let Some(v) = r.runs.iter().find(|v| &v.variant == name) else {
             continue;
@@ -216,9 +245,10 @@ pub fn text(r: &Report) -> String {
         );
         let _ = writeln!(o, "  result codes  {}", codes(v));
         let _ = writeln!(o, "  recovery      {}", recovery(v));
+        let (peak, end) = over_seeds(r);
         let _ = writeln!(
             o,
-            "  sessions      live peak {}; orphaned peak {}, at end {}",
+            "  sessions      live peak {}{peak}; orphaned peak {}{peak}, at end {}{end}",
             thousands(v.live_sessions_peak),
             thousands(v.orphan_sessions_peak),
             thousands(v.orphan_sessions_end)
@@ -262,7 +292,7 @@ pub fn text(r: &Report) -> String {
             "  {:<22} {:>14} {:>14} {:>14}",
             "", c.baseline, c.variant, "difference"
         );
-        for (name, p, missing) in paired_rows(c) {
+        for (name, p, missing) in paired_rows(r, c) {
             let _ = writeln!(
                 o,
                 "  {name:<22} {:>14} {:>14} {:>14}",
@@ -396,14 +426,20 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
     });
     row("result codes", &codes);
     row("time to recover", &recovery);
-    row("live sessions peak", &|v| thousands(v.live_sessions_peak));
-    row("orphaned sessions peak / at end", &|v| {
-        format!(
-            "{} / {}",
-            thousands(v.orphan_sessions_peak),
-            thousands(v.orphan_sessions_end)
-        )
+    let (peak, end) = over_seeds(r);
+    row(&format!("live sessions peak{peak}"), &|v| {
+        thousands(v.live_sessions_peak)
     });
+    row(
+        &format!("orphaned sessions peak{peak} / at end{end}"),
+        &|v| {
+            format!(
+                "{} / {}",
+                thousands(v.orphan_sessions_peak),
+                thousands(v.orphan_sessions_end)
+            )
+        },
+    );
     row("sessions created / recovered", &|v| {
         format!(
             "{} / {}",
@@ -444,7 +480,7 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
                 "| | {} | {} | difference |\n|---|---:|---:|---:|",
                 c.baseline, c.variant
             );
-            for (name, p, missing) in paired_rows(c) {
+            for (name, p, missing) in paired_rows(r, c) {
                 let _ = writeln!(
                     o,
                     "| {name} | {} | {} | {} |",
@@ -555,26 +591,6 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
     o
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// that `path` is never half-written.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,15 +604,5 @@ mod tests {
         assert_eq!(pct_ppm(995_321), "99.5321 %");
         assert_eq!(ms(250), "250 ms");
         assert_eq!(ms(61_500), "61.5 s");
-    }
-
-    #[test]
-    fn atomic_writes_leave_no_temporary_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.txt");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

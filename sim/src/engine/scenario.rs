@@ -14,6 +14,7 @@
 use super::classify::MAX_DEVICES_PER_USER;
 use imps_model::config::{Config, EnvConfig};
 use imps_model::server::granted_keep_alive_s;
+use imps_model::specs::{Entry, Kind, SpecsDir};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,37 @@ use std::path::{Path, PathBuf};
 pub const MAX_RUN_MS: u64 = 240 * 3_600_000;
 /// The most devices in one run.
 pub const MAX_DEVICES: u32 = 50_000_000;
+
+/// The largest seed: the largest integer a TOML file can hold, so that `scenario.seed`,
+/// `--seed` and `--seeds` take the same range (0 to 2^63 - 1).
+pub const MAX_SEED: u64 = i64::MAX as u64;
+
+/// `scenario.seed`, with the range in the error (serde's would say "expected u64", and a
+/// `--set` value too large for TOML would arrive as a string).
+fn seed_in_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    fn out_of_range<E: serde::de::Error>(found: impl fmt::Display) -> E {
+        E::custom(format!(
+            "expected a seed, a whole number from 0 to {MAX_SEED}, found {found}"
+        ))
+    }
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a seed, a whole number from 0 to {MAX_SEED}")
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| out_of_range(n))
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            (n <= MAX_SEED).then_some(n).ok_or_else(|| out_of_range(n))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u64, E> {
+            Err(out_of_range(s))
+        }
+    }
+    d.deserialize_any(V)
+}
 
 /// A duration in milliseconds, written with a unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -143,7 +175,8 @@ pub struct Scenario {
     pub devices_per_user: u32,
     /// Simulated time of the faulty phase (`--duration`).
     pub duration: Dur,
-    /// The seed when `--seed` is not given.
+    /// The seed when `--seed` is not given, 0 to [`MAX_SEED`].
+    #[serde(deserialize_with = "seed_in_range")]
     pub seed: u64,
     /// Devices power on at uniform random times within this window from time 0; at most
     /// `duration` ([`Scenario::check_phases`]).
@@ -252,7 +285,7 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.devices", meaning: "devices in the run (--devices)" },
     ScenarioKnob { key: "scenario.devices_per_user", meaning: "devices per user (1..=4); device d belongs to user d / devices_per_user" },
     ScenarioKnob { key: "scenario.duration", meaning: "simulated time of the faulty phase (--duration)" },
-    ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given" },
+    ScenarioKnob { key: "scenario.seed", meaning: "seed when --seed is not given, 0 to 2^63 - 1 (as --seed)" },
     ScenarioKnob { key: "scenario.start_spread", meaning: "devices power on at uniform random times in [0, start_spread); at most scenario.duration" },
     ScenarioKnob { key: "scenario.keep_alive_at_pct", meaning: "keep-alive sent after this % of the granted KeepAliveTime (TTL: client.ttl_s, capped by server.max_keep_alive_s)" },
     ScenarioKnob { key: "scenario.latency_min", meaning: "one-way latency: min + exponential(mean - min), capped at max" },
@@ -353,25 +386,15 @@ fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ScenarioErr
     }
 }
 
-/// The directory of named scenarios: `specs/scenarios` under the current directory when there
-/// is one, else the one of this workspace.
-pub fn scenarios_dir() -> PathBuf {
-    imps_model::config::specs_dir("scenarios")
+/// The named scenarios: `specs/scenarios` under the current directory when there is one, else
+/// the ones built into the binary ([`imps_model::specs`]).
+pub fn scenarios_dir() -> SpecsDir {
+    SpecsDir::find(Kind::Scenarios)
 }
 
-/// The named scenarios under `dir`, sorted.
-pub fn named_scenarios(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .filter_map(|p| Some(p.file_stem()?.to_string_lossy().into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// The named scenarios in `dir`, sorted (none when a directory cannot be read).
+pub fn named_scenarios(dir: &SpecsDir) -> Vec<String> {
+    dir.names().unwrap_or_default()
 }
 
 impl ScenarioFile {
@@ -396,7 +419,7 @@ impl ScenarioFile {
 /// A scenario by name (a file stem under `dir`) or path; returns its name and contents.
 pub fn resolve_scenario(
     name_or_path: &str,
-    dir: &Path,
+    dir: &SpecsDir,
 ) -> Result<(String, ScenarioFile), ScenarioError> {
     let p = Path::new(name_or_path);
     if name_or_path.ends_with(".toml") || p.components().count() > 1 {
@@ -406,14 +429,17 @@ pub fn resolve_scenario(
             .unwrap_or_else(|| name_or_path.to_string());
         return Ok((name, ScenarioFile::load(p)?));
     }
-    let file = dir.join(format!("{name_or_path}.toml"));
-    if file.exists() {
-        return Ok((name_or_path.to_string(), ScenarioFile::load(&file)?));
+    match dir.entry(name_or_path) {
+        Some(Entry::File(file)) => Ok((name_or_path.to_string(), ScenarioFile::load(&file)?)),
+        Some(Entry::BuiltIn { origin, text }) => Ok((
+            name_or_path.to_string(),
+            ScenarioFile::from_toml(text, &origin)?,
+        )),
+        None => Err(ScenarioError::Unknown {
+            name: name_or_path.to_string(),
+            known: named_scenarios(dir).join(", "),
+        }),
     }
-    Err(ScenarioError::Unknown {
-        name: name_or_path.to_string(),
-        known: named_scenarios(dir).join(", "),
-    })
 }
 
 impl Scenario {
@@ -498,6 +524,9 @@ impl Scenario {
                 "devices",
                 format!("expected 1..={MAX_DEVICES}, found {}", s.devices),
             );
+        }
+        if s.seed > MAX_SEED {
+            return fail("seed", format!("expected 0..={MAX_SEED}, found {}", s.seed));
         }
         if s.devices_per_user == 0 || s.devices_per_user > MAX_DEVICES_PER_USER {
             return fail(

@@ -11,7 +11,7 @@
 
 use super::hist::LogHistogram;
 use super::result::{Faults, Logins, RunResult, Sample, Sessions};
-use super::scenario::Scenario;
+use super::scenario::{Scenario, MAX_SEED};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -101,10 +101,11 @@ impl std::str::FromStr for Shard {
     }
 }
 
-/// `--seeds A..B` (B excluded) or `A..=B`.
+/// `--seeds A..B` (B excluded) or `A..=B`; seeds are 0 to [`MAX_SEED`], as `--seed`.
 pub fn parse_seeds(s: &str) -> Result<[u64; 2], String> {
-    let bad =
-        || format!("expected a seed range A..B (B excluded) or A..=B, with A < B, found `{s}`");
+    let bad = || {
+        format!("expected a seed range A..B (B excluded) or A..=B, with A < B and seeds from 0 to {MAX_SEED}, found `{s}`")
+    };
     let (a, b, inclusive) = match s.split_once("..=") {
         Some((a, b)) => (a, b, true),
         None => {
@@ -119,7 +120,7 @@ pub fn parse_seeds(s: &str) -> Result<[u64; 2], String> {
     } else {
         b
     };
-    if end <= a {
+    if end <= a || end - 1 > MAX_SEED {
         return Err(bad());
     }
     if end - a > 1_000_000 {
@@ -440,6 +441,16 @@ pub enum MergeError {
     /// No records at all.
     #[error("no records: give the JSON Lines files that `imps simulate --shard K/N` wrote")]
     Empty,
+    /// A figure summed over the seeds does not fit in 64 bits.
+    #[error("{variant}: {what} summed over the seeds overflows 64 bits at seed {seed}: the record holds a number no run gives")]
+    Overflow {
+        /// The variant.
+        variant: String,
+        /// The seed whose record made the sum overflow.
+        seed: u64,
+        /// The figure.
+        what: &'static str,
+    },
 }
 
 /// Check that `records` (with the place each came from) are every unit of one sweep exactly
@@ -456,9 +467,9 @@ pub fn collect(
         message,
     };
     let [a, b] = sweep.seeds;
-    if a >= b || b - a > 1_000_000 {
+    if a >= b || b - a > 1_000_000 || b - 1 > MAX_SEED {
         return Err(bad(format!(
-            "seeds {a}..{b}: expected A < B and at most 1,000,000 seeds"
+            "seeds {a}..{b}: expected A < B, at most 1,000,000 seeds, each at most {MAX_SEED}"
         )));
     }
     let mut names = sweep.variants.clone();
@@ -538,11 +549,22 @@ fn combine_digests(results: &[&RunResult]) -> String {
     format!("{:016x}", h.digest())
 }
 
+/// The share of `device_ms` that is not `down_ms`, in parts per million; `None` when the
+/// product does not fit (records that no run gives).
+fn ppm(device_ms: u128, down_ms: u128) -> Option<u64> {
+    let up = device_ms - down_ms.min(device_ms);
+    Some(
+        up.checked_mul(1_000_000)?
+            .checked_div(device_ms)
+            .map_or(0, |v| v as u64),
+    )
+}
+
 fn variant_report(
     sweep: &SweepId,
     variant: &str,
     runs: &[&RunResult],
-) -> (VariantReport, Vec<Sample>, LogHistogram) {
+) -> Result<(VariantReport, Vec<Sample>, LogHistogram), MergeError> {
     let first = runs[0];
     let mut logins = Logins::default();
     let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
@@ -565,36 +587,95 @@ fn variant_report(
         })
         .collect();
     for r in runs {
-        events += r.events;
-        wall_ms += r.wall_ms;
-        messages += r.messages;
+        // Every count is a sum over the seeds: records that `imps merge` read from files can
+        // hold any number, and a sum that does not fit is an error, not a wrapped figure.
+        let add = |acc: &mut u64, v: u64, what: &'static str| {
+            *acc = acc.checked_add(v).ok_or_else(|| MergeError::Overflow {
+                variant: variant.to_string(),
+                seed: r.seed,
+                what,
+            })?;
+            Ok::<(), MergeError>(())
+        };
+        add(&mut events, r.events, "events")?;
+        add(&mut wall_ms, r.wall_ms, "wall_ms")?;
+        add(&mut messages, r.messages, "messages")?;
+        let mut stuck_here = r.trapped_devices;
+        add(&mut stuck_here, r.slow_devices, "trapped and slow devices")?;
         if !r.stopped() {
             completed += 1;
-            trapped += r.trapped_devices;
-            slow += r.slow_devices;
+            add(&mut trapped, r.trapped_devices, "trapped_devices")?;
+            add(&mut slow, r.slow_devices, "slow_devices")?;
         }
-        logins.add(&r.logins);
+        let l = &r.logins;
+        add(&mut logins.attempted, l.attempted, "logins.attempted")?;
+        add(&mut logins.succeeded, l.succeeded, "logins.succeeded")?;
+        add(
+            &mut logins.recoveries_attempted,
+            l.recoveries_attempted,
+            "logins.recoveries_attempted",
+        )?;
+        add(
+            &mut logins.recoveries_succeeded,
+            l.recoveries_succeeded,
+            "logins.recoveries_succeeded",
+        )?;
         for (c, n) in &r.result_codes {
-            *codes.entry(*c).or_default() += n;
+            add(codes.entry(*c).or_default(), *n, "result_codes")?;
         }
-        ttr.merge(&r.time_to_recover_ms);
+        ttr.checked_merge(&r.time_to_recover_ms)
+            .ok_or_else(|| MergeError::Overflow {
+                variant: variant.to_string(),
+                seed: r.seed,
+                what: "time_to_recover_ms",
+            })?;
         let s = &r.sessions;
-        sessions.created += s.created;
-        sessions.recovered += s.recovered;
-        sessions.ended_logout += s.ended_logout;
-        sessions.ended_expired += s.ended_expired;
-        sessions.ended_replaced += s.ended_replaced;
+        add(&mut sessions.created, s.created, "sessions.created")?;
+        add(&mut sessions.recovered, s.recovered, "sessions.recovered")?;
+        add(
+            &mut sessions.ended_logout,
+            s.ended_logout,
+            "sessions.ended_logout",
+        )?;
+        add(
+            &mut sessions.ended_expired,
+            s.ended_expired,
+            "sessions.ended_expired",
+        )?;
+        add(
+            &mut sessions.ended_replaced,
+            s.ended_replaced,
+            "sessions.ended_replaced",
+        )?;
         sessions.live_peak = sessions.live_peak.max(s.live_peak);
-        sessions.live_end += s.live_end;
+        add(&mut sessions.live_end, s.live_end, "sessions.live_end")?;
         sessions.orphan_peak = sessions.orphan_peak.max(s.orphan_peak);
-        sessions.orphan_end += s.orphan_end;
-        faults.crashes += r.faults.crashes;
-        faults.lost_messages += r.faults.lost_messages;
-        faults.connection_losses += r.faults.connection_losses;
-        faults.answers_to_dead_connections += r.faults.answers_to_dead_connections;
+        add(
+            &mut sessions.orphan_end,
+            s.orphan_end,
+            "sessions.orphan_end",
+        )?;
+        let f = &r.faults;
+        add(&mut faults.crashes, f.crashes, "faults.crashes")?;
+        add(
+            &mut faults.lost_messages,
+            f.lost_messages,
+            "faults.lost_messages",
+        )?;
+        add(
+            &mut faults.connection_losses,
+            f.connection_losses,
+            "faults.connection_losses",
+        )?;
+        add(
+            &mut faults.answers_to_dead_connections,
+            f.answers_to_dead_connections,
+            "faults.answers_to_dead_connections",
+        )?;
+        // At most 2^32 devices x 2^64 ms per run and 2^20 runs: 2^116, no overflow.
         device_ms += u128::from(r.devices) * u128::from(r.end_ms);
         down_ms += u128::from(r.downtime_ms);
-        if r.stuck_devices() > 0 {
+        if stuck_here > 0 {
             let first = r
                 .trapped_device_ids
                 .first()
@@ -602,7 +683,7 @@ fn variant_report(
                 .copied();
             stuck.push(StuckSeed {
                 seed: r.seed,
-                count: r.stuck_devices(),
+                count: stuck_here,
                 trapped: r.trapped_devices,
                 slow: r.slow_devices,
                 first_trapped_ids: r
@@ -620,7 +701,7 @@ fn variant_report(
         }
         for v in &r.violations {
             match violations.iter_mut().find(|x| x.property == v.property) {
-                Some(x) => x.count += v.count,
+                Some(x) => add(&mut x.count, v.count, "violations.count")?,
                 None => violations.push(ViolationSummary {
                     property: v.property.clone(),
                     invariant: v.invariant,
@@ -639,9 +720,9 @@ fn variant_report(
             Some(w) => w.into_iter().filter(|x| r.witnesses.contains(x)).collect(),
         });
         for (acc, s) in series.iter_mut().zip(&r.series) {
-            acc.live += s.live;
-            acc.holding += s.holding;
-            acc.orphans += s.orphans;
+            add(&mut acc.live, s.live, "series.live")?;
+            add(&mut acc.holding, s.holding, "series.holding")?;
+            add(&mut acc.orphans, s.orphans, "series.orphans")?;
         }
     }
     let n = runs.len() as u64;
@@ -650,9 +731,11 @@ fn variant_report(
         s.holding /= n;
         s.orphans /= n;
     }
-    let availability_ppm = ((device_ms - down_ms.min(device_ms)) * 1_000_000)
-        .checked_div(device_ms)
-        .map_or(0, |v| v as u64);
+    let availability_ppm = ppm(device_ms, down_ms).ok_or_else(|| MergeError::Overflow {
+        variant: variant.to_string(),
+        seed: first.seed,
+        what: "availability (devices x end_ms)",
+    })?;
     let wall_s = wall_ms as f64 / 1000.0;
     let report = VariantReport {
         seed: sweep.seeds[0],
@@ -670,7 +753,16 @@ fn variant_report(
         } else {
             (events as f64 / wall_s).round()
         },
-        stuck_devices: (completed > 0).then_some(trapped + slow),
+        stuck_devices: (completed > 0)
+            .then(|| trapped.checked_add(slow))
+            .map(|sum| {
+                sum.ok_or_else(|| MergeError::Overflow {
+                    variant: variant.to_string(),
+                    seed: first.seed,
+                    what: "trapped and slow devices",
+                })
+            })
+            .transpose()?,
         trapped_devices: (completed > 0).then_some(trapped),
         slow_devices: (completed > 0).then_some(slow),
         stuck,
@@ -694,15 +786,21 @@ fn variant_report(
         witnesses: witnesses.unwrap_or_default(),
         digest: combine_digests(runs),
     };
-    (report, series, ttr)
+    Ok((report, series, ttr))
 }
 
+/// The paired comparison of two variants. Called once [`variant_report`] has summed the same
+/// figures of the same runs without overflow, so its sums cannot overflow either.
 fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) -> Comparison {
+    const SUMMED: &str = "invariant: variant_report summed these figures without overflow";
     let nv = sweep.variants.len();
     let pick = |v: usize| -> Vec<&RunResult> { results.iter().skip(v).step_by(nv).collect() };
     let (a, b) = (pick(base), pick(other));
-    let sum =
-        |rs: &[&RunResult], f: &dyn Fn(&RunResult) -> u64| -> u64 { rs.iter().map(|r| f(r)).sum() };
+    let sum = |rs: &[&RunResult], f: &dyn Fn(&RunResult) -> u64| -> u64 {
+        rs.iter()
+            .try_fold(0u64, |acc, r| acc.checked_add(f(r)))
+            .expect(SUMMED)
+    };
     let complete = |rs: &[&RunResult]| rs.iter().all(|r| !r.stopped());
     let comparable = complete(&a) && complete(&b);
     let (mut both, mut only_a, mut only_b, mut exact) = (0u64, 0u64, 0u64, true);
@@ -720,7 +818,9 @@ fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) ->
     }
     let merged = |rs: &[&RunResult]| {
         let mut h = LogHistogram::new();
-        rs.iter().for_each(|r| h.merge(&r.time_to_recover_ms));
+        for r in rs {
+            h.checked_merge(&r.time_to_recover_ms).expect(SUMMED);
+        }
         h
     };
     let (ha, hb) = (merged(&a), merged(&b));
@@ -730,9 +830,7 @@ fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) ->
             .map(|r| u128::from(r.devices) * u128::from(r.end_ms))
             .sum();
         let down: u128 = rs.iter().map(|r| u128::from(r.downtime_ms)).sum();
-        ((dm - down.min(dm)) * 1_000_000)
-            .checked_div(dm)
-            .map_or(0, |v| v as u64)
+        ppm(dm, down).expect(SUMMED)
     };
     let peak = |rs: &[&RunResult]| rs.iter().map(|r| r.sessions.orphan_peak).max().unwrap_or(0);
     // Trapped and slow devices exist only for runs that reached the end of the liveness phase.
@@ -774,26 +872,31 @@ fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) ->
 }
 
 /// Build the report of a sweep from its results in unit order.
-pub fn aggregate(sweep: SweepId, results: &[RunResult]) -> Report {
+///
+/// # Errors
+///
+/// [`MergeError::Overflow`] when a sum over the seeds does not fit in 64 bits (only records
+/// read from files, damaged or forged, can hold such numbers).
+pub fn aggregate(sweep: SweepId, results: &[RunResult]) -> Result<Report, MergeError> {
     let nv = sweep.variants.len();
     let mut runs = Vec::new();
     let mut series = Vec::new();
     let mut ttr = Vec::new();
     for (v, name) in sweep.variants.iter().enumerate() {
         let rs: Vec<&RunResult> = results.iter().skip(v).step_by(nv).collect();
-        let (r, s, h) = variant_report(&sweep, name, &rs);
+        let (r, s, h) = variant_report(&sweep, name, &rs)?;
         runs.push(r);
         series.push(s);
         ttr.push(h);
     }
     let comparison = (1..nv).map(|v| compare(&sweep, 0, v, results)).collect();
-    Report {
+    Ok(Report {
         sweep,
         runs,
         comparison,
         series,
         ttr,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -820,7 +923,20 @@ mod tests {
     fn seed_ranges() {
         assert_eq!(parse_seeds("1..5").unwrap(), [1, 5]);
         assert_eq!(parse_seeds("1..=5").unwrap(), [1, 6]);
-        for bad in ["5..5", "5..1", "1-5", "x..3", "1..=18446744073709551615"] {
+        assert_eq!(
+            parse_seeds("9223372036854775806..=9223372036854775807").unwrap(),
+            [MAX_SEED - 1, MAX_SEED + 1]
+        );
+        for bad in [
+            "5..5",
+            "5..1",
+            "1-5",
+            "x..3",
+            "-1..3",
+            "1..=18446744073709551615",
+            "1..=9223372036854775808",
+            "1..9223372036854775809",
+        ] {
             assert!(parse_seeds(bad).is_err(), "{bad}");
         }
     }
