@@ -1,7 +1,7 @@
 //! Decoding: a CSP `WV-CSP-Message` document to a [`Decoded`], and a [`Decoded`] to the
 //! core's [`Envelope`] (see the module documentation of [`crate::xml`]).
 
-use super::positions::Pos;
+use super::positions::{resolve, Pos};
 use super::{scheme, CspVersion, XmlError, MAX_DEPTH, MAX_MESSAGE_BYTES};
 use crate::codes::ResultCode;
 use crate::msg::{
@@ -10,7 +10,7 @@ use crate::msg::{
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Text quoted for an error message, shortened when long.
 fn quoted(text: &str) -> String {
@@ -47,6 +47,18 @@ struct Node {
     text_start: Option<usize>,
 }
 
+impl Node {
+    /// Adds `child` as the last child. The first child gets room for itself alone (a Vec
+    /// would make room for four): most elements with children have one, and the tree of a
+    /// deeply nested document is then three times smaller.
+    fn adopt(&mut self, child: Node) {
+        if self.children.capacity() == 0 {
+            self.children.reserve_exact(1);
+        }
+        self.children.push(child);
+    }
+}
+
 fn is_blank(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_ascii_whitespace() || c == '\u{feff}')
@@ -70,19 +82,33 @@ fn quick_error(src: &str, offset: usize, e: &quick_xml::Error) -> XmlError {
     }
 }
 
+/// The element whose start tag begins at byte `at` of `src`, with its attributes.
+///
+/// quick-xml's own duplicate check compares each attribute with every one before it, which is
+/// quadratic in their number; it is off, and a set of the names seen does the same check.
 fn open_node(src: &str, at: usize, e: &BytesStart<'_>) -> Result<Node, XmlError> {
-    let pos = Pos::of(src, at);
     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
     let prefix = e
         .name()
         .prefix()
         .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned());
     let mut attrs = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|err| pos.error("well-formed attributes", err.to_string()))?;
-        let value = a
-            .unescape_value()
-            .map_err(|err| pos.error("a well-formed attribute value", err.to_string()))?;
+    let mut seen = HashSet::new();
+    for a in e.attributes().with_checks(false) {
+        let a =
+            a.map_err(|err| Pos::of(src, at).error("well-formed attributes", err.to_string()))?;
+        if !seen.insert(a.key) {
+            return Err(Pos::of(src, at).error(
+                format!("attributes with distinct names in <{name}>"),
+                format!(
+                    "a second {:?} attribute",
+                    String::from_utf8_lossy(a.key.as_ref())
+                ),
+            ));
+        }
+        let value = a.unescape_value().map_err(|err| {
+            Pos::of(src, at).error("a well-formed attribute value", err.to_string())
+        })?;
         attrs.push((
             String::from_utf8_lossy(a.key.as_ref()).into_owned(),
             value.into_owned(),
@@ -146,7 +172,7 @@ fn parse_tree(src: &str) -> Result<Node, XmlError> {
             Event::Empty(e) => {
                 let node = open_node(src, at, &e)?;
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
+                    Some(parent) => parent.adopt(node),
                     None => {
                         check_root(src, at, &node, root.is_some())?;
                         root = Some(node);
@@ -159,7 +185,7 @@ fn parse_tree(src: &str) -> Result<Node, XmlError> {
                 };
                 node.end = at;
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
+                    Some(parent) => parent.adopt(node),
                     None => root = Some(node),
                 }
             }
@@ -204,15 +230,14 @@ fn end_of_content(src: &str) -> usize {
 
 /// The first top-level element must be `WV-CSP-Message`, and there is only one.
 fn check_root(src: &str, at: usize, node: &Node, had_root: bool) -> Result<(), XmlError> {
-    let pos = Pos::of(src, at);
     if had_root {
-        return Err(pos.error(
+        return Err(Pos::of(src, at).error(
             format!("end of document after </{ROOT}>"),
             format!("<{}>", node.name),
         ));
     }
     if node.name != ROOT {
-        return Err(pos.error(
+        return Err(Pos::of(src, at).error(
             format!("<{ROOT}> as the root element"),
             format!("<{}>", node.name),
         ));
@@ -348,12 +373,35 @@ pub struct Decoded {
     spans: BTreeMap<&'static str, Pos>,
 }
 
+/// The first two children of each name, found in one pass: the primitive is asked for some
+/// twenty names, and scanning its children for each would read them twenty times.
+struct Children<'n> {
+    parent: &'n Node,
+    by_name: HashMap<&'n str, (Option<&'n Node>, Option<&'n Node>)>,
+}
+
+impl<'n> Children<'n> {
+    fn of(parent: &'n Node) -> Children<'n> {
+        let mut by_name: HashMap<&str, (Option<&Node>, Option<&Node>)> = HashMap::new();
+        for child in &parent.children {
+            let slot = by_name.entry(child.name.as_str()).or_default();
+            match slot {
+                (None, _) => slot.0 = Some(child),
+                (Some(_), None) => slot.1 = Some(child),
+                (Some(_), Some(_)) => {}
+            }
+        }
+        Children { parent, by_name }
+    }
+}
+
 /// Reading helpers over the tree, with the source for positions.
 struct Cx<'s> {
     src: &'s str,
 }
 
 impl Cx<'_> {
+    /// The position of `offset`, for an error (one pass over the text before it).
     fn pos(&self, offset: usize) -> Pos {
         Pos::of(self.src, offset)
     }
@@ -361,8 +409,23 @@ impl Cx<'_> {
     /// The only child named `name`, if any; a second one is an error.
     fn one<'n>(&self, parent: &'n Node, name: &str) -> Result<Option<&'n Node>, XmlError> {
         let mut found = parent.children.iter().filter(|c| c.name == name);
-        let first = found.next();
-        if let Some(second) = found.next() {
+        self.at_most_one(parent, name, found.next(), found.next())
+    }
+
+    /// [`Cx::one`] from an index of the children.
+    fn one_of<'n>(&self, kids: &Children<'n>, name: &str) -> Result<Option<&'n Node>, XmlError> {
+        let (first, second) = kids.by_name.get(name).copied().unwrap_or_default();
+        self.at_most_one(kids.parent, name, first, second)
+    }
+
+    fn at_most_one<'n>(
+        &self,
+        parent: &Node,
+        name: &str,
+        first: Option<&'n Node>,
+        second: Option<&'n Node>,
+    ) -> Result<Option<&'n Node>, XmlError> {
+        if let Some(second) = second {
             return Err(self.pos(second.start).error(
                 format!("at most one <{name}> in <{}>", parent.name),
                 format!("a second <{name}>"),
@@ -381,9 +444,9 @@ impl Cx<'_> {
         })
     }
 
-    /// Where a node's text starts (or the node, when it has none).
+    /// Where a node's text starts (or the node, when it has none), for an error.
     fn text_pos(&self, node: &Node) -> Pos {
-        self.pos(node.text_start.unwrap_or(node.start))
+        self.pos(text_at(node))
     }
 
     /// The trimmed text of `node`, which must not be empty.
@@ -422,6 +485,14 @@ impl Cx<'_> {
     }
 }
 
+/// The byte offset where a node's text starts (or the node, when it has none).
+fn text_at(node: &Node) -> usize {
+    node.text_start.unwrap_or(node.start)
+}
+
+/// The byte offsets of the fields of a [`Decoded`], turned into its `spans` at the end.
+type Offsets = BTreeMap<&'static str, usize>;
+
 /// Decodes one `WV-CSP-Message` document (tolerantly: see the module documentation).
 ///
 /// # Errors
@@ -435,10 +506,10 @@ pub fn decode(xml: &str) -> Result<Decoded, XmlError> {
     let root = parse_tree(xml)?;
     let cx = Cx { src: xml };
     let version = read_version(&cx, &root)?;
-    let mut spans = BTreeMap::new();
-    let header = read_header(&cx, &root, &mut spans)?;
+    let mut offsets = Offsets::new();
+    let header = read_header(&cx, &root, &mut offsets)?;
     let prim = header.primitive;
-    spans.insert("primitive", cx.pos(prim.start));
+    offsets.insert("primitive", prim.start);
     let mut d = Decoded {
         version,
         primitive: prim.name.clone(),
@@ -468,16 +539,16 @@ pub fn decode(xml: &str) -> Result<Decoded, XmlError> {
         has_system_message: false,
         group_id: None,
         presence_value: None,
-        spans,
+        spans: BTreeMap::new(),
     };
-    read_fields(&cx, prim, &mut d)?;
+    read_fields(&cx, prim, &mut d, &mut offsets)?;
 
     // The derived Session-ID views.
     d.session_id = match header.descriptor_session_id {
         Some(sid) => Some(sid),
         None => {
-            if let Some(p) = d.spans.get("content_session_id").copied() {
-                d.spans.insert("session_id", p);
+            if let Some(p) = offsets.get("content_session_id").copied() {
+                offsets.insert("session_id", p);
             }
             d.content_session_id.clone()
         }
@@ -488,20 +559,20 @@ pub fn decode(xml: &str) -> Result<Decoded, XmlError> {
         } else {
             "session_id"
         };
-        if let Some(p) = d.spans.get(key).copied() {
-            d.spans.insert("recovery_session_id", p);
+        if let Some(p) = offsets.get(key).copied() {
+            offsets.insert("recovery_session_id", p);
         }
         d.recovery_session_id = d
             .content_session_id
             .clone()
             .or_else(|| d.session_id.clone());
     }
+    d.spans = resolve(xml, &offsets);
     Ok(d)
 }
 
 /// The version from the root's namespace (`xmlns`, or `xmlns:p` for a prefixed root).
 fn read_version(cx: &Cx<'_>, root: &Node) -> Result<CspVersion, XmlError> {
-    let root_pos = cx.pos(root.start);
     let ns_key = match &root.prefix {
         Some(p) => format!("xmlns:{p}"),
         None => "xmlns".to_owned(),
@@ -513,12 +584,12 @@ fn read_version(cx: &Cx<'_>, root: &Node) -> Result<CspVersion, XmlError> {
         .map(|(_, v)| v.trim());
     match ns {
         Some(ns) => CspVersion::from_csp_namespace(ns).ok_or_else(|| {
-            root_pos.error(
+            cx.pos(root.start).error(
                 "a CSP 1.1, 1.2 or 1.3 namespace on <WV-CSP-Message>",
                 quoted(ns),
             )
         }),
-        None => Err(root_pos.error(
+        None => Err(cx.pos(root.start).error(
             "a CSP namespace (xmlns) on <WV-CSP-Message>",
             "no namespace",
         )),
@@ -538,7 +609,7 @@ struct Header<'n> {
 fn read_header<'n>(
     cx: &Cx<'_>,
     root: &'n Node,
-    spans: &mut BTreeMap<&'static str, Pos>,
+    offsets: &mut Offsets,
 ) -> Result<Header<'n>, XmlError> {
     let session = cx.required(root, "Session")?;
 
@@ -557,7 +628,7 @@ fn read_header<'n>(
     let sid_node = cx.one(descriptor, "SessionID")?;
     let descriptor_session_id = match (session_type, sid_node) {
         (SessionType::Inband, Some(node)) => {
-            spans.insert("session_id", cx.text_pos(node));
+            offsets.insert("session_id", text_at(node));
             Some(cx.text(node)?.to_owned())
         }
         (SessionType::Outband, None) => None,
@@ -604,7 +675,7 @@ fn read_header<'n>(
     };
     let transaction_id = match cx.one(tdesc, "TransactionID")? {
         Some(node) => {
-            spans.insert("transaction_id", cx.text_pos(node));
+            offsets.insert("transaction_id", text_at(node));
             Some(cx.text(node)?.to_owned())
         }
         None => None,
@@ -651,12 +722,17 @@ fn read_header<'n>(
 }
 
 /// The primitive's children, whatever the primitive (unknown ones are skipped).
-fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError> {
-    let spans = &mut d.spans;
+fn read_fields(
+    cx: &Cx<'_>,
+    prim: &Node,
+    d: &mut Decoded,
+    offsets: &mut Offsets,
+) -> Result<(), XmlError> {
+    let kids = Children::of(prim);
     let mut text_field = |name: &str, key: &'static str| -> Result<Option<String>, XmlError> {
-        match cx.one(prim, name)? {
+        match cx.one_of(&kids, name)? {
             Some(node) => {
-                spans.insert(key, cx.text_pos(node));
+                offsets.insert(key, text_at(node));
                 Ok(Some(cx.text(node)?.to_owned()))
             }
             None => Ok(None),
@@ -669,30 +745,30 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
     d.group_id = text_field("GroupID", "group_id")?;
     d.content_session_id = text_field("SessionID", "content_session_id")?;
 
-    if let Some(node) = cx.one(prim, "ClientID")? {
+    if let Some(node) = cx.one_of(&kids, "ClientID")? {
         let inner = match (cx.one(node, "URL")?, cx.one(node, "MSISDN")?) {
             (Some(url), _) => url,
             (None, Some(msisdn)) => msisdn,
             (None, None) => node,
         };
-        d.spans.insert("client_id", cx.text_pos(inner));
+        offsets.insert("client_id", text_at(inner));
         d.client_id = Some(cx.text(inner)?.to_owned());
     }
-    if let Some(node) = cx.one(prim, "Result")? {
+    if let Some(node) = cx.one_of(&kids, "Result")? {
         let code = cx.required(node, "Code")?;
-        d.spans.insert("result_code", cx.text_pos(code));
+        offsets.insert("result_code", text_at(code));
         d.result_code = Some(cx.number(code, "a number")?);
         if let Some(desc) = cx.one(node, "Description")? {
             d.description = Some(desc.text.trim().to_owned());
         }
     }
-    if let Some(node) = cx.one(prim, "TimeToLive")? {
+    if let Some(node) = cx.one_of(&kids, "TimeToLive")? {
         d.time_to_live = Some(cx.number(node, "a number of seconds")?);
     }
-    if let Some(node) = cx.one(prim, "KeepAliveTime")? {
+    if let Some(node) = cx.one_of(&kids, "KeepAliveTime")? {
         d.keep_alive_time = Some(cx.number(node, "a number of seconds")?);
     }
-    if let Some(node) = cx.one(prim, "CapabilityRequest")? {
+    if let Some(node) = cx.one_of(&kids, "CapabilityRequest")? {
         d.capability_request = Some(cx.boolean(node)?);
     }
     for node in prim.children.iter().filter(|c| c.name == "DigestSchema") {
@@ -704,9 +780,8 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
                 .map(str::to_owned),
         );
     }
-    if let Some(list) = cx.one(prim, "SystemMessageResponseList")? {
-        d.spans
-            .insert("system_message_responses", cx.pos(list.start));
+    if let Some(list) = cx.one_of(&kids, "SystemMessageResponseList")? {
+        offsets.insert("system_message_responses", list.start);
         d.system_message_responses = Some(
             list.children
                 .iter()
@@ -716,11 +791,11 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
                 .collect(),
         );
     }
-    if let Some(list) = cx.one(prim, "PresenceSubList")? {
-        d.spans.insert("presence_value", cx.pos(list.start));
+    if let Some(list) = cx.one_of(&kids, "PresenceSubList")? {
+        offsets.insert("presence_value", list.start);
         if let Some(avail) = cx.one(list, "UserAvailability")? {
             if let Some(value) = cx.one(avail, "PresenceValue")? {
-                d.spans.insert("presence_value", cx.text_pos(value));
+                offsets.insert("presence_value", text_at(value));
                 d.presence_value = Some(cx.text(value)?.to_owned());
             }
         }
@@ -744,9 +819,9 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
             "has_system_message",
         ),
     ] {
-        if let Some(node) = cx.one(prim, name)? {
+        if let Some(node) = cx.one_of(&kids, name)? {
             *flag = true;
-            d.spans.insert(key, cx.pos(node.start));
+            offsets.insert(key, node.start);
         }
     }
     Ok(())
@@ -1461,6 +1536,50 @@ mod tests {
         assert_eq!(e.line, 2);
         let e = err_of(&format!("{HEAD}<Session"));
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn a_repeated_attribute_is_named_among_thousands() {
+        let many: String = (0..5000).map(|i| format!(" k{i}=\"\"")).collect();
+        let e = err_of(&format!(
+            "{HEAD}  <Session{many} k4321=\"x\"></Session></WV-CSP-Message>"
+        ));
+        assert_eq!((e.line, e.column), (2, 3));
+        assert_eq!(e.expected, "attributes with distinct names in <Session>");
+        assert_eq!(e.found, "a second \"k4321\" attribute");
+        // Distinct names, however many, are well-formed (the element is skipped).
+        let fine = encode(&login_request()).replace(
+            "<Password>",
+            &format!("<Extra{many}/>\n          <Password>"),
+        );
+        assert_eq!(
+            to_envelope(&decode(&fine).unwrap()).unwrap(),
+            login_request()
+        );
+    }
+
+    /// The positions a `Decoded` keeps are computed in one pass at the end of decoding: after
+    /// thousands of elements on one line, they still point at their fields.
+    #[test]
+    fn field_positions_after_many_elements_on_one_line() {
+        let filler = "<a/>".repeat(20_000);
+        let flat: String = encode(&login_request())
+            .lines()
+            .map(str::trim)
+            .collect::<String>()
+            .replace("<ClientID>", &format!("{filler}<ClientID>"));
+        let mut d = decode(&flat).unwrap();
+        d.user_id = Some("wv:user03@imps.example".to_owned());
+        d.client_id = Some("imps://dev1/c01".to_owned());
+        let e = to_envelope(&d).unwrap_err();
+        let user = flat.find("wv:user3").unwrap();
+        assert_eq!((e.line, e.column), (1, user + 1));
+        d.user_id = Some("wv:user3@imps.example".to_owned());
+        let e = to_envelope(&d).unwrap_err();
+        let client = flat.find("imps://dev2/c1").unwrap();
+        assert!(client > 80_000, "the Client-ID is past the filler");
+        assert_eq!((e.line, e.column), (1, client + 1));
+        assert_eq!(e.found, "\"imps://dev1/c01\"");
     }
 
     #[test]
