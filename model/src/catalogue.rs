@@ -77,14 +77,9 @@ pub struct KnobEntry {
 /// Why the catalogue could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is larger than [`crate::io::Cap::CATALOGUE`].
+    #[error("{0}")]
+    Read(#[from] crate::io::ReadError),
     /// The file is not a catalogue.
     #[error("{path}: {message}")]
     Parse {
@@ -104,10 +99,7 @@ pub fn catalogue_path() -> PathBuf {
 impl Catalogue {
     /// Read a catalogue file.
     pub fn load(path: &Path) -> Result<Catalogue, CatalogueError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::io::read_capped_string(path, crate::io::Cap::CATALOGUE)?;
         toml::from_str(&text).map_err(|e| CatalogueError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),

@@ -402,6 +402,9 @@ pub enum ConfigError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The file could not be read, or is larger than [`crate::io::Cap::VARIANT_FILE`].
+    #[error("{0}")]
+    Read(#[from] crate::io::ReadError),
     /// The TOML did not parse or did not fit the knobs.
     #[error("{origin}: {message}")]
     Invalid {
@@ -437,10 +440,7 @@ impl Config {
 
     /// Read a variant file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::io::read_capped_string(path, crate::io::Cap::VARIANT_FILE)?;
         Config::from_toml(&text, &path.display().to_string())
     }
 

@@ -277,7 +277,8 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
 /// Replace the `[expect]` table of a variant file with the verdicts found, keeping the rest
 /// of the file as written.
 fn bless(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
-    let text = std::fs::read_to_string(path)?;
+    let text = imps_model::io::read_capped_string(path, imps_model::io::Cap::VARIANT_FILE)
+        .map_err(std::io::Error::other)?;
     let mut kept = Vec::new();
     let mut in_expect = false;
     for line in text.lines() {

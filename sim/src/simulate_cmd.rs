@@ -124,6 +124,9 @@ pub enum SimulateError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A file could not be read, or is larger than its cap ([`imps_model::io::Cap`]).
+    #[error("{0}")]
+    Read(#[from] imps_model::io::ReadError),
     /// The engine hit one of its limits.
     #[error("{0}")]
     Limit(#[from] SimError),
@@ -578,13 +581,14 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
 pub fn merge(args: &MergeArgs) -> Result<ExitCode, SimulateError> {
     let mut records = Vec::new();
     for path in &args.files {
-        let text = std::fs::read_to_string(path).map_err(io(path))?;
-        for (n, line) in text.lines().enumerate() {
+        use imps_model::io::{capped_lines, Cap};
+        for line in capped_lines(path, Cap::SHARD_LINE, Cap::SHARD_FILE)? {
+            let (n, line) = line?;
             if line.trim().is_empty() {
                 continue;
             }
-            let origin = format!("{}:{}", path.display(), n + 1);
-            let rec: UnitRecord = serde_json::from_str(line).map_err(|e| {
+            let origin = format!("{}:{n}", path.display());
+            let rec: UnitRecord = serde_json::from_str(&line).map_err(|e| {
                 input(format!(
                     "{origin}: not a unit record of `imps simulate --shard`: {e}"
                 ))

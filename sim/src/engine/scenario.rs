@@ -320,14 +320,10 @@ pub fn env_knob_in_simulator(knob: &str) -> Option<&'static str> {
 /// A scenario error: the file or flag, the place, and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is larger than
+    /// [`imps_model::io::Cap::SCENARIO_FILE`].
+    #[error("{0}")]
+    Read(#[from] imps_model::io::ReadError),
     /// The TOML did not parse, did not fit the knobs, or broke a bound.
     #[error("{origin}: {message}")]
     Invalid {
@@ -385,10 +381,7 @@ impl ScenarioFile {
 
     /// Read a scenario file.
     pub fn load(path: &Path) -> Result<ScenarioFile, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = imps_model::io::read_capped_string(path, imps_model::io::Cap::SCENARIO_FILE)?;
         ScenarioFile::from_toml(&text, &path.display().to_string())
     }
 }
