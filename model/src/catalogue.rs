@@ -102,7 +102,7 @@ impl Catalogue {
         let text = crate::io::read_capped_string(path, crate::io::Cap::CATALOGUE)?;
         toml::from_str(&text).map_err(|e| CatalogueError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: crate::io::toml_error_line(&text, &e),
         })
     }
 

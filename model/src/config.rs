@@ -433,7 +433,8 @@ fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError
 impl Config {
     /// Parse a variant from TOML text; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| invalid(origin, crate::io::toml_error_line(text, &e)))?;
         cfg.validate().map_err(|m| invalid(origin, m))?;
         Ok(cfg)
     }

@@ -1,4 +1,4 @@
-//! Reading input files within a size cap.
+//! Reading input files within a size cap, and printing input-derived text safely.
 //!
 //! Every file the tools read goes through [`read_capped`] (or [`read_capped_string`]), or,
 //! for the JSON Lines of `imps merge`, through [`capped_lines`]: they stop reading one byte
@@ -6,8 +6,13 @@
 //! error names the file, the cap and what the cap is for. The caps, one per kind of file,
 //! are the constants of [`Cap`].
 //!
+//! Error messages quote what they read (a file name, a knob, the text of an XML element). A
+//! terminal would obey the control characters in it (`ESC ]0;...` sets the window title, `CR`
+//! rewrites the line), so [`escape_controls`] writes them as `\u{1b}`, `\r`, ... before a
+//! message is printed.
+//!
 //! ```
-//! use imps_model::io::{read_capped_string, Cap, ReadError};
+//! use imps_model::io::{escape_controls, read_capped_string, Cap, ReadError};
 //!
 //! let dir = std::env::temp_dir().join(format!("imps-io-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
@@ -19,9 +24,12 @@
 //!     "big.toml: file larger than 1 MiB (1048576 bytes), the limit for a variant file"
 //! ));
 //! std::fs::remove_dir_all(&dir)?;
+//!
+//! assert_eq!(escape_controls("a\x1b]0;x\x07\rb"), "a\\u{1b}]0;x\\u{7}\\rb");
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -283,6 +291,72 @@ impl Iterator for CappedLines {
     }
 }
 
+/// A TOML error of `text` as one line, `line L, column C: message (in "the line")`: the toml
+/// crate's own display quotes the offending line under a header, over four lines, and its
+/// message may take two (they are joined with `; `). The line is quoted as a Rust string
+/// (control characters escaped), shortened to 80 characters.
+pub fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let one_line = |s: &str| {
+        s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = 1 + before.matches('\n').count();
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = 1 + before[line_start..].chars().count();
+            let content = text[line_start..].lines().next().unwrap_or("").trim();
+            let mut shown: String = content.chars().take(80).collect();
+            if shown.len() < content.len() {
+                shown.push_str("...");
+            }
+            let message = one_line(e.message());
+            if shown.is_empty() {
+                format!("line {line}, column {column}: {message}")
+            } else {
+                format!("line {line}, column {column}: {message} (in {shown:?})")
+            }
+        }
+        // No place in the text (an error of the values): the display names the keys.
+        None => one_line(&e.to_string()),
+    }
+}
+
+/// `text` with every control character written as an escape, so that it prints as one line
+/// that a terminal shows as it is: `\n`, `\r`, `\t` as such; every other C0 control, DEL, C1
+/// control, the Unicode line and paragraph separators and the bidirectional overrides and
+/// isolates (which reorder what a terminal shows) as `\u{..}`, Rust's notation. A backslash
+/// stays as it is (a path or a message may hold one). Borrowed when there is nothing to escape.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => {
+                use fmt::Write;
+                write!(out, "\\u{{{:x}}}", u32::from(c)).expect("invariant: a String takes writes");
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether [`escape_controls`] escapes `c`.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +470,60 @@ mod tests {
         assert_eq!(Cap::SHARD_FILE.to_string(), "64 GiB (68719476736 bytes)");
         assert_eq!(cap(3072).to_string(), "3 KiB (3072 bytes)");
         assert_eq!(cap(1536).to_string(), "1536 bytes");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert!(matches!(
+            escape_controls("plain é ü 日本"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_controls("\x1b]0;title\x07a\rb\x0bc\nd\te\x7f\u{85}\u{9b}f\\"),
+            "\\u{1b}]0;title\\u{7}a\\rb\\u{b}c\\nd\\te\\u{7f}\\u{85}\\u{9b}f\\"
+        );
+        for c in (0u32..0x20)
+            .chain(0x7f..0xa0)
+            .chain([0x2028, 0x2029, 0x202e, 0x2067])
+        {
+            let s = char::from_u32(c).unwrap().to_string();
+            let e = escape_controls(&s);
+            let expected = match c {
+                0x0a => "\\n".to_owned(),
+                0x0d => "\\r".to_owned(),
+                0x09 => "\\t".to_owned(),
+                _ => format!("\\u{{{c:x}}}"),
+            };
+            assert_eq!(e, expected, "{c:#x}");
+        }
+    }
+
+    #[test]
+    fn toml_errors_are_one_line_that_quotes_the_line() {
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            a: u8,
+        }
+        for (text, prefix) in [
+            (
+                "# c\na = \"x\x1b\r\"\n",
+                "line 2, column 7: invalid basic string (in \"a = \\\"x\\u{1b}\\r\\\"\")",
+            ),
+            ("a = 1\nb = \n", "line 2, column 5: "),
+            ("a = 1\n[[a\x0b\n", "line 2, column "),
+        ] {
+            let e = toml::from_str::<T>(text).unwrap_err();
+            let line = toml_error_line(text, &e);
+            assert!(line.starts_with(prefix), "{text:?}: {line}");
+            assert!(!line.chars().any(char::is_control), "{text:?}: {line:?}");
+            assert!(line.contains("(in \""), "{text:?}: {line}");
+        }
+        let e = toml::from_str::<T>("a = 1\nb = \n").unwrap_err();
+        assert!(
+            e.to_string().lines().count() > 2,
+            "the crate's own display takes several lines: {e}"
+        );
     }
 
     /// A fresh directory under the system's temporary one (this crate has no tempfile).

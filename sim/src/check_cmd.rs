@@ -172,8 +172,12 @@ fn progress_printer<'a>(
         last = now;
         let rate = p.states as f64 / now.duration_since(start).as_secs_f64();
         let line = format!(
-            "[{name}] {} states, {} edges, depth {}, {:.0} states/s",
-            p.states, p.edges, p.depth, rate
+            "[{}] {} states, {} edges, depth {}, {:.0} states/s",
+            imps_model::io::escape_controls(name),
+            p.states,
+            p.edges,
+            p.depth,
+            rate
         );
         if tty {
             eprint!("\r{line}\x1b[K");

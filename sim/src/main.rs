@@ -81,6 +81,7 @@ fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
     // stateright's server panics on a bind error: find out first, and say so clearly.
     std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+    let name = imps_model::io::escape_controls(name);
     eprintln!("imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)");
     let _checker = imps_model::checker::sr::CrModel { cfg }
         .checker()
@@ -92,7 +93,7 @@ fn explore(name: &str, cfg: Config, port: u16) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = imps_sim::output::parse_args();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result: Result<(), String> = match cli.command {
@@ -141,7 +142,7 @@ fn main() -> ExitCode {
         // A closed pipe (`imps variants | head`) is not an error of ours.
         Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("imps: error: {e}");
+            eprintln!("imps: error: {}", imps_model::io::escape_controls(&e));
             ExitCode::from(BAD_INPUT)
         }
     }

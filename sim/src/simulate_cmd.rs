@@ -302,7 +302,7 @@ fn progress_bar(label: &str) -> Option<indicatif::ProgressBar> {
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     .progress_chars("=> ");
     pb.set_style(style);
-    pb.set_prefix(label.to_string());
+    pb.set_prefix(imps_model::io::escape_controls(label).into_owned());
     Some(pb)
 }
 
@@ -463,6 +463,7 @@ fn emit(r: &Report, format: Format, out_dir: Option<&Path>) -> Result<ExitCode, 
 }
 
 fn header(to_stdout: bool, line: &str) {
+    let line = imps_model::io::escape_controls(line);
     if to_stdout {
         println!("{line}");
     } else {
@@ -521,7 +522,10 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
                 single && sweep.variants.len() == 1,
             )?;
             for f in files {
-                eprintln!("trace: {}", f.display());
+                eprintln!(
+                    "trace: {}",
+                    imps_model::io::escape_controls(&f.display().to_string())
+                );
             }
         }
         mismatches.extend(mismatch);
@@ -554,7 +558,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
                 eprintln!(
                     "imps simulate: shard {shard}: {} units -> {}",
                     records.len(),
-                    path.display()
+                    imps_model::io::escape_controls(&path.display().to_string())
                 );
             }
             None => std::io::stdout()

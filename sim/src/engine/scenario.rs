@@ -374,7 +374,7 @@ impl ScenarioFile {
     /// Parse a scenario from TOML; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<ScenarioFile, ScenarioError> {
         let f: ScenarioFile = toml::from_str(text)
-            .map_err(|e| invalid(origin, e.to_string().trim_end().to_string()))?;
+            .map_err(|e| invalid(origin, imps_model::io::toml_error_line(text, &e)))?;
         f.scenario.validate().map_err(|m| invalid(origin, m))?;
         Ok(f)
     }
