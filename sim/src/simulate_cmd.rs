@@ -540,6 +540,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, SimulateError> {
         }
     }
     for m in &mismatches {
+        let m = imps_model::io::escape_controls(m);
         eprintln!("imps simulate: check-determinism: {m}");
     }
     if args.check_determinism && mismatches.is_empty() {
