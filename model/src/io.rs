@@ -9,7 +9,7 @@
 //! Error messages quote what they read (a file name, a knob, the text of an XML element). A
 //! terminal would obey the control characters in it (`ESC ]0;...` sets the window title, `CR`
 //! rewrites the line), so [`escape_controls`] writes them as `\u{1b}`, `\r`, ... before a
-//! message is printed.
+//! message is printed, and [`toml_error_line`] gives a TOML error on one line.
 //!
 //! ```
 //! use imps_model::io::{escape_controls, read_capped_string, Cap, ReadError};
@@ -132,8 +132,8 @@ pub enum ReadError {
     NotUtf8 {
         /// The file.
         path: PathBuf,
-        /// Byte offset of the first byte that is not UTF-8 (in the file, or for
-        /// [`capped_lines`] in the file too).
+        /// Byte offset in the file of the first byte that is not UTF-8 (also for
+        /// [`capped_lines`]: from the start of the file, not of the line).
         offset: u64,
     },
 }
