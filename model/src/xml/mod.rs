@@ -109,6 +109,12 @@
 //! `recovery_session_id` set from the descriptor, and maps to an envelope whose `session` is
 //! the old Session-ID while `LoginRequest::session_id` is `None` (that is what was on the
 //! wire); a server core that honours Android recovery reads `env.session` of a Login-Request.
+//!
+//! [`Envelope`]: crate::msg::Envelope
+//! [`UserId`]: crate::msg::UserId
+//! [`ClientId`]: crate::msg::ClientId
+//! [`SessionId`]: crate::msg::SessionId
+//! [`ResultCode::description`]: crate::codes::ResultCode::description
 
 mod decode;
 mod encode;
