@@ -78,14 +78,9 @@ pub struct KnobEntry {
 /// Why the catalogue could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is larger than [`crate::io::Cap::CATALOGUE`].
+    #[error("{0}")]
+    Read(#[from] crate::io::ReadError),
     /// The file is not a catalogue.
     #[error("{path}: {message}")]
     Parse {
@@ -108,10 +103,7 @@ impl Catalogue {
 
     /// Read a catalogue file.
     pub fn load(path: &Path) -> Result<Catalogue, CatalogueError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogueError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::io::read_capped_string(path, crate::io::Cap::CATALOGUE)?;
         Catalogue::from_toml(&text, path)
     }
 
@@ -119,7 +111,7 @@ impl Catalogue {
     pub fn from_toml(text: &str, origin: &Path) -> Result<Catalogue, CatalogueError> {
         toml::from_str(text).map_err(|e| CatalogueError::Parse {
             path: origin.to_path_buf(),
-            message: e.to_string(),
+            message: crate::io::toml_error_line(text, &e),
         })
     }
 

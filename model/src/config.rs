@@ -403,6 +403,9 @@ pub enum ConfigError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The file could not be read, or is larger than [`crate::io::Cap::VARIANT_FILE`].
+    #[error("{0}")]
+    Read(#[from] crate::io::ReadError),
     /// The TOML did not parse or did not fit the knobs.
     #[error("{origin}: {message}")]
     Invalid {
@@ -431,17 +434,15 @@ fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError
 impl Config {
     /// Parse a variant from TOML text; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| invalid(origin, crate::io::toml_error_line(text, &e)))?;
         cfg.validate().map_err(|m| invalid(origin, m))?;
         Ok(cfg)
     }
 
     /// Read a variant file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::io::read_capped_string(path, crate::io::Cap::VARIANT_FILE)?;
         Config::from_toml(&text, &path.display().to_string())
     }
 

@@ -36,6 +36,7 @@ pub mod checker;
 pub mod client;
 pub mod codes;
 pub mod config;
+pub mod io;
 pub mod msg;
 pub mod props;
 pub mod server;

@@ -227,8 +227,12 @@ fn progress_printer<'a>(
         last = now;
         let rate = p.states as f64 / now.duration_since(start).as_secs_f64();
         let line = format!(
-            "[{name}] {} states, {} edges, depth {}, {:.0} states/s",
-            p.states, p.edges, p.depth, rate
+            "[{}] {} states, {} edges, depth {}, {:.0} states/s",
+            imps_model::io::escape_controls(name),
+            p.states,
+            p.edges,
+            p.depth,
+            rate
         );
         // Progress is a courtesy: a failed stderr does not stop the check.
         let mut err = std::io::stderr().lock();
@@ -348,7 +352,8 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
 /// Replace the `[expect]` table of a variant file with the verdicts found, keeping the rest
 /// of the file as written.
 fn bless(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
-    let text = std::fs::read_to_string(path)?;
+    let text = imps_model::io::read_capped_string(path, imps_model::io::Cap::VARIANT_FILE)
+        .map_err(std::io::Error::other)?;
     let mut kept = Vec::new();
     let mut in_expect = false;
     for line in text.lines() {

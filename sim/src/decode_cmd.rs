@@ -6,6 +6,7 @@
 //! first file that cannot be read or decoded stops the command; its error reads like a
 //! compiler's, `<path>:<line>:<column>: expected ..., found ...`, so editors can jump to it.
 
+use imps_model::io::{read_capped_string, Cap, ReadError};
 use imps_model::xml::{decode, XmlError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,14 +14,10 @@ use std::path::{Path, PathBuf};
 /// Why `imps decode` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeFileError {
-    /// The file could not be read (missing, unreadable, not UTF-8).
-    #[error("{}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    /// The file could not be read (missing, unreadable, not UTF-8, larger than
+    /// [`Cap::XML_MESSAGE`]).
+    #[error("{0}")]
+    Read(ReadError),
     /// The file is not a CSP message the codec accepts.
     #[error("{}:{}:{}: expected {}, found {}", path.display(), source.line, source.column, source.expected, source.found)]
     Decode {
@@ -38,7 +35,8 @@ impl DecodeFileError {
     /// The file the error is about, if it is about a file.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            DecodeFileError::Read { path, .. } | DecodeFileError::Decode { path, .. } => Some(path),
+            DecodeFileError::Read(e) => Some(e.path()),
+            DecodeFileError::Decode { path, .. } => Some(path),
             DecodeFileError::Write(_) => None,
         }
     }
@@ -53,10 +51,7 @@ impl DecodeFileError {
 /// [`DecodeFileError::Write`] when `out` fails.
 pub fn decode_files(paths: &[PathBuf], out: &mut dyn Write) -> Result<(), DecodeFileError> {
     for path in paths {
-        let text = std::fs::read_to_string(path).map_err(|source| DecodeFileError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_capped_string(path, Cap::XML_MESSAGE).map_err(DecodeFileError::Read)?;
         let decoded = decode(&text).map_err(|source| DecodeFileError::Decode {
             path: path.clone(),
             source,

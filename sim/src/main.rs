@@ -82,6 +82,7 @@ fn explore(name: &str, cfg: Config, port: u16, out: &mut dyn Write) -> Result<()
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     // The banner is the command's output (the address to open); a stdout that cannot take it
     // stops the command before it serves.
+    let name = imps_model::io::escape_controls(name);
     writeln!(out, "imps explore: variant {name}, serving stateright's Explorer on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
         .and_then(|()| out.flush())
         .map_err(|e| e.to_string())?;

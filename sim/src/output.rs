@@ -82,7 +82,11 @@ impl<W: Write> Write for Sink<W> {
 /// JSON) to standard error. A failed stderr is ignored: there is nowhere left to say so, and
 /// `eprintln!` would panic.
 pub fn note(line: &str) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
+    let _ = writeln!(
+        io::stderr().lock(),
+        "{}",
+        imps_model::io::escape_controls(line)
+    );
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so that

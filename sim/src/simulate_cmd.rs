@@ -132,6 +132,9 @@ pub enum SimulateError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A file could not be read, or is larger than its cap ([`imps_model::io::Cap`]).
+    #[error("{0}")]
+    Read(#[from] imps_model::io::ReadError),
     /// The engine hit one of its limits.
     #[error("{0}")]
     Limit(#[from] SimError),
@@ -315,7 +318,7 @@ fn progress_bar(label: &str) -> Option<indicatif::ProgressBar> {
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     .progress_chars("=> ");
     pb.set_style(style);
-    pb.set_prefix(label.to_string());
+    pb.set_prefix(imps_model::io::escape_controls(label).into_owned());
     Some(pb)
 }
 
@@ -628,16 +631,17 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
 pub fn merge(args: &MergeArgs, out: &mut dyn Write) -> Result<ExitCode, SimulateError> {
     let mut records = Vec::new();
     for path in &args.files {
-        let text = std::fs::read_to_string(path).map_err(io(path))?;
-        for (n, line) in text.lines().enumerate() {
+        use imps_model::io::{capped_lines, Cap};
+        for line in capped_lines(path, Cap::SHARD_LINE, Cap::SHARD_FILE)? {
+            let (n, line) = line?;
             if line.trim().is_empty() {
                 continue;
             }
-            let origin = format!("{}:{}", path.display(), n + 1);
-            let rec: UnitRecord = serde_json::from_str(line).map_err(|e| {
+            let origin = format!("{}:{n}", path.display());
+            let rec: UnitRecord = serde_json::from_str(&line).map_err(|e| {
                 // A shard writes a line per unit as it finishes: an interrupted one may end
                 // in half a line, which a rerun of the shard drops and completes.
-                let cut = n + 1 == text.lines().count() && !text.ends_with('\n');
+                let cut = e.is_eof();
                 input(format!(
                     "{origin}: not a unit record of `imps simulate --shard`: {e}{}",
                     if cut {

@@ -17,7 +17,7 @@ use imps_model::server::granted_keep_alive_s;
 use imps_model::specs::{Entry, Kind, SpecsDir};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The longest simulated time of a run, faulty and liveness phases together (the event key
 /// holds 30 bits of milliseconds).
@@ -353,14 +353,10 @@ pub fn env_knob_in_simulator(knob: &str) -> Option<&'static str> {
 /// A scenario error: the file or flag, the place, and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    /// The file could not be read.
-    #[error("{}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is larger than
+    /// [`imps_model::io::Cap::SCENARIO_FILE`].
+    #[error("{0}")]
+    Read(#[from] imps_model::io::ReadError),
     /// The TOML did not parse, did not fit the knobs, or broke a bound.
     #[error("{origin}: {message}")]
     Invalid {
@@ -401,17 +397,14 @@ impl ScenarioFile {
     /// Parse a scenario from TOML; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<ScenarioFile, ScenarioError> {
         let f: ScenarioFile = toml::from_str(text)
-            .map_err(|e| invalid(origin, e.to_string().trim_end().to_string()))?;
+            .map_err(|e| invalid(origin, imps_model::io::toml_error_line(text, &e)))?;
         f.scenario.validate().map_err(|m| invalid(origin, m))?;
         Ok(f)
     }
 
     /// Read a scenario file.
     pub fn load(path: &Path) -> Result<ScenarioFile, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = imps_model::io::read_capped_string(path, imps_model::io::Cap::SCENARIO_FILE)?;
         ScenarioFile::from_toml(&text, &path.display().to_string())
     }
 }

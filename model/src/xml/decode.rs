@@ -1,115 +1,8 @@
-//! The CSP XML codec: [`Envelope`] to a `WV-CSP-Message` document and back.
-//!
-//! # Encoding
-//!
-//! [`encode`] writes CSP 1.3 as the domain notes (sections 2 and 6) describe it:
-//!
-//! - an `<?xml version="1.0" encoding="UTF-8"?>` prolog, then the root
-//!   `WV-CSP-Message` with the default namespace `http://www.openmobilealliance.org/DTD/IMPS-CSP1.3`;
-//! - `Session/SessionDescriptor` with `SessionType` `Inband` exactly when the envelope has a
-//!   Session-ID (then `SessionID` follows), `Outband` otherwise;
-//! - `Transaction/TransactionDescriptor` with `TransactionMode` and, when the envelope has
-//!   one, `TransactionID` (a server-initiated `Disconnect` has none);
-//! - `TransactionContent`, which re-declares the default namespace as `IMPS-TRC1.3`, holding
-//!   the primitive with its children in DTD order;
-//! - `<Poll>F</Poll>` at `Session` level, after the transaction (CSP 1.2+ position).
-//!
-//! Output is pretty-printed with a 2-space indent and is a pure function of the envelope.
-//! [`encode_version`] writes the same content under the CSP 1.1 or 1.2 namespaces; 1.1 moves
-//! `Poll` into the `TransactionDescriptor`. Only the namespaces and the `Poll` position change:
-//! the primitives keep the 1.3 superset of children (a 1.1 `Login-Request` with `Functions` is
-//! not 1.1-DTD-valid, but every tolerant parser accepts it).
-//!
-//! A recovery Session-ID of a `Login-Request` is written as a `SessionID` child of the
-//! `Login-Request` (the CR's form, also Baraza's); the `SessionDescriptor` says whatever the
-//! envelope says.
-//!
-//! # Naming scheme
-//!
-//! The core uses small integers; on the wire they become (see [`scheme`]):
-//!
-//! | Core value | Wire form |
-//! |---|---|
-//! | [`UserId`]`(N)` | `<UserID>wv:user<N>@imps.example</UserID>` |
-//! | [`ClientId`] `{ pool: Device(D), slot: S }` (a device's own pool) | `<ClientID><URL>imps://dev<D>/c<S></URL></ClientID>` |
-//! | [`ClientId`] `{ pool: User(U), slot: S }` (the user's pool, shared by its devices) | `<ClientID><URL>imps://u<U>/c<S></URL></ClientID>` |
-//! | [`SessionId`]`(N)` | `imps.example#<N>` |
-//! | [`Tid`](crate::msg::Tid)`(N)` | `<TransactionID>N</TransactionID>` |
-//! | nonce, digest bytes (`u32`) | 8 lowercase hex digits |
-//! | group `N` | `<GroupID>wv:group<N>@imps.example</GroupID>` |
-//! | presence `N` | `PresenceSubList` (PA namespace) / `UserAvailability` / `Qualifier` `T` / `PresenceValue`: 0 = `NONE`, 1 = `AVAILABLE`, 2 = `DISCREET`, 3 = `NOT_AVAILABLE`, N >= 4 = `P<N>` |
-//! | password present | `<Password>secret</Password>` |
-//! | digest schema present | `<DigestSchema>MD5</DigestSchema>` (also sent with a `Nonce` in a 4-way challenge) |
-//! | session cookie | `<SessionCookie>wv:cookie.dev<D></SessionCookie>`, or `wv:cookie.u<U>` for a Client-ID of the user's pool (always sent, as the DTD requires; not decoded) |
-//! | negotiation in a login | `Functions` (`WVCSPFeat` with `FundamentalFeat`, `PresenceFeat`, `GroupFeat`) and `CapabilityList` (request) / `AgreedCapabilityList` (response), fixed contents |
-//! | System Message in a Login-Response | a `SystemMessageList` element after all DTD children, holding one `SystemMessage` `sm1` whose only offered `ResponseID` is `1` |
-//! | System Message reply in a Login-Request | `SystemMessageResponseList/SystemMessageResponse` for `sm1` with `ResponseID` `1` (conformant) or `0` (non-conformant: not an offered choice) |
-//! | `Service-Request` / `ClientCapability-Request` | the fixed `Functions` plus `AllFunctionsRequest` `F` / the fixed `CapabilityList` (ignored when decoding) |
-//! | `*-Response`, `Status`, `Disconnect` | only `Result` (plus `KeepAliveTime` for `KeepAlive-Response`) |
-//!
-//! Numbers are decimal without leading zeros; [`to_envelope`] rejects anything else, so every
-//! accepted wire form maps back to exactly one core value. `Result` always carries `Code` and
-//! `Description` ([`ResultCode::description`]).
-//!
-//! [`to_envelope`] reads a reply as conformant when the list holds at least one `ResponseID`
-//! and all are `1`; it takes `DigestSchema` presence (any value) as the 4-way flag of a
-//! Login-Request, ignores `DigestSchema` in a Login-Response (the core has no such field), and
-//! parses the `ClientID` text whatever its carrier (`URL`, `MSISDN` or plain text).
-//!
-//! # Decoding
-//!
-//! [`decode`] is tolerant of what real implementations send (domain notes section 6.1): the
-//! CSP 1.1, 1.2 and 1.3 namespaces, a missing prolog, any `DOCTYPE` (skipped, never validated,
-//! even Baraza's malformed one), extra `xmlns:xsi`/`xmlns:xsd`, elements matched by local name
-//! with namespaces and prefixes ignored below the root, children in any order, self-closing
-//! empty primitives, whitespace anywhere, `Poll` in the `TransactionDescriptor` or at `Session`
-//! level, the recovery Session-ID in the `SessionDescriptor` (Android) or as a `Login-Request`
-//! child (Baraza), and `ClientID` as `URL`, `MSISDN` or plain text. Unknown elements are
-//! skipped. It is strict where the protocol depends on it: the root, the namespace, exactly one
-//! `Transaction` and exactly one known primitive, `SessionType`, `TransactionMode`, numbers and
-//! `T`/`F` booleans, and well-formed XML. Errors are [`XmlError`]s with a 1-based line and column.
-//!
-//! [`decode`] gives a [`Decoded`], a wire-level view that knows nothing of the naming scheme
-//! (it is what `imps decode` prints as JSON). [`to_envelope`] applies the naming scheme and
-//! rebuilds the core [`Envelope`]; it is the exact inverse of [`encode`]:
-//!
-//! ```
-//! use imps_model::codes::ResultCode;
-//! use imps_model::msg::{
-//!     ClientId, ClientIdPool, DeviceId, Envelope, LoginResponse, Mode, Primitive, SessionId, Tid,
-//! };
-//! use imps_model::xml::{decode, encode, to_envelope};
-//!
-//! let env = Envelope {
-//!     session: None,
-//!     mode: Mode::Response,
-//!     tid: Some(Tid(7)),
-//!     body: Primitive::LoginResponse(LoginResponse {
-//!         client_id: ClientId { pool: ClientIdPool::Device(DeviceId(1)), slot: 0 },
-//!         result: ResultCode::Success,
-//!         nonce: None,
-//!         session_id: Some(SessionId(42)),
-//!         keep_alive_s: Some(120),
-//!         capability_request: Some(false),
-//!         negotiated: false,
-//!         system_message: false,
-//!     }),
-//! };
-//! let xml = encode(&env);
-//! assert!(xml.contains("<SessionID>imps.example#42</SessionID>"));
-//! let decoded = decode(&xml)?;
-//! assert_eq!(decoded.primitive, "Login-Response");
-//! assert_eq!(decoded.session_id.as_deref(), Some("imps.example#42"));
-//! assert_eq!(decoded.result_code, Some(200));
-//! assert_eq!(to_envelope(&decoded)?, env);
-//! # Ok::<(), imps_model::xml::XmlError>(())
-//! ```
-//!
-//! A recovery sent Android-style (Inband `Login-Request`, no `SessionID` child) decodes with
-//! `recovery_session_id` set from the descriptor, and maps to an envelope whose `session` is
-//! the old Session-ID while `LoginRequest::session_id` is `None` (that is what was on the
-//! wire); a server core that honours Android recovery reads `env.session` of a Login-Request.
+//! Decoding: a CSP `WV-CSP-Message` document to a [`Decoded`], and a [`Decoded`] to the
+//! core's [`Envelope`] (see the module documentation of [`crate::xml`]).
 
+use super::positions::{resolve, Pos};
+use super::{scheme, CspVersion, XmlError, MAX_DEPTH, MAX_MESSAGE_BYTES};
 use crate::codes::ResultCode;
 use crate::msg::{
     ClientId, Envelope, LoginRequest, LoginResponse, Mode, Primitive, SessionId, UserId,
@@ -117,606 +10,7 @@ use crate::msg::{
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde::Serialize;
-use std::collections::BTreeMap;
-
-/// Largest document [`decode`] accepts, in bytes (real CSP messages are a few KiB).
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
-
-/// Deepest element nesting [`decode`] accepts (the deepest known shape has 9 levels).
-pub const MAX_DEPTH: usize = 64;
-
-/// A CSP protocol version, as told by the namespace of `WV-CSP-Message`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum CspVersion {
-    /// CSP 1.1 (Wireless Village namespaces).
-    #[serde(rename = "1.1")]
-    V1_1,
-    /// CSP 1.2 (`WV-` OMA namespaces).
-    #[serde(rename = "1.2")]
-    V1_2,
-    /// CSP 1.3 (`IMPS-` OMA namespaces).
-    #[serde(rename = "1.3")]
-    V1_3,
-}
-
-impl CspVersion {
-    /// Every version, oldest first.
-    pub const ALL: [CspVersion; 3] = [CspVersion::V1_1, CspVersion::V1_2, CspVersion::V1_3];
-
-    /// The `WV-CSP-Message` namespace.
-    pub const fn csp_namespace(self) -> &'static str {
-        match self {
-            CspVersion::V1_1 => "http://www.wireless-village.org/CSP1.1",
-            CspVersion::V1_2 => "http://www.openmobilealliance.org/DTD/WV-CSP1.2",
-            CspVersion::V1_3 => "http://www.openmobilealliance.org/DTD/IMPS-CSP1.3",
-        }
-    }
-
-    /// The `TransactionContent` namespace.
-    pub const fn trc_namespace(self) -> &'static str {
-        match self {
-            CspVersion::V1_1 => "http://www.wireless-village.org/TRC1.1",
-            CspVersion::V1_2 => "http://www.openmobilealliance.org/DTD/WV-TRC1.2",
-            CspVersion::V1_3 => "http://www.openmobilealliance.org/DTD/IMPS-TRC1.3",
-        }
-    }
-
-    /// The `PresenceSubList` namespace.
-    pub const fn pa_namespace(self) -> &'static str {
-        match self {
-            CspVersion::V1_1 => "http://www.wireless-village.org/PA1.1",
-            CspVersion::V1_2 => "http://www.openmobilealliance.org/DTD/WV-PA1.2",
-            CspVersion::V1_3 => "http://www.openmobilealliance.org/DTD/IMPS-PA1.3",
-        }
-    }
-
-    /// The version number as text (`"1.3"`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            CspVersion::V1_1 => "1.1",
-            CspVersion::V1_2 => "1.2",
-            CspVersion::V1_3 => "1.3",
-        }
-    }
-
-    /// The version whose `WV-CSP-Message` namespace is exactly `ns`.
-    pub fn from_csp_namespace(ns: &str) -> Option<CspVersion> {
-        CspVersion::ALL
-            .into_iter()
-            .find(|v| v.csp_namespace() == ns)
-    }
-
-    /// Whether `Poll` sits in the `TransactionDescriptor` (1.1) rather than at `Session` level.
-    const fn poll_in_descriptor(self) -> bool {
-        matches!(self, CspVersion::V1_1)
-    }
-}
-
-impl std::fmt::Display for CspVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The naming scheme that maps core identifiers to their wire text and back (see the module
-/// documentation). Every `parse_*` accepts exactly what the matching writer produces.
-pub mod scheme {
-    use crate::msg::{ClientId, ClientIdPool, DeviceId, SessionId, Tid, UserId};
-
-    /// The domain of user, group and session identifiers.
-    pub const DOMAIN: &str = "imps.example";
-    /// `Password` content.
-    pub const PASSWORD: &str = "secret";
-    /// `DigestSchema` content.
-    pub const DIGEST_SCHEMA: &str = "MD5";
-    /// `SystemMessageID` of the one System Message the scheme uses.
-    pub const SYSTEM_MESSAGE_ID: &str = "sm1";
-    /// The only `ResponseID` the System Message offers: replying with it conforms.
-    pub const CONFORMANT_RESPONSE_ID: &str = "1";
-    /// The `ResponseID` of a non-conformant reply (not an offered choice).
-    pub const NON_CONFORMANT_RESPONSE_ID: &str = "0";
-
-    /// Decimal digits without leading zeros (except `0` itself), in range for `T`.
-    fn canonical<T: std::str::FromStr>(s: &str) -> Option<T> {
-        let digits_ok = !s.is_empty()
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && (s == "0" || !s.starts_with('0'));
-        if digits_ok {
-            s.parse().ok()
-        } else {
-            None
-        }
-    }
-
-    /// `UserID` text: `wv:user<N>@imps.example`.
-    pub fn user_id(u: UserId) -> String {
-        format!("wv:user{}@{DOMAIN}", u.0)
-    }
-
-    /// Inverse of [`user_id`].
-    pub fn parse_user_id(s: &str) -> Option<UserId> {
-        let n = s.strip_prefix("wv:user")?.strip_suffix("@imps.example")?;
-        canonical(n).map(UserId)
-    }
-
-    /// `ClientID/URL` text: `imps://dev<D>/c<S>` (a device's pool) or `imps://u<U>/c<S>`
-    /// (the user's pool).
-    pub fn client_url(c: ClientId) -> String {
-        format!("imps://{c}")
-    }
-
-    /// Inverse of [`client_url`].
-    pub fn parse_client_url(s: &str) -> Option<ClientId> {
-        let (owner, slot) = s.strip_prefix("imps://")?.split_once("/c")?;
-        let pool = if let Some(d) = owner.strip_prefix("dev") {
-            ClientIdPool::Device(DeviceId(canonical(d)?))
-        } else {
-            ClientIdPool::User(UserId(canonical(owner.strip_prefix('u')?)?))
-        };
-        Some(ClientId {
-            pool,
-            slot: canonical(slot)?,
-        })
-    }
-
-    /// `SessionID` text: `imps.example#<N>`.
-    pub fn session_id(s: SessionId) -> String {
-        format!("{DOMAIN}#{}", s.0)
-    }
-
-    /// Inverse of [`session_id`].
-    pub fn parse_session_id(s: &str) -> Option<SessionId> {
-        canonical(s.strip_prefix("imps.example#")?).map(SessionId)
-    }
-
-    /// `TransactionID` text: the decimal number.
-    pub fn transaction_id(t: Tid) -> String {
-        t.0.to_string()
-    }
-
-    /// Inverse of [`transaction_id`].
-    pub fn parse_transaction_id(s: &str) -> Option<Tid> {
-        canonical(s).map(Tid)
-    }
-
-    /// `Nonce` and `DigestBytes` text: 8 lowercase hex digits.
-    pub fn hex8(n: u32) -> String {
-        format!("{n:08x}")
-    }
-
-    /// Inverse of [`hex8`].
-    pub fn parse_hex8(s: &str) -> Option<u32> {
-        let ok = s.len() == 8 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if ok {
-            u32::from_str_radix(s, 16).ok()
-        } else {
-            None
-        }
-    }
-
-    /// `GroupID` text: `wv:group<N>@imps.example`.
-    pub fn group_id(g: u8) -> String {
-        format!("wv:group{g}@{DOMAIN}")
-    }
-
-    /// Inverse of [`group_id`].
-    pub fn parse_group_id(s: &str) -> Option<u8> {
-        canonical(s.strip_prefix("wv:group")?.strip_suffix("@imps.example")?)
-    }
-
-    /// `PresenceValue` text: `NONE`, `AVAILABLE`, `DISCREET`, `NOT_AVAILABLE`, or `P<N>` for N >= 4.
-    pub fn presence_value(p: u8) -> String {
-        match p {
-            0 => "NONE".to_owned(),
-            1 => "AVAILABLE".to_owned(),
-            2 => "DISCREET".to_owned(),
-            3 => "NOT_AVAILABLE".to_owned(),
-            n => format!("P{n}"),
-        }
-    }
-
-    /// Inverse of [`presence_value`].
-    pub fn parse_presence_value(s: &str) -> Option<u8> {
-        match s {
-            "NONE" => Some(0),
-            "AVAILABLE" => Some(1),
-            "DISCREET" => Some(2),
-            "NOT_AVAILABLE" => Some(3),
-            other => canonical::<u8>(other.strip_prefix('P')?).filter(|n| *n >= 4),
-        }
-    }
-
-    /// `SessionCookie` text: `wv:cookie.dev<D>`, or `wv:cookie.u<U>` for a Client-ID of the
-    /// user's pool (a Login-Request names no device then).
-    pub fn session_cookie(pool: ClientIdPool) -> String {
-        match pool {
-            ClientIdPool::Device(d) => format!("wv:cookie.dev{}", d.0),
-            ClientIdPool::User(u) => format!("wv:cookie.u{}", u.0),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Encoding
-// ---------------------------------------------------------------------------------------------
-
-/// Encodes `env` as a CSP 1.3 `WV-CSP-Message` document.
-#[must_use]
-pub fn encode(env: &Envelope) -> String {
-    encode_version(env, CspVersion::V1_3)
-}
-
-/// [`encode`] without the XML declaration and ending in a newline: a `WV-CSP-Message`
-/// element to embed in another document (the traces of the checker and the simulator).
-#[must_use]
-pub fn encode_fragment(env: &Envelope) -> String {
-    let doc = encode(env);
-    let body = doc
-        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
-        .unwrap_or(&doc)
-        .trim_start();
-    let mut out = body.to_string();
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out
-}
-
-/// Encodes `env` with the namespaces of `version` (and, for 1.1, `Poll` in the
-/// `TransactionDescriptor`).
-#[must_use]
-pub fn encode_version(env: &Envelope, version: CspVersion) -> String {
-    let mut w = Writer::default();
-    w.out
-        .push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    w.open_ns("WV-CSP-Message", version.csp_namespace());
-    w.open("Session");
-    w.open("SessionDescriptor");
-    match env.session {
-        Some(s) => {
-            w.leaf("SessionType", "Inband");
-            w.leaf("SessionID", &scheme::session_id(s));
-        }
-        None => w.leaf("SessionType", "Outband"),
-    }
-    w.close("SessionDescriptor");
-    w.open("Transaction");
-    w.open("TransactionDescriptor");
-    w.leaf(
-        "TransactionMode",
-        match env.mode {
-            Mode::Request => "Request",
-            Mode::Response => "Response",
-        },
-    );
-    if let Some(t) = env.tid {
-        w.leaf("TransactionID", &scheme::transaction_id(t));
-    }
-    if version.poll_in_descriptor() {
-        w.leaf("Poll", "F");
-    }
-    w.close("TransactionDescriptor");
-    w.open_ns("TransactionContent", version.trc_namespace());
-    encode_primitive(&mut w, &env.body, version);
-    w.close("TransactionContent");
-    w.close("Transaction");
-    if !version.poll_in_descriptor() {
-        w.leaf("Poll", "F");
-    }
-    w.close("Session");
-    w.close("WV-CSP-Message");
-    w.out
-}
-
-fn encode_primitive(w: &mut Writer, body: &Primitive, version: CspVersion) {
-    let name = body.wire_name();
-    match body {
-        Primitive::LoginRequest(r) => {
-            w.open(name);
-            w.leaf("UserID", &scheme::user_id(r.user));
-            client_id(w, r.client_id);
-            if r.password {
-                w.leaf("Password", scheme::PASSWORD);
-            }
-            if let Some(b) = r.digest_bytes {
-                w.leaf("DigestBytes", &scheme::hex8(b));
-            }
-            if r.digest_schema {
-                w.leaf("DigestSchema", scheme::DIGEST_SCHEMA);
-            }
-            if let Some(s) = r.session_id {
-                w.leaf("SessionID", &scheme::session_id(s));
-            }
-            if let Some(t) = r.ttl_s {
-                w.leaf("TimeToLive", &t.to_string());
-            }
-            w.leaf("SessionCookie", &scheme::session_cookie(r.client_id.pool));
-            if let Some(conform) = r.system_message_response {
-                w.open("SystemMessageResponseList");
-                w.open("SystemMessageResponse");
-                w.leaf("SystemMessageID", scheme::SYSTEM_MESSAGE_ID);
-                w.leaf(
-                    "ResponseID",
-                    if conform {
-                        scheme::CONFORMANT_RESPONSE_ID
-                    } else {
-                        scheme::NON_CONFORMANT_RESPONSE_ID
-                    },
-                );
-                w.close("SystemMessageResponse");
-                w.close("SystemMessageResponseList");
-            }
-            if r.negotiation {
-                functions(w);
-                w.open("CapabilityList");
-                capabilities(w, true);
-                w.close("CapabilityList");
-            }
-            w.close(name);
-        }
-        Primitive::LoginResponse(r) => {
-            w.open(name);
-            client_id(w, r.client_id);
-            result(w, r.result);
-            if let Some(n) = r.nonce {
-                w.leaf("Nonce", &scheme::hex8(n));
-                w.leaf("DigestSchema", scheme::DIGEST_SCHEMA);
-            }
-            if let Some(s) = r.session_id {
-                w.leaf("SessionID", &scheme::session_id(s));
-            }
-            if let Some(k) = r.keep_alive_s {
-                w.leaf("KeepAliveTime", &k.to_string());
-            }
-            if let Some(c) = r.capability_request {
-                w.leaf("CapabilityRequest", tf(c));
-            }
-            if r.negotiated {
-                functions(w);
-                w.open("AgreedCapabilityList");
-                capabilities(w, false);
-                w.close("AgreedCapabilityList");
-            }
-            if r.system_message {
-                w.open("SystemMessageList");
-                w.open("SystemMessage");
-                w.leaf("SystemMessageID", scheme::SYSTEM_MESSAGE_ID);
-                w.leaf("Text", "Please accept the new terms of service.");
-                w.open("ResponseChoice");
-                w.leaf("ResponseID", scheme::CONFORMANT_RESPONSE_ID);
-                w.leaf("Text", "Accept");
-                w.close("ResponseChoice");
-                w.close("SystemMessage");
-                w.close("SystemMessageList");
-            }
-            w.close(name);
-        }
-        Primitive::LogoutRequest
-        | Primitive::PollingRequest
-        | Primitive::KeepAliveRequest { ttl_s: None } => w.empty(name),
-        Primitive::KeepAliveRequest { ttl_s: Some(t) } => {
-            w.open(name);
-            w.leaf("TimeToLive", &t.to_string());
-            w.close(name);
-        }
-        Primitive::KeepAliveResponse {
-            result: code,
-            keep_alive_s,
-        } => {
-            w.open(name);
-            result(w, *code);
-            if let Some(k) = keep_alive_s {
-                w.leaf("KeepAliveTime", &k.to_string());
-            }
-            w.close(name);
-        }
-        Primitive::ServiceRequest => {
-            w.open(name);
-            functions(w);
-            w.leaf("AllFunctionsRequest", "F");
-            w.close(name);
-        }
-        Primitive::ClientCapabilityRequest => {
-            w.open(name);
-            w.open("CapabilityList");
-            capabilities(w, true);
-            w.close("CapabilityList");
-            w.close(name);
-        }
-        Primitive::JoinGroupRequest { group } | Primitive::LeaveGroupRequest { group } => {
-            w.open(name);
-            w.leaf("GroupID", &scheme::group_id(*group));
-            w.close(name);
-        }
-        Primitive::UpdatePresenceRequest { presence } => {
-            w.open(name);
-            w.open_ns("PresenceSubList", version.pa_namespace());
-            w.open("UserAvailability");
-            w.leaf("Qualifier", "T");
-            w.leaf("PresenceValue", &scheme::presence_value(*presence));
-            w.close("UserAvailability");
-            w.close("PresenceSubList");
-            w.close(name);
-        }
-        Primitive::ServiceResponse { result: code }
-        | Primitive::ClientCapabilityResponse { result: code }
-        | Primitive::JoinGroupResponse { result: code }
-        | Primitive::LeaveGroupResponse { result: code }
-        | Primitive::Status { result: code }
-        | Primitive::Disconnect { result: code } => {
-            w.open(name);
-            result(w, *code);
-            w.close(name);
-        }
-    }
-}
-
-const fn tf(b: bool) -> &'static str {
-    if b {
-        "T"
-    } else {
-        "F"
-    }
-}
-
-fn client_id(w: &mut Writer, c: ClientId) {
-    w.open("ClientID");
-    w.leaf("URL", &scheme::client_url(c));
-    w.close("ClientID");
-}
-
-fn result(w: &mut Writer, code: ResultCode) {
-    w.open("Result");
-    w.leaf("Code", &code.number().to_string());
-    w.leaf("Description", code.description());
-    w.close("Result");
-}
-
-/// The fixed `Functions` content: the session, presence and group features.
-fn functions(w: &mut Writer) {
-    w.open("Functions");
-    w.open("WVCSPFeat");
-    w.empty("FundamentalFeat");
-    w.empty("PresenceFeat");
-    w.empty("GroupFeat");
-    w.close("WVCSPFeat");
-    w.close("Functions");
-}
-
-/// The fixed capability content of `CapabilityList` (`client`) and `AgreedCapabilityList`.
-fn capabilities(w: &mut Writer, client: bool) {
-    if client {
-        w.leaf("ClientType", "MOBILE_PHONE");
-    }
-    w.leaf("AcceptedContentType", "text/plain");
-    w.leaf("SupportedBearer", "HTTP");
-    w.leaf("InitialDeliveryMethod", "P");
-}
-
-/// A minimal pretty-printing XML writer (2-space indent, leaf elements on one line).
-#[derive(Default)]
-struct Writer {
-    out: String,
-    depth: usize,
-}
-
-impl Writer {
-    fn indent(&mut self) {
-        for _ in 0..self.depth {
-            self.out.push_str("  ");
-        }
-    }
-
-    fn open(&mut self, name: &str) {
-        self.indent();
-        self.out.push('<');
-        self.out.push_str(name);
-        self.out.push_str(">\n");
-        self.depth += 1;
-    }
-
-    fn open_ns(&mut self, name: &str, ns: &str) {
-        self.indent();
-        self.out.push('<');
-        self.out.push_str(name);
-        self.out.push_str(" xmlns=\"");
-        escape_into(&mut self.out, ns);
-        self.out.push_str("\">\n");
-        self.depth += 1;
-    }
-
-    fn close(&mut self, name: &str) {
-        self.depth = self.depth.saturating_sub(1);
-        self.indent();
-        self.out.push_str("</");
-        self.out.push_str(name);
-        self.out.push_str(">\n");
-    }
-
-    fn leaf(&mut self, name: &str, text: &str) {
-        self.indent();
-        self.out.push('<');
-        self.out.push_str(name);
-        self.out.push('>');
-        escape_into(&mut self.out, text);
-        self.out.push_str("</");
-        self.out.push_str(name);
-        self.out.push_str(">\n");
-    }
-
-    fn empty(&mut self, name: &str) {
-        self.indent();
-        self.out.push('<');
-        self.out.push_str(name);
-        self.out.push_str("/>\n");
-    }
-}
-
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            other => out.push(other),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------
-
-/// A message that could not be decoded (or mapped to the core), and where.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}, column {column}: expected {expected}, found {found}")]
-pub struct XmlError {
-    /// 1-based line of the offending spot.
-    pub line: usize,
-    /// 1-based column (in characters) of the offending spot.
-    pub column: usize,
-    /// What the decoder expected there.
-    pub expected: String,
-    /// What it found instead (quoted text, `<Element>`, or `end of document`).
-    pub found: String,
-}
-
-/// A 1-based line and column.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Pos {
-    line: usize,
-    column: usize,
-}
-
-impl Pos {
-    /// The line and column of byte `offset` of `src` (clamped to the end).
-    fn of(src: &str, offset: usize) -> Pos {
-        let bytes = src.as_bytes();
-        let before = bytes.get(..offset).unwrap_or(bytes);
-        let line = 1 + before.iter().filter(|b| **b == b'\n').count();
-        let line_start = before
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
-        let column = 1 + before
-            .get(line_start..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|b| (**b & 0xC0) != 0x80)
-            .count();
-        Pos { line, column }
-    }
-
-    fn error(self, expected: impl Into<String>, found: impl Into<String>) -> XmlError {
-        XmlError {
-            line: self.line,
-            column: self.column,
-            expected: expected.into(),
-            found: found.into(),
-        }
-    }
-}
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Text quoted for an error message, shortened when long.
 fn quoted(text: &str) -> String {
@@ -753,6 +47,18 @@ struct Node {
     text_start: Option<usize>,
 }
 
+impl Node {
+    /// Adds `child` as the last child. The first child gets room for itself alone (a Vec
+    /// would make room for four): most elements with children have one, and the tree of a
+    /// deeply nested document is then three times smaller.
+    fn adopt(&mut self, child: Node) {
+        if self.children.capacity() == 0 {
+            self.children.reserve_exact(1);
+        }
+        self.children.push(child);
+    }
+}
+
 fn is_blank(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_ascii_whitespace() || c == '\u{feff}')
@@ -776,19 +82,33 @@ fn quick_error(src: &str, offset: usize, e: &quick_xml::Error) -> XmlError {
     }
 }
 
+/// The element whose start tag begins at byte `at` of `src`, with its attributes.
+///
+/// quick-xml's own duplicate check compares each attribute with every one before it, which is
+/// quadratic in their number; it is off, and a set of the names seen does the same check.
 fn open_node(src: &str, at: usize, e: &BytesStart<'_>) -> Result<Node, XmlError> {
-    let pos = Pos::of(src, at);
     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
     let prefix = e
         .name()
         .prefix()
         .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned());
     let mut attrs = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|err| pos.error("well-formed attributes", err.to_string()))?;
-        let value = a
-            .unescape_value()
-            .map_err(|err| pos.error("a well-formed attribute value", err.to_string()))?;
+    let mut seen = HashSet::new();
+    for a in e.attributes().with_checks(false) {
+        let a =
+            a.map_err(|err| Pos::of(src, at).error("well-formed attributes", err.to_string()))?;
+        if !seen.insert(a.key) {
+            return Err(Pos::of(src, at).error(
+                format!("attributes with distinct names in <{name}>"),
+                format!(
+                    "a second {:?} attribute",
+                    String::from_utf8_lossy(a.key.as_ref())
+                ),
+            ));
+        }
+        let value = a.unescape_value().map_err(|err| {
+            Pos::of(src, at).error("a well-formed attribute value", err.to_string())
+        })?;
         attrs.push((
             String::from_utf8_lossy(a.key.as_ref()).into_owned(),
             value.into_owned(),
@@ -852,7 +172,7 @@ fn parse_tree(src: &str) -> Result<Node, XmlError> {
             Event::Empty(e) => {
                 let node = open_node(src, at, &e)?;
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
+                    Some(parent) => parent.adopt(node),
                     None => {
                         check_root(src, at, &node, root.is_some())?;
                         root = Some(node);
@@ -865,7 +185,7 @@ fn parse_tree(src: &str) -> Result<Node, XmlError> {
                 };
                 node.end = at;
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
+                    Some(parent) => parent.adopt(node),
                     None => root = Some(node),
                 }
             }
@@ -910,15 +230,14 @@ fn end_of_content(src: &str) -> usize {
 
 /// The first top-level element must be `WV-CSP-Message`, and there is only one.
 fn check_root(src: &str, at: usize, node: &Node, had_root: bool) -> Result<(), XmlError> {
-    let pos = Pos::of(src, at);
     if had_root {
-        return Err(pos.error(
+        return Err(Pos::of(src, at).error(
             format!("end of document after </{ROOT}>"),
             format!("<{}>", node.name),
         ));
     }
     if node.name != ROOT {
-        return Err(pos.error(
+        return Err(Pos::of(src, at).error(
             format!("<{ROOT}> as the root element"),
             format!("<{}>", node.name),
         ));
@@ -1054,12 +373,35 @@ pub struct Decoded {
     spans: BTreeMap<&'static str, Pos>,
 }
 
+/// The first two children of each name, found in one pass: the primitive is asked for some
+/// twenty names, and scanning its children for each would read them twenty times.
+struct Children<'n> {
+    parent: &'n Node,
+    by_name: HashMap<&'n str, (Option<&'n Node>, Option<&'n Node>)>,
+}
+
+impl<'n> Children<'n> {
+    fn of(parent: &'n Node) -> Children<'n> {
+        let mut by_name: HashMap<&str, (Option<&Node>, Option<&Node>)> = HashMap::new();
+        for child in &parent.children {
+            let slot = by_name.entry(child.name.as_str()).or_default();
+            match slot {
+                (None, _) => slot.0 = Some(child),
+                (Some(_), None) => slot.1 = Some(child),
+                (Some(_), Some(_)) => {}
+            }
+        }
+        Children { parent, by_name }
+    }
+}
+
 /// Reading helpers over the tree, with the source for positions.
 struct Cx<'s> {
     src: &'s str,
 }
 
 impl Cx<'_> {
+    /// The position of `offset`, for an error (one pass over the text before it).
     fn pos(&self, offset: usize) -> Pos {
         Pos::of(self.src, offset)
     }
@@ -1067,8 +409,23 @@ impl Cx<'_> {
     /// The only child named `name`, if any; a second one is an error.
     fn one<'n>(&self, parent: &'n Node, name: &str) -> Result<Option<&'n Node>, XmlError> {
         let mut found = parent.children.iter().filter(|c| c.name == name);
-        let first = found.next();
-        if let Some(second) = found.next() {
+        self.at_most_one(parent, name, found.next(), found.next())
+    }
+
+    /// [`Cx::one`] from an index of the children.
+    fn one_of<'n>(&self, kids: &Children<'n>, name: &str) -> Result<Option<&'n Node>, XmlError> {
+        let (first, second) = kids.by_name.get(name).copied().unwrap_or_default();
+        self.at_most_one(kids.parent, name, first, second)
+    }
+
+    fn at_most_one<'n>(
+        &self,
+        parent: &Node,
+        name: &str,
+        first: Option<&'n Node>,
+        second: Option<&'n Node>,
+    ) -> Result<Option<&'n Node>, XmlError> {
+        if let Some(second) = second {
             return Err(self.pos(second.start).error(
                 format!("at most one <{name}> in <{}>", parent.name),
                 format!("a second <{name}>"),
@@ -1087,9 +444,9 @@ impl Cx<'_> {
         })
     }
 
-    /// Where a node's text starts (or the node, when it has none).
+    /// Where a node's text starts (or the node, when it has none), for an error.
     fn text_pos(&self, node: &Node) -> Pos {
-        self.pos(node.text_start.unwrap_or(node.start))
+        self.pos(text_at(node))
     }
 
     /// The trimmed text of `node`, which must not be empty.
@@ -1128,6 +485,14 @@ impl Cx<'_> {
     }
 }
 
+/// The byte offset where a node's text starts (or the node, when it has none).
+fn text_at(node: &Node) -> usize {
+    node.text_start.unwrap_or(node.start)
+}
+
+/// The byte offsets of the fields of a [`Decoded`], turned into its `spans` at the end.
+type Offsets = BTreeMap<&'static str, usize>;
+
 /// Decodes one `WV-CSP-Message` document (tolerantly: see the module documentation).
 ///
 /// # Errors
@@ -1141,10 +506,10 @@ pub fn decode(xml: &str) -> Result<Decoded, XmlError> {
     let root = parse_tree(xml)?;
     let cx = Cx { src: xml };
     let version = read_version(&cx, &root)?;
-    let mut spans = BTreeMap::new();
-    let header = read_header(&cx, &root, &mut spans)?;
+    let mut offsets = Offsets::new();
+    let header = read_header(&cx, &root, &mut offsets)?;
     let prim = header.primitive;
-    spans.insert("primitive", cx.pos(prim.start));
+    offsets.insert("primitive", prim.start);
     let mut d = Decoded {
         version,
         primitive: prim.name.clone(),
@@ -1174,16 +539,16 @@ pub fn decode(xml: &str) -> Result<Decoded, XmlError> {
         has_system_message: false,
         group_id: None,
         presence_value: None,
-        spans,
+        spans: BTreeMap::new(),
     };
-    read_fields(&cx, prim, &mut d)?;
+    read_fields(&cx, prim, &mut d, &mut offsets)?;
 
     // The derived Session-ID views.
     d.session_id = match header.descriptor_session_id {
         Some(sid) => Some(sid),
         None => {
-            if let Some(p) = d.spans.get("content_session_id").copied() {
-                d.spans.insert("session_id", p);
+            if let Some(p) = offsets.get("content_session_id").copied() {
+                offsets.insert("session_id", p);
             }
             d.content_session_id.clone()
         }
@@ -1194,20 +559,20 @@ pub fn decode(xml: &str) -> Result<Decoded, XmlError> {
         } else {
             "session_id"
         };
-        if let Some(p) = d.spans.get(key).copied() {
-            d.spans.insert("recovery_session_id", p);
+        if let Some(p) = offsets.get(key).copied() {
+            offsets.insert("recovery_session_id", p);
         }
         d.recovery_session_id = d
             .content_session_id
             .clone()
             .or_else(|| d.session_id.clone());
     }
+    d.spans = resolve(xml, &offsets);
     Ok(d)
 }
 
 /// The version from the root's namespace (`xmlns`, or `xmlns:p` for a prefixed root).
 fn read_version(cx: &Cx<'_>, root: &Node) -> Result<CspVersion, XmlError> {
-    let root_pos = cx.pos(root.start);
     let ns_key = match &root.prefix {
         Some(p) => format!("xmlns:{p}"),
         None => "xmlns".to_owned(),
@@ -1219,12 +584,12 @@ fn read_version(cx: &Cx<'_>, root: &Node) -> Result<CspVersion, XmlError> {
         .map(|(_, v)| v.trim());
     match ns {
         Some(ns) => CspVersion::from_csp_namespace(ns).ok_or_else(|| {
-            root_pos.error(
+            cx.pos(root.start).error(
                 "a CSP 1.1, 1.2 or 1.3 namespace on <WV-CSP-Message>",
                 quoted(ns),
             )
         }),
-        None => Err(root_pos.error(
+        None => Err(cx.pos(root.start).error(
             "a CSP namespace (xmlns) on <WV-CSP-Message>",
             "no namespace",
         )),
@@ -1244,7 +609,7 @@ struct Header<'n> {
 fn read_header<'n>(
     cx: &Cx<'_>,
     root: &'n Node,
-    spans: &mut BTreeMap<&'static str, Pos>,
+    offsets: &mut Offsets,
 ) -> Result<Header<'n>, XmlError> {
     let session = cx.required(root, "Session")?;
 
@@ -1263,7 +628,7 @@ fn read_header<'n>(
     let sid_node = cx.one(descriptor, "SessionID")?;
     let descriptor_session_id = match (session_type, sid_node) {
         (SessionType::Inband, Some(node)) => {
-            spans.insert("session_id", cx.text_pos(node));
+            offsets.insert("session_id", text_at(node));
             Some(cx.text(node)?.to_owned())
         }
         (SessionType::Outband, None) => None,
@@ -1310,7 +675,7 @@ fn read_header<'n>(
     };
     let transaction_id = match cx.one(tdesc, "TransactionID")? {
         Some(node) => {
-            spans.insert("transaction_id", cx.text_pos(node));
+            offsets.insert("transaction_id", text_at(node));
             Some(cx.text(node)?.to_owned())
         }
         None => None,
@@ -1357,12 +722,17 @@ fn read_header<'n>(
 }
 
 /// The primitive's children, whatever the primitive (unknown ones are skipped).
-fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError> {
-    let spans = &mut d.spans;
+fn read_fields(
+    cx: &Cx<'_>,
+    prim: &Node,
+    d: &mut Decoded,
+    offsets: &mut Offsets,
+) -> Result<(), XmlError> {
+    let kids = Children::of(prim);
     let mut text_field = |name: &str, key: &'static str| -> Result<Option<String>, XmlError> {
-        match cx.one(prim, name)? {
+        match cx.one_of(&kids, name)? {
             Some(node) => {
-                spans.insert(key, cx.text_pos(node));
+                offsets.insert(key, text_at(node));
                 Ok(Some(cx.text(node)?.to_owned()))
             }
             None => Ok(None),
@@ -1375,30 +745,30 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
     d.group_id = text_field("GroupID", "group_id")?;
     d.content_session_id = text_field("SessionID", "content_session_id")?;
 
-    if let Some(node) = cx.one(prim, "ClientID")? {
+    if let Some(node) = cx.one_of(&kids, "ClientID")? {
         let inner = match (cx.one(node, "URL")?, cx.one(node, "MSISDN")?) {
             (Some(url), _) => url,
             (None, Some(msisdn)) => msisdn,
             (None, None) => node,
         };
-        d.spans.insert("client_id", cx.text_pos(inner));
+        offsets.insert("client_id", text_at(inner));
         d.client_id = Some(cx.text(inner)?.to_owned());
     }
-    if let Some(node) = cx.one(prim, "Result")? {
+    if let Some(node) = cx.one_of(&kids, "Result")? {
         let code = cx.required(node, "Code")?;
-        d.spans.insert("result_code", cx.text_pos(code));
+        offsets.insert("result_code", text_at(code));
         d.result_code = Some(cx.number(code, "a number")?);
         if let Some(desc) = cx.one(node, "Description")? {
             d.description = Some(desc.text.trim().to_owned());
         }
     }
-    if let Some(node) = cx.one(prim, "TimeToLive")? {
+    if let Some(node) = cx.one_of(&kids, "TimeToLive")? {
         d.time_to_live = Some(cx.number(node, "a number of seconds")?);
     }
-    if let Some(node) = cx.one(prim, "KeepAliveTime")? {
+    if let Some(node) = cx.one_of(&kids, "KeepAliveTime")? {
         d.keep_alive_time = Some(cx.number(node, "a number of seconds")?);
     }
-    if let Some(node) = cx.one(prim, "CapabilityRequest")? {
+    if let Some(node) = cx.one_of(&kids, "CapabilityRequest")? {
         d.capability_request = Some(cx.boolean(node)?);
     }
     for node in prim.children.iter().filter(|c| c.name == "DigestSchema") {
@@ -1410,9 +780,8 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
                 .map(str::to_owned),
         );
     }
-    if let Some(list) = cx.one(prim, "SystemMessageResponseList")? {
-        d.spans
-            .insert("system_message_responses", cx.pos(list.start));
+    if let Some(list) = cx.one_of(&kids, "SystemMessageResponseList")? {
+        offsets.insert("system_message_responses", list.start);
         d.system_message_responses = Some(
             list.children
                 .iter()
@@ -1422,11 +791,11 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
                 .collect(),
         );
     }
-    if let Some(list) = cx.one(prim, "PresenceSubList")? {
-        d.spans.insert("presence_value", cx.pos(list.start));
+    if let Some(list) = cx.one_of(&kids, "PresenceSubList")? {
+        offsets.insert("presence_value", list.start);
         if let Some(avail) = cx.one(list, "UserAvailability")? {
             if let Some(value) = cx.one(avail, "PresenceValue")? {
-                d.spans.insert("presence_value", cx.text_pos(value));
+                offsets.insert("presence_value", text_at(value));
                 d.presence_value = Some(cx.text(value)?.to_owned());
             }
         }
@@ -1450,9 +819,9 @@ fn read_fields(cx: &Cx<'_>, prim: &Node, d: &mut Decoded) -> Result<(), XmlError
             "has_system_message",
         ),
     ] {
-        if let Some(node) = cx.one(prim, name)? {
+        if let Some(node) = cx.one_of(&kids, name)? {
             *flag = true;
-            d.spans.insert(key, cx.pos(node.start));
+            offsets.insert(key, node.start);
         }
     }
     Ok(())
@@ -1702,107 +1071,8 @@ pub fn decode_envelope(xml: &str) -> Result<Envelope, XmlError> {
 mod tests {
     use super::*;
     use crate::msg::{ClientIdPool, DeviceId, Tid};
-
-    fn login_request() -> Envelope {
-        Envelope::request(
-            None,
-            Tid(1),
-            Primitive::LoginRequest(LoginRequest {
-                user: UserId(3),
-                client_id: ClientId {
-                    pool: ClientIdPool::Device(DeviceId(2)),
-                    slot: 1,
-                },
-                session_id: None,
-                password: true,
-                digest_schema: false,
-                digest_bytes: None,
-                ttl_s: Some(7205),
-                negotiation: false,
-                system_message_response: None,
-            }),
-        )
-    }
-
-    /// The exact CSP 1.3 text of a 2-way Login-Request, pinned.
-    #[test]
-    fn encode_login_request_is_pinned() {
-        let expected = r#"<?xml version="1.0" encoding="UTF-8"?>
-<WV-CSP-Message xmlns="http://www.openmobilealliance.org/DTD/IMPS-CSP1.3">
-  <Session>
-    <SessionDescriptor>
-      <SessionType>Outband</SessionType>
-    </SessionDescriptor>
-    <Transaction>
-      <TransactionDescriptor>
-        <TransactionMode>Request</TransactionMode>
-        <TransactionID>1</TransactionID>
-      </TransactionDescriptor>
-      <TransactionContent xmlns="http://www.openmobilealliance.org/DTD/IMPS-TRC1.3">
-        <Login-Request>
-          <UserID>wv:user3@imps.example</UserID>
-          <ClientID>
-            <URL>imps://dev2/c1</URL>
-          </ClientID>
-          <Password>secret</Password>
-          <TimeToLive>7205</TimeToLive>
-          <SessionCookie>wv:cookie.dev2</SessionCookie>
-        </Login-Request>
-      </TransactionContent>
-    </Transaction>
-    <Poll>F</Poll>
-  </Session>
-</WV-CSP-Message>
-"#;
-        assert_eq!(encode(&login_request()), expected);
-    }
-
-    #[test]
-    fn encode_1_1_puts_poll_in_the_descriptor() {
-        let xml = encode_version(&login_request(), CspVersion::V1_1);
-        assert!(xml.contains("xmlns=\"http://www.wireless-village.org/CSP1.1\""));
-        assert!(xml.contains("xmlns=\"http://www.wireless-village.org/TRC1.1\""));
-        let poll = xml.find("<Poll>").unwrap();
-        assert!(poll < xml.find("</TransactionDescriptor>").unwrap());
-        let d = decode(&xml).unwrap();
-        assert_eq!(d.version, CspVersion::V1_1);
-        assert_eq!(d.poll, Some(false));
-        assert_eq!(to_envelope(&d).unwrap(), login_request());
-    }
-
-    #[test]
-    fn encode_server_disconnect_has_no_transaction_id() {
-        let env = Envelope {
-            session: Some(SessionId(9)),
-            mode: Mode::Request,
-            tid: None,
-            body: Primitive::Disconnect {
-                result: ResultCode::ForcedLogout,
-            },
-        };
-        let xml = encode(&env);
-        assert!(!xml.contains("TransactionID"));
-        assert!(xml.contains("<Description>Forced logout.</Description>"));
-        let d = decode(&xml).unwrap();
-        assert_eq!(d.transaction_id, None);
-        assert_eq!(d.result_code, Some(601));
-        assert_eq!(to_envelope(&d).unwrap(), env);
-    }
-
-    #[test]
-    fn recovery_goes_as_a_login_request_child() {
-        let mut env = login_request();
-        if let Primitive::LoginRequest(r) = &mut env.body {
-            r.session_id = Some(SessionId(77));
-        }
-        let xml = encode(&env);
-        assert!(xml.contains("<SessionType>Outband</SessionType>"));
-        let d = decode(&xml).unwrap();
-        assert_eq!(d.session_id.as_deref(), Some("imps.example#77"));
-        assert_eq!(d.recovery_session_id.as_deref(), Some("imps.example#77"));
-        assert_eq!(d.content_session_id.as_deref(), Some("imps.example#77"));
-        assert_eq!(to_envelope(&d).unwrap(), env);
-    }
+    use crate::xml::encode;
+    use crate::xml::tests::login_request;
 
     /// Shape A: a CSP 1.3 server Status with nested DetailedResults (whose Codes and UserIDs
     /// must not be taken for the primitive's).
@@ -2269,6 +1539,50 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_attribute_is_named_among_thousands() {
+        let many: String = (0..5000).map(|i| format!(" k{i}=\"\"")).collect();
+        let e = err_of(&format!(
+            "{HEAD}  <Session{many} k4321=\"x\"></Session></WV-CSP-Message>"
+        ));
+        assert_eq!((e.line, e.column), (2, 3));
+        assert_eq!(e.expected, "attributes with distinct names in <Session>");
+        assert_eq!(e.found, "a second \"k4321\" attribute");
+        // Distinct names, however many, are well-formed (the element is skipped).
+        let fine = encode(&login_request()).replace(
+            "<Password>",
+            &format!("<Extra{many}/>\n          <Password>"),
+        );
+        assert_eq!(
+            to_envelope(&decode(&fine).unwrap()).unwrap(),
+            login_request()
+        );
+    }
+
+    /// The positions a `Decoded` keeps are computed in one pass at the end of decoding: after
+    /// thousands of elements on one line, they still point at their fields.
+    #[test]
+    fn field_positions_after_many_elements_on_one_line() {
+        let filler = "<a/>".repeat(20_000);
+        let flat: String = encode(&login_request())
+            .lines()
+            .map(str::trim)
+            .collect::<String>()
+            .replace("<ClientID>", &format!("{filler}<ClientID>"));
+        let mut d = decode(&flat).unwrap();
+        d.user_id = Some("wv:user03@imps.example".to_owned());
+        d.client_id = Some("imps://dev1/c01".to_owned());
+        let e = to_envelope(&d).unwrap_err();
+        let user = flat.find("wv:user3").unwrap();
+        assert_eq!((e.line, e.column), (1, user + 1));
+        d.user_id = Some("wv:user3@imps.example".to_owned());
+        let e = to_envelope(&d).unwrap_err();
+        let client = flat.find("imps://dev2/c1").unwrap();
+        assert!(client > 80_000, "the Client-ID is past the filler");
+        assert_eq!((e.line, e.column), (1, client + 1));
+        assert_eq!(e.found, "\"imps://dev1/c01\"");
+    }
+
+    #[test]
     fn error_depth_and_size_are_limited() {
         let deep = format!("{HEAD}{}", "<a>".repeat(MAX_DEPTH + 5));
         let e = err_of(&deep);
@@ -2296,48 +1610,5 @@ mod tests {
         let mut d = decode(&encode(&login_request())).unwrap();
         d.transaction_id = Some("1000000".to_owned());
         assert_eq!(to_envelope(&d).unwrap_err().line, 10);
-    }
-
-    #[test]
-    fn scheme_parsers_accept_exactly_the_written_forms() {
-        assert_eq!(
-            scheme::parse_user_id("wv:user0@imps.example"),
-            Some(UserId(0))
-        );
-        assert_eq!(scheme::parse_user_id("wv:user@imps.example"), None);
-        assert_eq!(scheme::parse_user_id("wv:user+1@imps.example"), None);
-        assert_eq!(
-            scheme::parse_client_url("imps://dev4294967295/c255").map(|c| c.slot),
-            Some(255)
-        );
-        assert_eq!(scheme::parse_client_url("imps://dev1/c256"), None);
-        assert_eq!(
-            scheme::parse_client_url("imps://u7/c2"),
-            Some(ClientId {
-                pool: ClientIdPool::User(UserId(7)),
-                slot: 2
-            })
-        );
-        for bad in [
-            "imps://u/c0",
-            "imps://u07/c0",
-            "imps://user1/c0",
-            "imps://dev/c0",
-        ] {
-            assert_eq!(scheme::parse_client_url(bad), None, "{bad}");
-        }
-        assert_eq!(scheme::parse_hex8("DEADBEEF"), None);
-        assert_eq!(scheme::parse_hex8("deadbeef"), Some(0xdead_beef));
-        assert_eq!(scheme::parse_hex8("+eadbeef"), None);
-        for p in 0..=u8::MAX {
-            assert_eq!(
-                scheme::parse_presence_value(&scheme::presence_value(p)),
-                Some(p)
-            );
-        }
-        assert_eq!(scheme::parse_presence_value("P3"), None);
-        assert_eq!(scheme::parse_presence_value("P04"), None);
-        assert_eq!(scheme::parse_group_id("wv:group256@imps.example"), None);
-        assert_eq!(scheme::parse_session_id("imps.example#007"), None);
     }
 }
