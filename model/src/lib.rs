@@ -39,5 +39,6 @@ pub mod msg;
 pub mod props;
 pub mod server;
 pub mod trace;
+pub mod validate;
 pub mod world;
 pub mod xml;
