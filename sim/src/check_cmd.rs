@@ -42,6 +42,10 @@ pub struct CheckArgs {
     /// a model change that flips one makes `imps check` fail). Not with --set.
     #[arg(long)]
     pub bless: bool,
+    /// Also write each counterexample as a validation log (`.log.jsonl`, JSON Lines of
+    /// CSP 1.3 messages and device events), which `imps validate` reads.
+    #[arg(long)]
+    pub log: bool,
 }
 
 /// Output formats.
@@ -124,9 +128,13 @@ fn load_all(args: &CheckArgs) -> Result<Vec<(String, PathBuf, Config)>, CheckErr
     Ok(out)
 }
 
-fn write_trace(dir: &Path, t: &Trace) -> Result<PathBuf, CheckError> {
+fn write_trace(dir: &Path, t: &Trace, log: bool) -> Result<PathBuf, CheckError> {
     let stem = dir.join(&t.variant).join(&t.property);
     let io = |path: PathBuf| move |source| CheckError::Io { path, source };
+    if log {
+        let path = stem.with_extension("log.jsonl");
+        write_atomic(&path, t.log().as_bytes()).map_err(io(path.clone()))?;
+    }
     let files: [(&str, String); 4] = [
         ("txt", t.text()),
         ("mmd", t.mermaid()),
@@ -218,7 +226,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let mut files = Vec::new();
         for r in &outcome.results {
             if let Some(t) = &r.trace {
-                files.push((r.prop, write_trace(&args.out, t)?));
+                files.push((r.prop, write_trace(&args.out, t, args.log)?));
             }
         }
         checked.push(Checked {
@@ -652,7 +660,7 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
                 .expect("invariant: every property has a result");
             line.push_str(&format!(" {} |", cell(r.verdict)));
             if let Some(t) = &r.trace {
-                traces.push((row + 1, write_trace(&args.out, t)?));
+                traces.push((row + 1, write_trace(&args.out, t, false)?));
             }
         }
         let others: Vec<&str> = o
