@@ -7,4 +7,5 @@ pub mod decode_cmd;
 pub mod engine;
 pub mod output;
 pub mod simulate_cmd;
+pub mod validate_cmd;
 pub mod variants_cmd;

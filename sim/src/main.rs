@@ -47,6 +47,8 @@ enum Command {
     Simulate(imps_sim::simulate_cmd::SimulateArgs),
     /// Merge the JSON Lines of `imps simulate --shard K/N` runs into the sweep's report.
     Merge(imps_sim::simulate_cmd::MergeArgs),
+    /// Validate CSP logs (JSON Lines or HAR) against a variant, or infer the settings consistent with them.
+    Validate(imps_sim::validate_cmd::ValidateArgs),
     /// Decode CSP XML messages (CSP 1.1, 1.2 or 1.3) and print one JSON object per message.
     Decode {
         /// The files, one WV-CSP-Message each.
@@ -116,6 +118,10 @@ fn main() -> ExitCode {
         },
         Command::Merge(args) => match imps_sim::simulate_cmd::merge(&args) {
             Ok(code) => return code,
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Validate(args) => match imps_sim::validate_cmd::run(&args, &mut out) {
+            Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e.to_string()),
         },
         Command::Decode { files } => {
