@@ -71,10 +71,13 @@ fn load_variant(name: &str, sets: &[String]) -> Result<(String, Validation), Val
 
 fn counts(p: &Prepared) -> String {
     let devices: usize = p.users.iter().map(|u| u.devices.len()).sum();
+    let s = |n: usize| if n == 1 { "" } else { "s" };
     format!(
-        "{} messages and {} events of {} user{} ({} device{})",
+        "{} message{} and {} event{} of {} user{} ({} device{})",
         p.messages,
+        s(p.messages),
         p.events,
+        s(p.events),
         p.users.len(),
         if p.users.len() == 1 { "" } else { "s" },
         devices,
@@ -308,6 +311,7 @@ fn infer_text(p: &Prepared, r: &InferReport, out: &mut dyn Write) -> std::io::Re
             s.name(),
             s.pinned()
         )?;
+        let mut open = Vec::new();
         for k in &s.knobs {
             match k {
                 KnobStatus::Pinned {
@@ -318,20 +322,21 @@ fn infer_text(p: &Prepared, r: &InferReport, out: &mut dyn Write) -> std::io::Re
                     rival,
                     rival_allowed,
                 } => {
-                    writeln!(out, "   {knob} = {value}: pinned by {at}, {observed}")?;
+                    writeln!(out, "   pinned  {knob} = {value} by {at}: {observed}")?;
                     if let Some(a) = rival_allowed.first() {
-                        writeln!(out, "      ({rival} would have: {a})")?;
+                        writeln!(out, "           ({rival} would have: {a})")?;
                     }
                 }
                 KnobStatus::Open { knob, values } => {
-                    writeln!(
-                        out,
-                        "   {knob} = {}: open ({})",
-                        values[0],
-                        values.join(" | ")
-                    )?;
+                    open.push(format!("{knob} ({})", values.join(" | ")))
                 }
             }
+        }
+        if !open.is_empty() {
+            writeln!(out, "   open    {}", open.join(", "))?;
+        }
+        if !s.also.is_empty() {
+            writeln!(out, "   the same pins in: {}", s.also.join("; "))?;
         }
     }
     Ok(())
@@ -353,6 +358,7 @@ fn infer_json(p: &Prepared, r: &InferReport) -> Value {
             "base": s.base,
             "changes": s.changes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "pinned": s.pinned(),
+            "same_pins": s.also,
             "knobs": s.knobs.iter().map(|k| match k {
                 KnobStatus::Pinned { knob, value, at, observed, rival, rival_allowed } => json!({
                     "knob": knob, "value": value, "status": "pinned", "at": at,

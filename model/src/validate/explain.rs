@@ -234,7 +234,23 @@ pub fn allowed(search: &Search<'_>, closed: &[Hyp], ob: &Ob) -> Vec<String> {
     if set.is_empty() {
         set.insert(format!("nothing for {name} at this point"));
     }
-    set.into_iter().collect()
+    // The line's own way first, then the other way, then the events.
+    let way = match &ob.kind {
+        ObKind::Msg(o) if o.dir == Dir::ToServer => format!("{name} -> server:"),
+        ObKind::Msg(_) => format!("server -> {name}:"),
+        ObKind::Event(_) => format!("{name}: event"),
+    };
+    let mut out: Vec<String> = set.into_iter().collect();
+    out.sort_by_key(|a| {
+        if a.starts_with(&way) {
+            0
+        } else if a.starts_with(&format!("{name}: event")) {
+            2
+        } else {
+            1
+        }
+    });
+    out
 }
 
 /// An observation that only says which way (to ask the search for every step that way).

@@ -71,9 +71,23 @@ pub struct Setting {
     pub changes: Changes,
     /// What the log says of each open knob.
     pub knobs: Vec<KnobStatus>,
+    /// Other consistent settings that pin the same knobs to the same values (they differ
+    /// only in knobs the log leaves open), by name.
+    pub also: Vec<String>,
 }
 
 impl Setting {
+    /// The pinned knobs and their values.
+    pub fn pins(&self) -> Vec<(&'static str, &str)> {
+        self.knobs
+            .iter()
+            .filter_map(|k| match k {
+                KnobStatus::Pinned { knob, value, .. } => Some((*knob, value.as_str())),
+                KnobStatus::Open { .. } => None,
+            })
+            .collect()
+    }
+
     /// How many knobs the log pins.
     pub fn pinned(&self) -> usize {
         self.knobs
@@ -261,12 +275,16 @@ pub fn infer(
                     explain: false,
                 },
             )?;
-            let rival_allowed = report.departure.map(|d| d.allowed).unwrap_or_default();
+            // What the rival allows that way first (the line's device, the line's direction).
+            let observed = observed_at(p, line);
+            let way = observed.split(':').next().unwrap_or_default().to_string();
+            let mut rival_allowed = report.departure.map(|d| d.allowed).unwrap_or_default();
+            rival_allowed.sort_by_key(|a| !a.starts_with(&way));
             knobs.push(KnobStatus::Pinned {
                 knob,
                 value: current,
                 at: p.locate(line),
-                observed: observed_at(p, line),
+                observed,
                 rival: rival.to_string(),
                 rival_allowed,
             });
@@ -275,6 +293,7 @@ pub fn infer(
             base,
             changes,
             knobs,
+            also: Vec::new(),
         });
     }
     settings.sort_by(|a, b| {
@@ -282,6 +301,15 @@ pub fn infer(
             .cmp(&a.pinned())
             .then(a.changes.len().cmp(&b.changes.len()))
     });
+    // One entry per set of pins: the log cannot tell the others apart.
+    let mut merged: Vec<Setting> = Vec::new();
+    for s in settings {
+        match merged.iter_mut().find(|m| m.pins() == s.pins()) {
+            Some(m) => m.also.push(s.name()),
+            None => merged.push(s),
+        }
+    }
+    let settings = merged;
     Ok(InferReport {
         settings,
         bases: base_verdicts,
