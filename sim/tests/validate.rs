@@ -1,7 +1,7 @@
 //! `imps validate`: the example logs of specs/logs get the verdicts their manifest records
 //! (and the README table says the same); a simulator run, written as a log, is a run of its
 //! variant and departs from another where that one would answer otherwise; bad input is
-//! exit 2 with the file and line.
+//! exit 2 with the file and line; the README's examples are what the commands print.
 
 use imps_model::config::{resolve_variant, variants_dir};
 use imps_model::validate::log::{parse_jsonl, Dir, Entry};
@@ -467,5 +467,74 @@ fn json_reports_have_the_documented_keys_and_are_the_same_twice() {
             .iter()
             .any(|a| a.as_str().unwrap().contains("Login-Response 200")),
         "post-cr recovers: {doc}"
+    );
+}
+
+/// The README's trace-validation examples: each `<!-- validate-example -->` block lists
+/// commands (`$ imps ...`, or the `grep -v '"event"' IN > OUT` that strips a log's events)
+/// and what `imps validate` prints; they are run from the workspace root and compared.
+#[test]
+fn the_readme_examples_are_what_the_commands_print() {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut blocks = 0;
+    let mut lines = readme.lines();
+    while let Some(l) = lines.next() {
+        if l != "<!-- validate-example -->" {
+            continue;
+        }
+        blocks += 1;
+        assert_eq!(lines.next(), Some("```"));
+        let mut body: Vec<&str> = Vec::new();
+        for l in lines.by_ref() {
+            if l == "```" {
+                break;
+            }
+            body.push(l);
+        }
+        let mut i = 0;
+        while i < body.len() {
+            let cmd = body[i].strip_prefix("$ ").expect("a command");
+            let mut want = Vec::new();
+            i += 1;
+            while i < body.len() && !body[i].starts_with("$ ") {
+                want.push(body[i]);
+                i += 1;
+            }
+            if let Some(rest) = cmd.strip_prefix("grep -v '\"event\"' ") {
+                let (src, dst) = rest.split_once(" > ").unwrap();
+                let text = std::fs::read_to_string(root.join(src)).unwrap();
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.contains("\"event\""))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                std::fs::write(root.join(dst), kept).unwrap();
+                continue;
+            }
+            let args: Vec<&str> = cmd.strip_prefix("imps ").unwrap().split(' ').collect();
+            let o = Command::new(env!("CARGO_BIN_EXE_imps"))
+                .args(&args)
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(
+                matches!(o.status.code(), Some(0 | 1)),
+                "{cmd}: {}",
+                text(&o)
+            );
+            if args[0] == "simulate" {
+                continue; // its figures of speed vary; the run is what the next commands read
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout).trim_end(),
+                want.join("\n"),
+                "README: {cmd}"
+            );
+        }
+    }
+    assert!(
+        blocks >= 5,
+        "the README's trace-validation examples are found ({blocks})"
     );
 }
