@@ -230,3 +230,37 @@ fn passing_the_state_bound_is_an_error_that_names_it() {
     assert!(e.to_string().contains("--max-states 1"), "{e}");
     assert!(e.at.starts_with("t.jsonl:"), "{e}");
 }
+
+#[test]
+fn a_session_limit_couples_a_user_s_devices_and_the_sap_limit_is_left_to_the_other_users() {
+    // Three devices, two sessions per user: the third login gets 610.
+    let limited = variant(
+        "post-cr",
+        &["env.devices_per_user=3", "server.max_sessions_per_user=2"],
+    );
+    let mut acts = login(0);
+    acts.extend(login(1));
+    acts.extend([Start(2), SR(2)]);
+    let log = trace_of(&limited, &acts).log();
+    assert!(log.contains("<Code>610</Code>"));
+    assert_eq!(verdict(&log, &limited), None);
+    let n = line_of(&log, &["<Code>610</Code>"]);
+    let unlimited = variant("post-cr", &["env.devices_per_user=3"]);
+    assert_eq!(verdict(&log, &unlimited), Some(format!("t.jsonl:{n}")));
+    // A SAP-wide limit of 2 gives 609 at the same point: whoever holds the other sessions,
+    // the validator lets them be there.
+    let sap = variant(
+        "post-cr",
+        &["env.devices_per_user=3", "server.max_sessions_total=2"],
+    );
+    let log = trace_of(&sap, &acts).log();
+    assert!(log.contains("<Code>609</Code>"));
+    assert_eq!(verdict(&log, &sap), None);
+    let single: String = log
+        .lines()
+        .filter(|l| l.contains("\"dev2\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(verdict(&single, &sap), None, "other users may fill the SAP");
+    assert!(verdict(&single, &unlimited).is_some());
+}
