@@ -5,6 +5,7 @@
 //! validator guesses them). Parsing, decoding and validation are all measured.
 //!
 //! `cargo bench -p imps-benches --bench validate`. Throughput is in log lines per second.
+//! (`cargo test`, which runs each bench once to see that it works, uses 100 devices.)
 //! The 100,000-message figure of the README comes from the command shown there.
 
 use criterion::{criterion_main, Criterion, Throughput};
@@ -51,7 +52,11 @@ fn validate_text(text: &str, v: &Validation) -> Option<usize> {
 /// Every benchmark of this file (what `criterion_group!` would generate, with a doc comment).
 fn benches() {
     let mut c = Criterion::default().configure_from_args();
-    let with_events = log(1_000, 10);
+    // `cargo test` runs benches once, unoptimized, to see that they work: a tenth of the
+    // devices is enough for that and keeps the test suite fast.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let devices = if measuring { 1_000 } else { 100 };
+    let with_events = log(devices, 10);
     let proxy: String = with_events
         .lines()
         .filter(|l| !l.contains("\"event\""))
@@ -68,9 +73,10 @@ fn benches() {
             "the run conforms to its variant"
         );
         g.throughput(Throughput::Elements(text.lines().count() as u64));
-        g.bench_function(format!("post-cr run of 1k devices, 10 min, {name}"), |b| {
-            b.iter(|| black_box(validate_text(text, &v)))
-        });
+        g.bench_function(
+            format!("post-cr run of {devices} devices, 10 min, {name}"),
+            |b| b.iter(|| black_box(validate_text(text, &v))),
+        );
     }
     g.finish();
 }
