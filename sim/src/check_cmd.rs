@@ -486,9 +486,14 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     writeln!(out)?;
     let total: usize = checked.iter().map(|c| c.files.len()).sum();
     if total > 0 {
+        let exts = if args.log {
+            ".txt .mmd .xml .itf.json .log.jsonl"
+        } else {
+            ".txt .mmd .xml .itf.json"
+        };
         writeln!(
             out,
-            "counterexamples ({} files each: .txt .mmd .xml .itf.json) under {}:",
+            "counterexamples ({} files each: {exts}) under {}:",
             total,
             args.out.display()
         )?;
