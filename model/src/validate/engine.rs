@@ -2,14 +2,15 @@
 //!
 //! A hypothesis ([`Hyp`]) is a world of one user and the user's devices (the model checker's
 //! own [`World`], stepped by [`World::step`]), plus the mapping from the model's Session-IDs
-//! and Client-IDs to the log's, plus the messages the model put on the wire that the log has
-//! not shown yet ([`Owed`]). For each observation the search
+//! and Client-IDs to the log's, the messages the model put on the wire that the log has not
+//! shown yet ([`Owed`]), and what the log says of each session's Time-To-Live ([`Clock`]).
+//! For each observation the search
 //!
 //! 1. closes the set over **unobserved steps** ([`Search::close`]): a device taking an
 //!    answer or a pushed Disconnect that makes it send nothing, a crash or a lost connection
 //!    (when the device's log records no events), the server serving a request whose
 //!    connection is gone (its answer is lost), the network losing such a request, a session's
-//!    Time-To-Live running out when that pushes nothing the log must show;
+//!    Time-To-Live running out ([`Search::due`]) when that pushes nothing the log must show;
 //! 2. keeps the successors whose step puts the observed message on the wire, with the
 //!    identifiers mapped consistently ([`Search::successors`]); a message the same step
 //!    sends elsewhere (a Disconnect to another device) is owed, and must be seen before that
