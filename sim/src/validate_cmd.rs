@@ -31,9 +31,9 @@ pub struct ValidateArgs {
     /// bound the unobserved faults per user (default: unbounded).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Output on stdout: text, or one JSON object per line (per log and variant).
+    /// Output on stdout.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: crate::check_cmd::Format,
+    pub format: Format,
     /// List the settings of the open knobs consistent with the logs, most specific first,
     /// and for each knob whether the logs pin it down or leave it open.
     #[arg(long)]
@@ -44,6 +44,15 @@ pub struct ValidateArgs {
     /// With --infer: the most validations run in all.
     #[arg(long, default_value_t = 4000)]
     pub max_runs: usize,
+}
+
+/// Output formats of `imps validate`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A report for people.
+    Text,
+    /// JSON Lines: one object per log and variant (with --infer, per log).
+    Json,
 }
 
 /// Why `imps validate` could not give a verdict.
@@ -119,8 +128,8 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> Result<u8, ValidateCmdEr
                 code = 1;
             }
             match args.format {
-                crate::check_cmd::Format::Text => text(p, name, &report, out).map_err(w)?,
-                crate::check_cmd::Format::Json => {
+                Format::Text => text(p, name, &report, out).map_err(w)?,
+                Format::Json => {
                     let doc = json_report(p, name, &report);
                     writeln!(out, "{doc}").map_err(w)?;
                 }
@@ -265,8 +274,8 @@ fn run_infer(
             code = 1;
         }
         match args.format {
-            crate::check_cmd::Format::Text => infer_text(p, &r, out).map_err(w)?,
-            crate::check_cmd::Format::Json => writeln!(out, "{}", infer_json(p, &r)).map_err(w)?,
+            Format::Text => infer_text(p, &r, out).map_err(w)?,
+            Format::Json => writeln!(out, "{}", infer_json(p, &r)).map_err(w)?,
         }
     }
     Ok(code)
