@@ -42,5 +42,6 @@ pub mod props;
 pub mod server;
 pub mod specs;
 pub mod trace;
+pub mod validate;
 pub mod world;
 pub mod xml;

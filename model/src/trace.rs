@@ -398,6 +398,54 @@ impl Trace {
         out
     }
 
+    /// The trace as a validation log (JSON Lines, [`crate::validate::log`]): every message
+    /// that reached the wire (not those sent to a connection that was gone), and the starts,
+    /// crashes and lost connections as events; a lasso's cycle is written once. `imps
+    /// validate` reads it back. Time is abstract in the checker: each step is 100 ms after
+    /// the one before, except a Time-To-Live expiry, a day after (the validator lets a
+    /// session expire only once its `KeepAliveTime` has passed).
+    pub fn log(&self) -> String {
+        use crate::validate::log::{Dir, EventKind, LogWriter};
+        let mut w = LogWriter::new();
+        let names = |d: u8| {
+            let c = &self.initial.devices[d as usize].client;
+            (format!("user{}", c.user.0), format!("dev{}", c.device.0))
+        };
+        let mut t_ms = 0;
+        for st in &self.steps {
+            t_ms += match st.action {
+                Action::Expire { .. } => 86_400_000,
+                _ => 100,
+            };
+            let event = match st.action {
+                Action::Start(d) => Some((d, EventKind::Restart)),
+                Action::Crash(d) => Some((d, EventKind::Crash)),
+                Action::LoseConnection(d) => Some((d, EventKind::ConnectionLost)),
+                Action::ServerReceives(_)
+                | Action::ClientReceives(_)
+                | Action::ClientReceivesPush(_)
+                | Action::RetryTimer(_)
+                | Action::KeepAliveTimer(_)
+                | Action::Expire { .. }
+                | Action::User(..) => None,
+            };
+            if let Some((d, kind)) = event {
+                let (u, dev) = names(d);
+                w.event(t_ms, &u, &dev, kind);
+            }
+            for m in st.messages.iter().filter(|m| !m.lost) {
+                let (u, dev) = names(m.device);
+                let dir = if m.to_server {
+                    Dir::ToServer
+                } else {
+                    Dir::ToClient
+                };
+                w.message(t_ms, &u, &dev, dir, &m.env);
+            }
+        }
+        w.finish()
+    }
+
     /// The states in the Informal Trace Format (ITF).
     pub fn itf(&self) -> Value {
         let state = |w: &World, action: &str, index: usize| -> Value {

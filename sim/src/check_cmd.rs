@@ -51,6 +51,10 @@ pub struct CheckArgs {
     /// are set aside, and the exit code says whether any property is violated).
     #[arg(long)]
     pub expect: bool,
+    /// Also write each counterexample as a validation log (`.log.jsonl`, JSON Lines of
+    /// CSP 1.3 messages and device events), which `imps validate` reads.
+    #[arg(long)]
+    pub log: bool,
 }
 
 /// Output formats.
@@ -178,10 +182,14 @@ fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
     Ok(out)
 }
 
-fn write_trace(dir: &Path, t: &Trace) -> Result<PathBuf, CheckError> {
+fn write_trace(dir: &Path, t: &Trace, log: bool) -> Result<PathBuf, CheckError> {
     let folder = entry_name(&t.variant).map_err(CheckError::BadInput)?;
     let stem = dir.join(folder).join(&t.property);
     let io = |path: PathBuf| move |source| CheckError::Io { path, source };
+    if log {
+        let path = stem.with_extension("log.jsonl");
+        write_atomic(&path, t.log().as_bytes()).map_err(io(path.clone()))?;
+    }
     let files: [(&str, String); 4] = [
         ("txt", t.text()),
         ("mmd", t.mermaid()),
@@ -279,7 +287,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let mut files = Vec::new();
         for r in &outcome.results {
             if let Some(t) = &r.trace {
-                files.push((r.prop, write_trace(&args.out, t)?));
+                files.push((r.prop, write_trace(&args.out, t, args.log)?));
             }
         }
         checked.push(Checked {
@@ -554,10 +562,16 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     writeln!(out)?;
     let total: usize = checked.iter().map(|c| c.files.len()).sum();
     if total > 0 {
+        let exts = if args.log {
+            ".txt .mmd .xml .itf.json .log.jsonl"
+        } else {
+            ".txt .mmd .xml .itf.json"
+        };
         writeln!(
             out,
-            "{} counterexamples (4 files each: .txt .mmd .xml .itf.json) under {}:",
+            "{} counterexamples ({} files each: {exts}) under {}:",
             total,
+            exts.split(' ').count(),
             args.out.display()
         )?;
         for c in checked {
@@ -774,7 +788,7 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
                 .expect("invariant: every property has a result");
             line.push_str(&format!(" {} |", cell(r.verdict)));
             if let Some(t) = &r.trace {
-                traces.push((row + 1, write_trace(&args.out, t)?));
+                traces.push((row + 1, write_trace(&args.out, t, false)?));
             }
         }
         let others: Vec<&str> = o

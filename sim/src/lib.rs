@@ -11,4 +11,5 @@ pub mod output;
 pub mod repair_cmd;
 pub mod shard_file;
 pub mod simulate_cmd;
+pub mod validate_cmd;
 pub mod variants_cmd;

@@ -56,6 +56,8 @@ enum Command {
     Simulate(imps_sim::simulate_cmd::SimulateArgs),
     /// Merge the JSON Lines of `imps simulate --shard K/N` runs into the sweep's report.
     Merge(imps_sim::simulate_cmd::MergeArgs),
+    /// Validate CSP logs (JSON Lines or HAR) against a variant, or infer the settings consistent with them.
+    Validate(imps_sim::validate_cmd::ValidateArgs),
     /// Decode CSP XML messages (CSP 1.1, 1.2 or 1.3) and print one JSON object per message.
     Decode {
         /// The files, one WV-CSP-Message each.
@@ -128,6 +130,10 @@ fn run(command: Command, out: &mut dyn Write) -> Result<ExitCode, String> {
         }
         Command::Merge(args) => {
             return imps_sim::simulate_cmd::merge(&args, out).map_err(|e| e.to_string())
+        }
+        Command::Validate(args) => {
+            return imps_sim::validate_cmd::run(&args, out)
+                .map_or_else(|e| Err(e.to_string()), code)
         }
         Command::Decode { files } => {
             imps_sim::decode_cmd::decode_files(&files, out).map_err(|e| e.to_string())?;

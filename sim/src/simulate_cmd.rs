@@ -74,6 +74,11 @@ pub struct SimulateArgs {
     #[arg(long = "trace-device", value_name = "ID", allow_negative_numbers = true,
           value_parser = flags::whole::<u32>("a device number", 0, u64::from(MAX_DEVICES) - 1))]
     pub trace_devices: Vec<u32>,
+    /// Write the traced devices (--trace-device; every device when none is given) as a
+    /// validation log to FILE: JSON Lines of CSP 1.3 messages and device events, in the order
+    /// they went on the wire, which `imps validate` reads. Single runs only.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
     /// Run every unit twice and check that the two runs are identical.
     #[arg(long)]
     pub check_determinism: bool,
@@ -323,13 +328,22 @@ fn progress_bar(label: &str) -> Option<indicatif::ProgressBar> {
 }
 
 /// Run one unit; with `check`, twice, comparing the results.
+#[allow(clippy::type_complexity)]
 fn run_unit(
     plan: &Plan,
     v: usize,
     seed: u64,
     trace_devices: &[u32],
     check: bool,
-) -> Result<(RunResult, Vec<sim::TraceEntry>, Option<String>), SimulateError> {
+) -> Result<
+    (
+        RunResult,
+        Vec<sim::TraceEntry>,
+        Vec<crate::engine::vlog::LogEntry>,
+        Option<String>,
+    ),
+    SimulateError,
+> {
     let (name, cfg) = &plan.variants[v];
     let spec = RunSpec {
         variant: name,
@@ -370,7 +384,7 @@ fn run_unit(
             ));
         }
     }
-    Ok((result, out.trace, mismatch))
+    Ok((result, out.trace, out.log, mismatch))
 }
 
 /// Whether a result should make the command exit with 1: a trapped device, a run stopped by a
@@ -504,6 +518,16 @@ fn header(to_stdout: bool, line: &str, out: &mut dyn Write) -> Result<(), Simula
 pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, SimulateError> {
     let plan = plan(args)?;
     let sweep = &plan.sweep;
+    if let (Some(path), false) = (&args.log, sweep.units() == 1) {
+        return Err(input(format!(
+            "--log {}: a validation log is of one run: give one --variant and one --seed",
+            path.display()
+        )));
+    }
+    let traced: Vec<u32> = match (&args.log, args.trace_devices.is_empty()) {
+        (Some(_), true) => (0..sweep.scenario.devices).collect(),
+        _ => args.trace_devices.clone(),
+    };
     let [s0, s1] = sweep.seeds;
     let seeds_text = if s1 == s0 + 1 {
         format!("seed {s0}")
@@ -560,8 +584,13 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         }
         let (_, seed) = sweep.unit(i);
         let v = (i % sweep.variants.len() as u64) as usize;
-        let (result, trace, mismatch) =
-            run_unit(&plan, v, seed, &args.trace_devices, args.check_determinism)?;
+        let (result, trace, log, mismatch) =
+            run_unit(&plan, v, seed, &traced, args.check_determinism)?;
+        if let Some(path) = &args.log {
+            let text = crate::engine::vlog::jsonl(&log, sweep.scenario.devices_per_user);
+            crate::output::write_atomic(path, text.as_bytes()).map_err(io(path))?;
+            eprintln!("log: {}", path.display());
+        }
         if !args.trace_devices.is_empty() {
             let files = write_traces(
                 &plan,

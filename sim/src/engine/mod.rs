@@ -14,6 +14,7 @@
 //! * [`result`]: what a run produces, as exact plain data.
 //! * [`sweep`]: (variant, seed) units, shards, and their aggregation into a report.
 //! * [`report`], [`plot`], [`trace`]: text, JSON, Markdown, SVG, Mermaid and XML outputs.
+//! * [`vlog`]: the traced devices as a validation log for `imps validate`.
 //!
 //! The same seed and configuration give the same event sequence, hence the same digest, on
 //! any machine: time is virtual, randomness comes from named generators seeded by the run's
@@ -44,3 +45,4 @@ pub mod scenario;
 pub mod sim;
 pub mod sweep;
 pub mod trace;
+pub mod vlog;

@@ -7,6 +7,7 @@ use super::queue::{Event, Kind, RadixQueue, AUX_MASK, MAX_SEQ};
 use super::result::{Faults, Logins, RunResult, Sample, Sessions, ViolationRecord, MAX_STUCK_IDS};
 use super::rng::{event_stream, exponential, stream, uniform_u64, ExpTable, Purpose};
 use super::scenario::Scenario;
+use super::vlog::{LogEntry, LogWhat, MAX_LOG_ENTRIES};
 use imps_model::client::{Client, ClientNote, ClientOut, ClientTimer, Phase, UserAction};
 use imps_model::config::{Config, Verdict};
 use imps_model::msg::{DeviceId, Envelope, Primitive, SessionId, UserId};
@@ -14,6 +15,7 @@ use imps_model::props::{self, ClientInput, Kind as PropKind, Prop, PropSet, Serv
 use imps_model::server::{
     EndCause, Origin, ServerEvent, ServerOut, ServerShared, Session, UserServer,
 };
+use imps_model::validate::log::EventKind;
 use rand_core::RngCore;
 use rand_xoshiro::Xoshiro128PlusPlus;
 use xxhash_rust::xxh3::Xxh3;
@@ -161,6 +163,9 @@ pub struct RunOutput {
     pub result: RunResult,
     /// The traced devices' messages, in event order.
     pub trace: Vec<TraceEntry>,
+    /// The traced devices' messages and events as they went on the wire, for a validation
+    /// log ([`super::vlog`]).
+    pub log: Vec<LogEntry>,
 }
 
 /// Scenario values in the units the loop uses.
@@ -316,6 +321,7 @@ pub struct Sim<'a> {
     next_sample: u64,
     traced: Vec<u32>,
     trace: Vec<TraceEntry>,
+    log: Vec<LogEntry>,
     expected: PropSet,
     stop: Option<Prop>,
     limit: Option<String>,
@@ -453,6 +459,7 @@ impl<'a> Sim<'a> {
             next_sample: 0,
             traced,
             trace: Vec::new(),
+            log: Vec::new(),
             expected,
             stop: None,
             limit: None,
@@ -565,6 +572,24 @@ impl<'a> Sim<'a> {
                 what,
             });
         }
+    }
+
+    /// Record a validation-log entry of a traced device (when it goes on the wire).
+    fn log_entry(&mut self, d: u32, what: LogWhat) {
+        if !self.traced(d) {
+            return;
+        }
+        if self.log.len() >= MAX_LOG_ENTRIES {
+            self.limit.get_or_insert_with(|| {
+                format!("more than {MAX_LOG_ENTRIES} validation-log entries (trace fewer devices)")
+            });
+            return;
+        }
+        self.log.push(LogEntry {
+            time_ms: self.now,
+            device: d,
+            what,
+        });
     }
 
     /// Latency and loss of one message of device `d`: one 64-bit draw of its network stream,
@@ -689,6 +714,7 @@ impl<'a> Sim<'a> {
                 let mut out = ClientOut::default();
                 c.start(self.cfg, &mut out);
                 self.record(d, TraceWhat::Note("power on"));
+                self.log_entry(d, LogWhat::Event(EventKind::Restart));
                 self.after_client(d, &before, ClientInput::Start, &out);
             }
             Kind::Crash => {
@@ -838,6 +864,7 @@ impl<'a> Sim<'a> {
                 let mut out = ClientOut::default();
                 c.connection_lost(&mut out);
                 self.record(d, TraceWhat::Note("connection lost"));
+                self.log_entry(d, LogWhat::Event(EventKind::ConnectionLost));
                 self.after_client(d, &before, ClientInput::Other, &out);
             }
             Kind::Ttl => self.ttl(d, SessionId(ev.aux())),
@@ -866,6 +893,7 @@ impl<'a> Sim<'a> {
         dev.retries = 0;
         self.m.faults.crashes += 1;
         self.record(d, TraceWhat::Note("crash"));
+        self.log_entry(d, LogWhat::Event(EventKind::Crash));
         self.schedule(self.now + restart_ms, d, Kind::Start, 0);
         self.after_client(d, &before, ClientInput::Other, &ClientOut::default());
     }
@@ -943,6 +971,13 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+        self.log_entry(
+            d,
+            LogWhat::Message {
+                to_server: true,
+                env,
+            },
+        );
         let (lat, lost) = self.wire(d);
         let dev = &mut self.devs[d as usize];
         if lost {
@@ -1026,6 +1061,13 @@ impl<'a> Sim<'a> {
             self.m.messages += 1;
             self.count_code(&reply);
             if msg.epoch == self.devs[d as usize].epoch {
+                self.log_entry(
+                    d,
+                    LogWhat::Message {
+                        to_server: false,
+                        env: reply,
+                    },
+                );
                 let (lat, lost) = self.wire(d);
                 if lost {
                     self.m.faults.lost_messages += 1;
@@ -1066,6 +1108,13 @@ impl<'a> Sim<'a> {
             if to >= self.devices {
                 continue;
             }
+            self.log_entry(
+                to,
+                LogWhat::Message {
+                    to_server: false,
+                    env,
+                },
+            );
             let (lat, lost) = self.wire(to);
             if lost {
                 self.m.faults.lost_messages += 1;
@@ -1365,6 +1414,7 @@ impl<'a> Sim<'a> {
         Ok(RunOutput {
             result,
             trace: self.trace,
+            log: self.log,
         })
     }
 }
