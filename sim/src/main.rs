@@ -30,15 +30,15 @@ enum Command {
         set: Vec<String>,
     },
     /// Model-check variants: every property of the CR, variant by variant, with counterexamples.
-    Check(imps_sim::check_cmd::CheckArgs),
+    Check(imps_sim::cli::check::CheckArgs),
     /// Check every combination of knob values (--axis) and print a Markdown table of verdicts.
-    Sweep(imps_sim::check_cmd::SweepArgs),
+    Sweep(imps_sim::cli::check::SweepArgs),
     /// Compare two variants within the same bounds: the verdicts that change, where their
     /// counterexamples part, the behaviour only one side has, the knobs that differ.
-    Diff(imps_sim::diff_cmd::DiffArgs),
+    Diff(imps_sim::cli::diff::DiffArgs),
     /// Search the knobs the CR leaves open for the smallest changes under which the violated
     /// properties hold, without breaking any other.
-    Repair(imps_sim::repair_cmd::RepairArgs),
+    Repair(imps_sim::cli::repair::RepairArgs),
     /// Serve stateright's Explorer for a variant on 127.0.0.1, to walk its state space in a browser.
     Explore {
         /// The variant (name or path).
@@ -49,15 +49,15 @@ enum Command {
         set: Vec<String>,
         /// The port on 127.0.0.1.
         #[arg(long, default_value_t = 3000, allow_negative_numbers = true,
-              value_parser = imps_sim::flags::whole::<u16>("a port", 1, 65535))]
+              value_parser = imps_sim::cli::flags::whole::<u16>("a port", 1, 65535))]
         port: u16,
     },
     /// Simulate variants at scale (devices, crashes, losses, timers) with reproducible seeds.
-    Simulate(imps_sim::simulate_cmd::SimulateArgs),
+    Simulate(imps_sim::cli::simulate::SimulateArgs),
     /// Merge the JSON Lines of `imps simulate --shard K/N` runs into the sweep's report.
-    Merge(imps_sim::simulate_cmd::MergeArgs),
+    Merge(imps_sim::cli::simulate::MergeArgs),
     /// Validate CSP logs (JSON Lines or HAR) against a variant, or infer the settings consistent with them.
-    Validate(imps_sim::validate_cmd::ValidateArgs),
+    Validate(imps_sim::cli::validate::ValidateArgs),
     /// Decode CSP XML messages (CSP 1.1, 1.2 or 1.3) and print one JSON object per message.
     Decode {
         /// The files, one WV-CSP-Message each.
@@ -102,41 +102,42 @@ fn run(command: Command, out: &mut dyn Write) -> Result<ExitCode, String> {
     let code = |c: u8| Ok(ExitCode::from(c));
     match command {
         Command::Variants { show: None, set } if set.is_empty() => {
-            imps_sim::variants_cmd::list(&variants_dir(), out).map_err(|e| e.to_string())?;
+            imps_sim::cli::variants::list(&variants_dir(), out).map_err(|e| e.to_string())?;
         }
         Command::Variants { show, set } => {
             let name = show.unwrap_or_else(|| "post-cr".to_string());
             let (name, cfg) = load(&name, &set)?;
-            imps_sim::variants_cmd::show(&name, &cfg, out).map_err(|e| e.to_string())?;
+            imps_sim::cli::variants::show(&name, &cfg, out).map_err(|e| e.to_string())?;
         }
         Command::Check(args) => {
-            return imps_sim::check_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+            return imps_sim::cli::check::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
         }
         Command::Sweep(args) => {
-            return imps_sim::check_cmd::sweep(&args, out).map_or_else(|e| Err(e.to_string()), code)
+            return imps_sim::cli::check::sweep(&args, out)
+                .map_or_else(|e| Err(e.to_string()), code)
         }
         Command::Diff(args) => {
-            return imps_sim::diff_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+            return imps_sim::cli::diff::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
         }
         Command::Repair(args) => {
-            return imps_sim::repair_cmd::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
+            return imps_sim::cli::repair::run(&args, out).map_or_else(|e| Err(e.to_string()), code)
         }
         Command::Explore { variant, set, port } => {
             let (name, cfg) = load(&variant, &set)?;
             explore(&name, cfg, port, out)?;
         }
         Command::Simulate(args) => {
-            return imps_sim::simulate_cmd::run(&args, out).map_err(|e| e.to_string())
+            return imps_sim::cli::simulate::run(&args, out).map_err(|e| e.to_string())
         }
         Command::Merge(args) => {
-            return imps_sim::simulate_cmd::merge(&args, out).map_err(|e| e.to_string())
+            return imps_sim::cli::simulate::merge(&args, out).map_err(|e| e.to_string())
         }
         Command::Validate(args) => {
-            return imps_sim::validate_cmd::run(&args, out)
+            return imps_sim::cli::validate::run(&args, out)
                 .map_or_else(|e| Err(e.to_string()), code)
         }
         Command::Decode { files } => {
-            imps_sim::decode_cmd::decode_files(&files, out).map_err(|e| e.to_string())?;
+            imps_sim::cli::decode::decode_files(&files, out).map_err(|e| e.to_string())?;
         }
     }
     Ok(ExitCode::SUCCESS)

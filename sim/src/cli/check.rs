@@ -32,7 +32,7 @@ pub struct CheckArgs {
     pub out: PathBuf,
     /// Give up past this many states per variant.
     #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
-          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
+          value_parser = crate::cli::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
     /// Print every counterexample as text (by default: the deadlocks, or all when one
     /// variant is checked).
@@ -642,7 +642,7 @@ pub struct SweepArgs {
     pub out: PathBuf,
     /// Give up past this many states per combination.
     #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
-          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
+          value_parser = crate::cli::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
 }
 

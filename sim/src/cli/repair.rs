@@ -9,7 +9,7 @@
 //! device) to say whether it only holds at the given ones. Checks run on all cores, results
 //! are collected in candidate order, and memoized by the resolved configuration.
 
-use crate::check_cmd::CheckError;
+use crate::cli::check::CheckError;
 use imps_model::catalogue::{Catalogue, KnobKind};
 use imps_model::checker::{self, Options, Outcome};
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config, Verdict, KNOBS};
@@ -39,18 +39,18 @@ pub struct RepairArgs {
     pub knobs: Vec<String>,
     /// The most knobs a repair may change.
     #[arg(long, default_value_t = 2, allow_negative_numbers = true,
-          value_parser = crate::flags::at_least::<usize>("a number of knob changes (a repair changes at least one knob)", 1))]
+          value_parser = crate::cli::flags::at_least::<usize>("a number of knob changes (a repair changes at least one knob)", 1))]
     pub max_changes: usize,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: crate::diff_cmd::DiffFormat,
+    pub format: crate::cli::diff::DiffFormat,
     /// Give up on a candidate past this many states (it is then reported as undecided).
     #[arg(long, default_value_t = 5_000_000, allow_negative_numbers = true,
-          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
+          value_parser = crate::cli::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
     /// Threads checking candidates (default: every core).
     #[arg(long, allow_negative_numbers = true,
-          value_parser = crate::flags::at_least::<usize>("a number of threads", 1))]
+          value_parser = crate::cli::flags::at_least::<usize>("a number of threads", 1))]
     pub threads: Option<usize>,
 }
 
@@ -480,8 +480,8 @@ impl Header {
         format!("imps repair: {}{sets}", self.variant)
     }
 
-    fn nothing(&self, format: crate::diff_cmd::DiffFormat) -> String {
-        use crate::diff_cmd::DiffFormat;
+    fn nothing(&self, format: crate::cli::diff::DiffFormat) -> String {
+        use crate::cli::diff::DiffFormat;
         let msg = format!(
             "nothing to repair: {} violates none of the properties asked for within its bounds ({})",
             self.variant, self.bounds
@@ -509,9 +509,9 @@ impl Header {
         checked: usize,
         max_changes: usize,
         catalogue: &Catalogue,
-        format: crate::diff_cmd::DiffFormat,
+        format: crate::cli::diff::DiffFormat,
     ) -> String {
-        use crate::diff_cmd::DiffFormat;
+        use crate::cli::diff::DiffFormat;
         let targets: Vec<&str> = self.targets.iter().map(|p| p.name()).collect();
         let changes = |r: &Repair| {
             r.changes

@@ -4,7 +4,7 @@
 //! readings part, and lists the witnesses only one side reaches and the knobs that differ, with
 //! the CR requirements they concern.
 
-use crate::check_cmd::CheckError;
+use crate::cli::check::CheckError;
 use imps_model::catalogue::Catalogue;
 use imps_model::checker::{self, Options, Outcome};
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config, Verdict};
@@ -30,7 +30,7 @@ pub struct DiffArgs {
     pub format: DiffFormat,
     /// Give up past this many states per side.
     #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
-          value_parser = crate::flags::at_least::<u64>("a number of states", 0))]
+          value_parser = crate::cli::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
 }
 

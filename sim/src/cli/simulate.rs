@@ -8,6 +8,8 @@
 //! devices, is stopped by a safety violation, or violates a property the variant does not
 //! expect exits with 1; slow devices (without a session at the end, not trapped) do not.
 
+use crate::cli::flags;
+use crate::cli::shard_file::{ShardFile, ShardFileError};
 use crate::engine::plot;
 use crate::engine::report;
 use crate::engine::result::RunResult;
@@ -19,9 +21,7 @@ use crate::engine::sweep::{
     aggregate, collect, parse_seeds, MergeError, Report, Shard, SweepId, UnitRecord,
 };
 use crate::engine::trace::{self as trace_render, TraceOf};
-use crate::flags;
 use crate::output::{note, write_atomic};
-use crate::shard_file::{ShardFile, ShardFileError};
 use clap::ValueEnum;
 use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
 use std::io::{IsTerminal, Write};

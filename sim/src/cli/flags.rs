@@ -2,12 +2,12 @@
 //! negative number. (Without them, clap reads `--seed -1` as a flag `-1` and says "unexpected
 //! argument '-1'", which names neither the flag nor what it takes; each numeric flag is
 //! declared with `allow_negative_numbers` and one of these parsers, and clap puts the flag
-//! before the message: "invalid value '-1' for '--seed <N>': expected a seed, ...".)
+//! before the message: "invalid value '-1' for '--seed `<N>`': expected a seed, ...".)
 
 /// A whole number from `min` to `max`, for a flag that takes `what` ("a seed").
 ///
 /// ```
-/// let seed = imps_sim::flags::whole::<u64>("a seed", 0, 9);
+/// let seed = imps_sim::cli::flags::whole::<u64>("a seed", 0, 9);
 /// assert_eq!(seed("7"), Ok(7));
 /// assert_eq!(seed("-1").unwrap_err(), "expected a seed, a whole number from 0 to 9, found `-1`");
 /// ```
@@ -22,7 +22,7 @@ pub fn whole<T: TryFrom<u64>>(
 /// A whole number from `min` up (to the largest the flag's type holds).
 ///
 /// ```
-/// let threads = imps_sim::flags::at_least::<usize>("a number of threads", 1);
+/// let threads = imps_sim::cli::flags::at_least::<usize>("a number of threads", 1);
 /// assert_eq!(threads("2"), Ok(2));
 /// assert_eq!(threads("0").unwrap_err(), "expected a number of threads, a whole number from 1 up, found `0`");
 /// ```
