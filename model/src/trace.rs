@@ -263,6 +263,31 @@ pub fn summary(env: &Envelope) -> String {
 }
 
 impl TraceStep {
+    /// The step as lines of a Mermaid `sequenceDiagram` whose participants are
+    /// `{lane}D<device>` and `{lane}S` (the server): a note per event, an arrow per message.
+    pub fn mermaid(&self, out: &mut String, lane: &str) {
+        for (d, n) in &self.notes {
+            let over = d.map_or_else(|| format!("{lane}S"), |d| format!("{lane}D{d}"));
+            let _ = writeln!(out, "    Note over {over}: {}", n.replace(';', ","));
+        }
+        for m in &self.messages {
+            let text = summary(&m.env).replace(';', ",");
+            let (dev, server) = (format!("{lane}D{}", m.device), format!("{lane}S"));
+            let (from, to) = if m.to_server {
+                (dev, server)
+            } else {
+                (server, dev)
+            };
+            let arrow = match (m.to_server, m.lost) {
+                (_, true) => "-x",
+                (true, false) => "->>",
+                (false, false) => "-->>",
+            };
+            let lost = if m.lost { " (lost)" } else { "" };
+            let _ = writeln!(out, "    {from}{arrow}{to}: {text}{lost}");
+        }
+    }
+
     /// What the step did, one line per event and message: `dev0: starts`,
     /// `dev0 -> server: Login-Request ...`.
     pub fn lines(&self) -> Vec<String> {
@@ -344,27 +369,7 @@ impl Trace {
             if Some(i) == self.loop_start {
                 out.push_str("    loop forever\n");
             }
-            for (d, n) in &st.notes {
-                let over = d
-                    .map(|d| format!("D{d}"))
-                    .unwrap_or_else(|| "S".to_string());
-                let _ = writeln!(out, "    Note over {over}: {}", n.replace(';', ","));
-            }
-            for m in &st.messages {
-                let text = summary(&m.env).replace(';', ",");
-                let (from, to) = if m.to_server {
-                    (format!("D{}", m.device), "S".to_string())
-                } else {
-                    ("S".to_string(), format!("D{}", m.device))
-                };
-                let arrow = match (m.to_server, m.lost) {
-                    (_, true) => "-x",
-                    (true, false) => "->>",
-                    (false, false) => "-->>",
-                };
-                let lost = if m.lost { " (lost)" } else { "" };
-                let _ = writeln!(out, "    {from}{arrow}{to}: {text}{lost}");
-            }
+            st.mermaid(&mut out, "");
         }
         if self.loop_start.is_some() {
             out.push_str("    end\n");

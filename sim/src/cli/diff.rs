@@ -363,29 +363,7 @@ impl Report<'_> {
             }
             let _ = writeln!(s, "    participant {t}S as server ({name})");
         }
-        let render = |s: &mut String, side: usize, st: &TraceStep| {
-            let t = ["A", "B"][side];
-            for (dev, n) in &st.notes {
-                let over = dev.map_or(format!("{t}S"), |x| format!("{t}D{x}"));
-                let _ = writeln!(s, "    Note over {over}: {}", n.replace(';', ","));
-            }
-            for m in &st.messages {
-                let text = imps_model::trace::summary(&m.env).replace(';', ",");
-                let (from, to) = if m.to_server {
-                    (format!("{t}D{}", m.device), format!("{t}S"))
-                } else {
-                    (format!("{t}S"), format!("{t}D{}", m.device))
-                };
-                let arrow = if m.lost {
-                    "-x"
-                } else if m.to_server {
-                    "->>"
-                } else {
-                    "-->>"
-                };
-                let _ = writeln!(s, "    {from}{arrow}{to}: {text}");
-            }
-        };
+        let render = |s: &mut String, side: usize, st: &TraceStep| st.mermaid(s, ["A", "B"][side]);
         let end = d.step.map_or(d.trace.steps.len(), |i| i + 1);
         for i in 0..end {
             if Some(i) == d.step {
