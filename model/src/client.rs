@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// The record the client keeps in crash-safe storage: the Session-ID, and the Client-ID slot
 /// the session was established with (a recovery must present the same Client-ID).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Stored {
     /// The stored Session-ID.
     pub session: SessionId,
@@ -28,7 +28,7 @@ pub struct Stored {
 }
 
 /// A login attempt: what the next Login-Request will carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Attempt {
     /// Re-establish this stored session (the Login-Request carries its Session-ID).
     pub recover: Option<SessionId>,
@@ -45,7 +45,7 @@ impl Attempt {
 }
 
 /// Where a login transaction is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LoginStep {
     /// 2-way: the one Login-Request with the password is in flight.
     Password,
@@ -56,7 +56,7 @@ pub enum LoginStep {
 }
 
 /// Which negotiation request is in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Negotiation {
     /// `Service-Request`.
     Service,
@@ -65,7 +65,7 @@ pub enum Negotiation {
 }
 
 /// An in-session request in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Pending {
     /// `KeepAlive-Request`.
     KeepAlive,
@@ -78,7 +78,7 @@ pub enum Pending {
 }
 
 /// The client's phase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Phase {
     /// Crashed and not yet restarted.
     Down,
@@ -220,7 +220,7 @@ pub enum UserAction {
 }
 
 /// One device's client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Client {
     /// The user.
     pub user: UserId,

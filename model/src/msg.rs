@@ -64,7 +64,7 @@ pub struct SessionId(pub u32);
 pub struct Tid(pub u16);
 
 /// Whether an envelope carries a request or a response (`TransactionMode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Mode {
     /// `Request`: client requests, and the server's Disconnect.
     Request,
@@ -74,7 +74,9 @@ pub enum Mode {
 
 /// The session context that the CR requires to be independent per session and to survive a
 /// recovery unchanged: the joined groups (a bit set) and the session's presence value.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct Context {
     /// Bit `g` set: the session has joined group `g`.
     pub groups: u8,
@@ -83,7 +85,7 @@ pub struct Context {
 }
 
 /// `Login-Request`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LoginRequest {
     /// `UserID`.
     pub user: UserId,
@@ -107,7 +109,7 @@ pub struct LoginRequest {
 }
 
 /// `Login-Response`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LoginResponse {
     /// `ClientID` echoed.
     pub client_id: ClientId,
@@ -128,7 +130,7 @@ pub struct LoginResponse {
 }
 
 /// A CSP primitive (the child of `TransactionContent`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Primitive {
     /// `Login-Request`.
     LoginRequest(LoginRequest),
@@ -250,7 +252,7 @@ impl Primitive {
 }
 
 /// One `WV-CSP-Message`: the session and transaction descriptors around a primitive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Envelope {
     /// `SessionDescriptor/SessionID` (`SessionType` is `Inband` exactly when present).
     pub session: Option<SessionId>,

@@ -21,7 +21,7 @@ use arrayvec::ArrayVec;
 use serde::{Deserialize, Serialize};
 
 /// One session as the server holds it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Session {
     /// The Session-ID.
     pub id: SessionId,
@@ -117,7 +117,7 @@ impl ServerOut {
 }
 
 /// The server's state for one user.
-#[derive(Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UserServer {
     /// The user's sessions, active and kept, in the order they were made.
     pub sessions: Vec<Session>,

@@ -21,6 +21,7 @@
 
 use super::memo::Memo;
 use super::rows::{Rows, MAX_WORDS};
+use super::symmetry::{Perm, Symmetry, IDENTITY};
 use super::visited::{Probe, Visited};
 use crate::checker::monitor;
 use crate::config::Config;
@@ -61,14 +62,16 @@ pub struct Interner<T> {
 }
 
 impl<T: Hash + Eq + Clone> Interner<T> {
-    fn new() -> Self {
+    /// An empty table.
+    pub(crate) fn new() -> Self {
         Interner {
             items: Vec::new(),
             index: HashTable::new(),
         }
     }
 
-    fn intern(&mut self, v: &T) -> u32 {
+    /// The index of `v`, added when new.
+    pub(crate) fn intern(&mut self, v: &T) -> u32 {
         let h = fx(v);
         let items = &self.items;
         if let Some(&i) = self.index.find(h, |&i| items[i as usize] == *v) {
@@ -212,6 +215,17 @@ pub struct Graph {
     pub violated: Vec<Option<Found>>,
     /// First reach of each witness, indexed by `Prop as usize`.
     pub reached: Vec<Option<Found>>,
+    /// With symmetry reduction: the permutations of the edges, interned (0 is the
+    /// identity); empty without.
+    pub perms: Vec<Perm>,
+    /// With symmetry reduction: for each edge, the index in `perms` of the permutation that
+    /// took its concrete successor (the source's devices after the step) to the stored
+    /// canonical state: the device at position `d` of the source is at `perms[..][d]` in
+    /// the target. Empty without symmetry reduction (every edge keeps its devices in place).
+    pub edge_perm: Vec<u16>,
+    /// The concrete states the stored ones stand for (the sum of their orbits' sizes); the
+    /// state count without symmetry reduction.
+    pub concrete: u64,
 }
 
 impl Graph {
@@ -293,6 +307,21 @@ impl Graph {
     /// The BFS depth of state `s`.
     pub fn depth(&self, s: u32) -> usize {
         self.levels.partition_point(|&start| start <= s) - 1
+    }
+
+    /// Whether the graph is a symmetry quotient (its edges carry permutations).
+    pub fn symmetric(&self) -> bool {
+        !self.perms.is_empty()
+    }
+
+    /// The permutation of edge `k` of state `s`: where each device of `s` is in the edge's
+    /// target.
+    pub fn perm(&self, s: u32, k: usize) -> &Perm {
+        if self.edge_perm.is_empty() {
+            return &IDENTITY;
+        }
+        let e = self.offsets[s as usize] as usize + k;
+        &self.perms[self.edge_perm[e] as usize]
     }
 }
 
@@ -460,6 +489,10 @@ struct Pending {
     hashes: Vec<u64>,
     /// What the state predicates find in each (flagged when it is new).
     state_bad: Vec<PropSet>,
+    /// With symmetry reduction: each edge's permutation (index in `Symmetry::perms`) and
+    /// the size of its target's orbit.
+    perms: Vec<u16>,
+    orbits: Vec<u64>,
 }
 
 /// How many states are generated ahead of their look-ups: the look-ups of state `s` run
@@ -507,6 +540,8 @@ struct Explorer<'a> {
     per_user: usize,
     /// The first bound a state outgrew, if any: the exploration stops with an error.
     exceeded: Option<String>,
+    /// The symmetry reduction, when on.
+    sym: Option<Symmetry>,
 }
 
 impl Explorer<'_> {
@@ -775,6 +810,8 @@ impl Explorer<'_> {
         p.keys.clear();
         p.hashes.clear();
         p.state_bad.clear();
+        p.perms.clear();
+        p.orbits.clear();
         for (k, &a) in actions.iter().enumerate() {
             let edge = Found::Edge(s, k as u16);
             let rewritten = if self.whole_worlds {
@@ -815,16 +852,49 @@ impl Explorer<'_> {
                     bad
                 }
             };
+            let (perm, orbit) = self.canon_sym();
             let p = &mut self.ring[slot];
             p.hashes.push(state_hash(&self.key));
             p.keys.extend_from_slice(&self.key);
             p.state_bad.push(state_bad);
+            if self.sym.is_some() {
+                p.perms.push(perm);
+                p.orbits.push(orbit);
+            }
         }
         self.actions = actions;
         self.server_inputs = server_inputs;
         for &h in &self.ring[slot].hashes {
             self.index.prefetch(h);
         }
+    }
+
+    /// Put the successor in `key` in its symmetry class's canonical form (when the reduction
+    /// is on): the index of the permutation that took it there, and its orbit's size.
+    fn canon_sym(&mut self) -> (u16, u64) {
+        let Some(sym) = self.sym.as_mut() else {
+            return (0, 1);
+        };
+        let c = match sym.canon_words(&mut self.key, &mut self.g.devices, &mut self.g.users) {
+            Some(c) => c,
+            None => {
+                self.g.decode_words(&self.key, &mut self.next, None);
+                let c = sym.canon_world(&mut self.next);
+                encode(
+                    &self.next,
+                    None,
+                    &mut self.g.devices,
+                    &mut self.g.users,
+                    &mut self.key,
+                );
+                c
+            }
+        };
+        let i = sym.perms.intern(&c.perm);
+        (
+            u16::try_from(i).expect("invariant: fewer than 2^16 permutations of 8 devices"),
+            c.orbit,
+        )
     }
 
     /// Prefetch the states that the look-ups of state `s`'s successors will most likely
@@ -861,6 +931,7 @@ impl Explorer<'_> {
                     }
                     g.states.push(key);
                     self.index.insert_at(slot, h, t);
+                    g.concrete += p.orbits.get(k).copied().unwrap_or(1);
                     for q in p.state_bad[k].iter() {
                         g.violated[q as usize].get_or_insert(Found::State(t));
                     }
@@ -876,6 +947,9 @@ impl Explorer<'_> {
                 }
             };
             g.targets.push(t);
+            if let Some(&perm) = p.perms.get(k) {
+                g.edge_perm.push(perm);
+            }
         }
         assert!(
             g.targets.len() < u32::MAX as usize,
@@ -910,10 +984,47 @@ pub fn explore_with(
     progress: &mut dyn FnMut(Progress),
     whole_worlds: bool,
 ) -> Result<Graph, ExploreError> {
+    explore_opts(
+        cfg,
+        &ExploreOptions {
+            max_states,
+            symmetry: false,
+            whole_worlds,
+        },
+        progress,
+    )
+}
+
+/// How to explore.
+#[derive(Clone, Copy, Debug)]
+pub struct ExploreOptions {
+    /// Stop with an error past this many (stored) states.
+    pub max_states: u64,
+    /// Store one state per orbit of device and user permutations ([`super::symmetry`]).
+    pub symmetry: bool,
+    /// Step every successor as a whole world (the reference for the component rewrites).
+    pub whole_worlds: bool,
+}
+
+/// [`explore`] with every option.
+pub fn explore_opts(
+    cfg: &Config,
+    opts: &ExploreOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Graph, ExploreError> {
+    let (max_states, whole_worlds) = (opts.max_states, opts.whole_worlds);
     let mut devices = Interner::new();
     let mut users = Interner::new();
     let mut init = World::new(cfg);
-    init.canonicalize();
+    let mut sym =
+        (opts.symmetry && super::symmetry::group_order(cfg) > 1).then(|| Symmetry::new(cfg));
+    let init_orbit = match sym.as_mut() {
+        Some(sym) => sym.canon_world(&mut init).orbit,
+        None => {
+            init.canonicalize();
+            1
+        }
+    };
     let stride = init.devices.len() + init.users.len() + 1;
     let mut key = Vec::with_capacity(stride);
     encode(&init, None, &mut devices, &mut users, &mut key);
@@ -933,6 +1044,9 @@ pub fn explore_with(
         users,
         violated: vec![None; nprops],
         reached: vec![None; nprops],
+        perms: Vec::new(),
+        edge_perm: Vec::new(),
+        concrete: init_orbit,
     };
     let mut bad = PropSet::default();
     state_monitors(cfg, &init, &mut bad);
@@ -972,6 +1086,7 @@ pub fn explore_with(
         devices,
         per_user,
         exceeded: None,
+        sym,
     };
     x.facts.sync(cfg, &x.g);
     // States `looked..generated` have their successors generated, not yet looked up.
@@ -1002,6 +1117,9 @@ pub fn explore_with(
         }
     }
     let mut g = x.g;
+    if let Some(sym) = x.sym {
+        g.perms = sym.perms.items;
+    }
     progress(Progress {
         states: g.len() as u64,
         edges: g.targets.len() as u64,

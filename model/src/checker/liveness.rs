@@ -21,6 +21,7 @@
 
 use super::graph::Graph;
 use super::scc::for_each_scc;
+use super::symmetry::{compose, inverse, Perm, IDENTITY};
 use crate::world::{Action, World};
 
 /// Per device, per state flags.
@@ -161,9 +162,27 @@ impl EdgeKinds {
     }
 }
 
+/// An edge of the graph: its source state and its index among the source's edges.
+pub type Edge = (u32, u16);
+
+/// Per permutation of the graph ([`Graph::perms`]), the map from a device mask of an edge's
+/// target to the same devices' positions in its source.
+fn pull_tables(g: &Graph) -> Vec<[u8; 256]> {
+    g.perms
+        .iter()
+        .map(|p| {
+            std::array::from_fn(|mask| {
+                (0..8).fold(0u8, |m, d| m | (((mask >> p[d]) & 1) as u8) << d)
+            })
+        })
+        .collect()
+}
+
 /// Bit d of `good[s]`: from `s`, device d can reach a state where it holds a session by
-/// protocol steps alone ([`WayOut`]).
+/// protocol steps alone ([`WayOut`]). On a symmetry quotient, a device is followed through
+/// each edge's permutation.
 pub fn can_reach_session(g: &Graph, flags: &DeviceFlags, kinds: &EdgeKinds) -> Vec<u8> {
+    let pulls = pull_tables(g);
     let mut good = flags.holds.clone();
     loop {
         let mut changed = false;
@@ -171,7 +190,12 @@ pub fn can_reach_session(g: &Graph, flags: &DeviceFlags, kinds: &EdgeKinds) -> V
             let mut m = good[s];
             let base = g.offsets[s] as usize;
             for (k, &t) in g.succ(s as u32).iter().enumerate() {
-                m |= good[t as usize] & kinds.0[base + k];
+                let e = base + k;
+                let there = match g.edge_perm.get(e) {
+                    Some(&p) => pulls[p as usize][good[t as usize] as usize],
+                    None => good[t as usize],
+                };
+                m |= there & kinds.0[e];
             }
             if m != good[s] {
                 good[s] = m;
@@ -192,10 +216,54 @@ pub fn first_trap(g: &Graph, flags: &DeviceFlags, good: &[u8]) -> Option<(u32, u
     })
 }
 
-/// Shortest path from `from` to a state satisfying `target`, moving along the edges that
-/// `succ` lists and only through states satisfying `inside`; the path starts with `from`'s
-/// successor and ends at the target. With `at_least_one`, `from` itself does not count as
-/// reached (to find cycles).
+/// A successor function for [`bfs`]: each successor with the label of its edge.
+pub type Succ<'a, N, L> = &'a dyn Fn(N, &mut Vec<(N, L)>);
+
+/// Breadth-first search from `from` for a node satisfying `target`, along the edges `succ`
+/// lists (each with a label) and only through nodes satisfying `inside`: the labels and
+/// nodes of a shortest path, from `from`'s successor to the target. With `at_least_one`,
+/// `from` itself does not count as reached (to find cycles).
+pub fn bfs<N: Copy + Eq + std::hash::Hash, L: Copy>(
+    from: N,
+    succ: Succ<'_, N, L>,
+    inside: &dyn Fn(N) -> bool,
+    target: &dyn Fn(N) -> bool,
+    at_least_one: bool,
+) -> Option<Vec<(L, N)>> {
+    if !at_least_one && target(from) {
+        return Some(Vec::new());
+    }
+    let mut parent: rustc_hash::FxHashMap<N, (N, L)> = Default::default();
+    let mut queue = std::collections::VecDeque::from([from]);
+    let mut seen: rustc_hash::FxHashSet<N> = Default::default();
+    seen.insert(from);
+    let mut next = Vec::new();
+    while let Some(v) = queue.pop_front() {
+        next.clear();
+        succ(v, &mut next);
+        for &(w, l) in &next {
+            if target(w) {
+                let mut path = vec![(l, w)];
+                let mut x = v;
+                while x != from {
+                    let (p, pl) = parent[&x];
+                    path.push((pl, x));
+                    x = p;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            if inside(w) && seen.insert(w) {
+                parent.insert(w, (v, l));
+                queue.push_back(w);
+            }
+        }
+    }
+    None
+}
+
+/// Shortest path of states from `from` to a state satisfying `target` ([`bfs`] over the
+/// graph's states); the path starts with `from`'s successor and ends at the target.
 pub fn bfs_path(
     from: u32,
     succ: &dyn Fn(u32, &mut Vec<u32>),
@@ -203,36 +271,13 @@ pub fn bfs_path(
     target: &dyn Fn(u32) -> bool,
     at_least_one: bool,
 ) -> Option<Vec<u32>> {
-    if !at_least_one && target(from) {
-        return Some(Vec::new());
-    }
-    let mut parent: rustc_hash::FxHashMap<u32, u32> = Default::default();
-    parent.insert(from, from);
-    let mut queue = std::collections::VecDeque::from([from]);
-    let mut next = Vec::new();
-    while let Some(v) = queue.pop_front() {
-        next.clear();
-        succ(v, &mut next);
-        for &w in &next {
-            if target(w) {
-                let mut path = vec![w];
-                let mut x = v;
-                while x != from {
-                    path.push(x);
-                    x = parent[&x];
-                }
-                path.reverse();
-                return Some(path);
-            }
-            if inside(w) {
-                if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(w) {
-                    e.insert(v);
-                    queue.push_back(w);
-                }
-            }
-        }
-    }
-    None
+    let labelled = |v: u32, out: &mut Vec<(u32, ())>| {
+        let mut s = Vec::new();
+        succ(v, &mut s);
+        out.extend(s.into_iter().map(|t| (t, ())));
+    };
+    bfs(from, &labelled, inside, target, at_least_one)
+        .map(|p| p.into_iter().map(|(_, n)| n).collect())
 }
 
 /// All the graph's edges of a state, as a successor function for [`bfs_path`].
@@ -242,23 +287,44 @@ pub fn all_edges(g: &Graph) -> impl Fn(u32, &mut Vec<u32>) + '_ {
 
 /// A stuck region for a trap: a cycle (or a dead end) the device cannot leave.
 pub struct Stuck {
-    /// States from the trap to the cycle's entry (excluding the trap).
-    pub lead: Vec<u32>,
-    /// The cycle from its entry back to the entry (empty for a dead end).
-    pub cycle: Vec<u32>,
+    /// The edges from the trap to the cycle's entry.
+    pub lead: Vec<Edge>,
+    /// The cycle's edges from its entry back to the entry (empty for a dead end).
+    pub cycle: Vec<Edge>,
+}
+
+/// A device followed through the graph: (state, the device's position in it).
+type Tracked = (u32, u8);
+
+/// The way-out edges for a tracked device: its position follows each edge's permutation.
+fn tracked_way_out<'a>(
+    g: &'a Graph,
+    kinds: &'a EdgeKinds,
+) -> impl Fn(Tracked, &mut Vec<(Tracked, Edge)>) + 'a {
+    move |(v, d), out| {
+        let base = g.offsets[v as usize] as usize;
+        for (k, &t) in g.succ(v).iter().enumerate() {
+            if kinds.0[base + k] & (1 << d) != 0 {
+                out.push(((t, g.perm(v, k)[d as usize]), (v, k as u16)));
+            }
+        }
+    }
 }
 
 /// From a trap state of device `d`, the cycle the device is stuck in: the cyclic strongly
 /// connected component, closest to the trap, of the region that protocol steps lead to from
 /// the trap (every state of it a trap for the device), entered at its closest state; a dead
-/// end when no cycle is reachable. The region is explored up to `limit` states.
+/// end when no cycle is reachable. The region is explored up to `limit` states. On a
+/// symmetry quotient the device is followed through each edge's permutation, and the cycle
+/// returns to the entry with the device in the same place (the other devices may have
+/// changed places: replaying it concretely takes it as often as it takes them back).
 pub fn stuck_cycle(g: &Graph, kinds: &EdgeKinds, trap: u32, d: u8, limit: usize) -> Stuck {
-    let succ = |v: u32, out: &mut Vec<u32>| out.extend(kinds.way_out(g, v, d));
+    let succ = tracked_way_out(g, kinds);
     // The region, in BFS order from the trap (so local index order is distance order), as a
     // local graph.
-    let mut local: rustc_hash::FxHashMap<u32, u32> = Default::default();
-    let mut order = vec![trap];
-    local.insert(trap, 0);
+    let mut local: rustc_hash::FxHashMap<Tracked, u32> = Default::default();
+    let mut order = vec![(trap, d)];
+    local.insert((trap, d), 0);
     let mut adj: Vec<Vec<u32>> = Vec::new();
     let mut next = Vec::new();
     let mut i = 0;
@@ -266,7 +332,7 @@ pub fn stuck_cycle(g: &Graph, kinds: &EdgeKinds, trap: u32, d: u8, limit: usize)
         next.clear();
         succ(order[i], &mut next);
         let mut edges = Vec::with_capacity(next.len());
-        for &w in &next {
+        for &(w, _) in &next {
             let lw = match local.get(&w) {
                 Some(&lw) => lw,
                 None if order.len() < limit => {
@@ -286,7 +352,7 @@ pub fn stuck_cycle(g: &Graph, kinds: &EdgeKinds, trap: u32, d: u8, limit: usize)
     let mut best: Option<Vec<u32>> = None;
     for_each_scc(
         adj.len(),
-        |v| &adj[v as usize],
+        |v, i| adj[v as usize].get(i).copied(),
         |_| true,
         |c| {
             let cyclic = c.len() > 1 || adj[c[0] as usize].contains(&c[0]);
@@ -305,20 +371,22 @@ pub fn stuck_cycle(g: &Graph, kinds: &EdgeKinds, trap: u32, d: u8, limit: usize)
     };
     comp.sort_unstable();
     let entry = order[comp[0] as usize];
-    let in_comp = |v: u32| {
+    let in_comp = |v: Tracked| {
         local
             .get(&v)
             .is_some_and(|lv| comp.binary_search(lv).is_ok())
     };
-    let lead = bfs_path(
-        trap,
+    let edges = |p: Option<Vec<(Edge, Tracked)>>| -> Vec<Edge> {
+        p.unwrap_or_default().into_iter().map(|(e, _)| e).collect()
+    };
+    let lead = edges(bfs(
+        (trap, d),
         &succ,
         &|v| local.contains_key(&v),
         &|v| v == entry,
         false,
-    )
-    .unwrap_or_default();
-    let cycle = bfs_path(entry, &succ, &in_comp, &|v| v == entry, true).unwrap_or_default();
+    ));
+    let cycle = edges(bfs(entry, &succ, &in_comp, &|v| v == entry, true));
     Stuck { lead, cycle }
 }
 
@@ -350,126 +418,454 @@ fn set_contains(s: &ClassSet, c: u16) -> bool {
 
 /// A fair cycle on which a device wants a session and never holds one.
 pub struct FairLasso {
-    /// The device.
+    /// The device (its position in the entry state).
     pub device: u8,
     /// Where the cycle starts (the lowest-numbered state of the component).
     pub entry: u32,
-    /// The cycle, from the entry back to it, taking every fair action that is enabled all along.
-    pub cycle: Vec<u32>,
+    /// The cycle's edges, from the entry back to it, taking every fair action that is
+    /// enabled all along.
+    pub cycle: Vec<Edge>,
+}
+
+/// The edges of a node: (target, action taken, the graph edge it stands for).
+type EdgesOf<'a> = &'a dyn Fn(u32, &mut Vec<(u32, Action, Edge)>);
+
+/// A strongly connected component, given by its members and each member's edges, where a
+/// weakly fair cycle is sought.
+struct Component<'a> {
+    members: &'a [u32],
+    edges: EdgesOf<'a>,
+}
+
+impl Component<'_> {
+    fn member(&self, v: u32) -> bool {
+        self.members.binary_search(&v).is_ok()
+    }
+
+    /// Whether the component has an internal edge and takes, on internal edges, every fair
+    /// action enabled in all of its members.
+    fn fair(&self) -> bool {
+        let mut everywhere: ClassSet = [u64::MAX; 4];
+        let mut taken: ClassSet = [0; 4];
+        let mut internal_edge = false;
+        let mut out = Vec::new();
+        for &v in self.members {
+            out.clear();
+            (self.edges)(v, &mut out);
+            let mut enabled: ClassSet = [0; 4];
+            for &(t, a, _) in &out {
+                if let Some(c) = fair_class(&a) {
+                    set_insert(&mut enabled, c);
+                    if self.member(t) {
+                        set_insert(&mut taken, c);
+                    }
+                }
+                internal_edge |= self.member(t);
+            }
+            for i in 0..4 {
+                everywhere[i] &= enabled[i];
+            }
+        }
+        internal_edge && (0..4).all(|i| everywhere[i] & !taken[i] == 0)
+    }
+
+    /// A cycle from `entry` that is itself weakly fair, as graph edges: for every fair action
+    /// enabled somewhere in the component, it either takes an internal edge with it or
+    /// passes through a member where it is disabled (one of the two exists, the component
+    /// being fair).
+    fn cycle(&self, entry: u32) -> Vec<Edge> {
+        let mut taken_edge: Vec<Option<(u32, u32, Edge)>> = vec![None; 256];
+        let mut disabled_at: Vec<Option<u32>> = vec![None; 256];
+        let mut somewhere: ClassSet = [0; 4];
+        let mut out = Vec::new();
+        for &v in self.members {
+            out.clear();
+            (self.edges)(v, &mut out);
+            let mut enabled: ClassSet = [0; 4];
+            for &(t, a, e) in &out {
+                let Some(c) = fair_class(&a) else { continue };
+                set_insert(&mut enabled, c);
+                if self.member(t) && taken_edge[c as usize].is_none() {
+                    taken_edge[c as usize] = Some((v, t, e));
+                }
+            }
+            for c in 0..256u16 {
+                if set_contains(&enabled, c) {
+                    set_insert(&mut somewhere, c);
+                } else if disabled_at[c as usize].is_none() {
+                    disabled_at[c as usize] = Some(v);
+                }
+            }
+        }
+        let succ = |v: u32, out: &mut Vec<(u32, Edge)>| {
+            let mut es = Vec::new();
+            (self.edges)(v, &mut es);
+            out.extend(es.into_iter().map(|(t, _, e)| (t, e)));
+        };
+        let inside = |v: u32| self.member(v);
+        let mut cycle = Vec::new();
+        let mut at = entry;
+        let walk = |from: u32, to: u32, at_least_one: bool, cycle: &mut Vec<Edge>| {
+            if let Some(p) = bfs(from, &succ, &inside, &|v| v == to, at_least_one) {
+                cycle.extend(p.into_iter().map(|(e, _)| e));
+            }
+        };
+        for c in (0..256u16).filter(|&c| set_contains(&somewhere, c)) {
+            match (taken_edge[c as usize], disabled_at[c as usize]) {
+                (Some((src, dst, e)), _) => {
+                    walk(at, src, false, &mut cycle);
+                    cycle.push(e);
+                    at = dst;
+                }
+                (None, Some(v)) => {
+                    walk(at, v, false, &mut cycle);
+                    at = v;
+                }
+                (None, None) => {
+                    unreachable!("invariant: a fair component takes or disables every fair action")
+                }
+            }
+        }
+        let closed = at == entry && !cycle.is_empty();
+        if !closed {
+            walk(at, entry, at == entry, &mut cycle);
+        }
+        cycle
+    }
+}
+
+/// The edges of state `v` with their actions, from the decoded world.
+fn state_edges<'a>(g: &'a Graph) -> impl Fn(u32, &mut Vec<(u32, Action, Edge)>) + 'a {
+    move |v, out| {
+        let mut w = World::new(&g.cfg);
+        g.decode(v, &mut w);
+        let mut acts = Vec::new();
+        w.actions(&g.cfg, &mut acts);
+        for (k, (&t, a)) in g.succ(v).iter().zip(acts).enumerate() {
+            out.push((t, a, (v, k as u16)));
+        }
+    }
 }
 
 /// Find a weakly fair cycle violating `eventually_logged_in_fair`, closest to the initial
 /// state over all devices.
 pub fn fair_violation(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> {
+    if g.symmetric() {
+        return fair_violation_quotient(g, flags);
+    }
     let nd = g.cfg.env.users as usize * g.cfg.env.devices_per_user as usize;
-    let mut w = World::new(&g.cfg);
-    let mut actions = Vec::new();
-    let mut best: Option<(u32, u8, Vec<u32>, ClassSet)> = None;
+    let edges = state_edges(g);
+    let mut best: Option<(u32, u8, Vec<u32>)> = None;
     for d in 0..nd {
         let bit = 1u8 << d;
         let inside =
             |v: u32| flags.wants[v as usize] & bit != 0 && flags.holds[v as usize] & bit == 0;
         for_each_scc(
             g.len(),
-            |v| g.succ(v),
+            |v, i| g.succ(v).get(i).copied(),
             inside,
             |comp| {
+                if comp.len() == 1 && !g.succ(comp[0]).contains(&comp[0]) {
+                    return;
+                }
                 let mut sorted = comp.to_vec();
                 sorted.sort_unstable();
                 let entry = sorted[0];
                 if best.as_ref().is_some_and(|b| b.0 <= entry) {
                     return;
                 }
-                let member = |v: u32| sorted.binary_search(&v).is_ok();
-                let mut everywhere: ClassSet = [u64::MAX; 4];
-                let mut taken: ClassSet = [0; 4];
-                let mut internal_edge = false;
-                for &v in &sorted {
-                    g.decode(v, &mut w);
-                    actions.clear();
-                    w.actions(&g.cfg, &mut actions);
-                    let mut enabled: ClassSet = [0; 4];
-                    for (k, a) in actions.iter().enumerate() {
-                        let t = g.succ(v)[k];
-                        if let Some(c) = fair_class(a) {
-                            set_insert(&mut enabled, c);
-                            if member(t) {
-                                set_insert(&mut taken, c);
-                            }
-                        }
-                        internal_edge |= member(t);
-                    }
-                    for i in 0..4 {
-                        everywhere[i] &= enabled[i];
-                    }
-                }
-                let fair = (0..4).all(|i| everywhere[i] & !taken[i] == 0);
-                if internal_edge && fair {
-                    best = Some((entry, d as u8, sorted, everywhere));
+                let c = Component {
+                    members: &sorted,
+                    edges: &edges,
+                };
+                if c.fair() {
+                    best = Some((entry, d as u8, sorted));
                 }
             },
         );
     }
-    let (entry, device, comp, _) = best?;
-    // Build a cycle from the entry that is itself weakly fair: for every fair action enabled
-    // somewhere in the component, either take an internal edge with it or pass through a
-    // state where it is disabled (one of the two exists, the component being fair).
-    let member = |v: u32| comp.binary_search(&v).is_ok();
-    let mut taken_edge: Vec<Option<(u32, u32)>> = vec![None; 256];
-    let mut disabled_at: Vec<Option<u32>> = vec![None; 256];
-    let mut somewhere: ClassSet = [0; 4];
-    for &v in &comp {
-        g.decode(v, &mut w);
-        actions.clear();
-        w.actions(&g.cfg, &mut actions);
-        let mut enabled: ClassSet = [0; 4];
-        for (k, a) in actions.iter().enumerate() {
-            let Some(c) = fair_class(a) else { continue };
-            set_insert(&mut enabled, c);
-            let t = g.succ(v)[k];
-            if member(t) && taken_edge[c as usize].is_none() {
-                taken_edge[c as usize] = Some((v, t));
-            }
-        }
-        for c in 0..256u16 {
-            if set_contains(&enabled, c) {
-                set_insert(&mut somewhere, c);
-            } else if disabled_at[c as usize].is_none() {
-                disabled_at[c as usize] = Some(v);
-            }
-        }
-    }
-    let mut cycle = Vec::new();
-    let mut at = entry;
-    for c in (0..256u16).filter(|&c| set_contains(&somewhere, c)) {
-        let (target, then) = match (taken_edge[c as usize], disabled_at[c as usize]) {
-            (Some((src, dst)), _) => (src, Some(dst)),
-            (None, Some(v)) => (v, None),
-            (None, None) => {
-                unreachable!("invariant: a fair component takes or disables every fair action")
-            }
-        };
-        if let Some(p) = bfs_path(at, &all_edges(g), &member, &|v| v == target, false) {
-            cycle.extend(p);
-        }
-        at = target;
-        if let Some(dst) = then {
-            cycle.push(dst);
-            at = dst;
-        }
-    }
-    if let Some(p) = bfs_path(
-        at,
-        &all_edges(g),
-        &member,
-        &|v| v == entry,
-        at == entry && cycle.is_empty(),
-    ) {
-        cycle.extend(p);
-    }
+    let (entry, device, comp) = best?;
+    let c = Component {
+        members: &comp,
+        edges: &edges,
+    };
     Some(FairLasso {
         device,
         entry,
-        cycle,
+        cycle: c.cycle(entry),
     })
+}
+
+/// Which labels (devices 0..8, users 8..16) a permutation of device positions sends where.
+fn label_map(p: &Perm, per_user: usize) -> [u8; 16] {
+    std::array::from_fn(|l| {
+        if l < 8 {
+            p[l]
+        } else {
+            8 + p[((l - 8) * per_user).min(7)] / per_user.max(1) as u8
+        }
+    })
+}
+
+/// A fair action's kind and label: (kind, label) with device kinds 0..6 labelled by the
+/// device and expiries `8 + index` labelled by `8 + user`.
+fn kind_label(a: &Action) -> Option<(u16, u8)> {
+    match *a {
+        Action::Expire { user, index } => Some((8 + u16::from(index), 8 + user)),
+        _ => fair_class(a).map(|c| (c % 8, (c / 8) as u8)),
+    }
+}
+
+/// [`fair_violation`] on a symmetry quotient. A device is followed through the edges'
+/// permutations (the nodes are (state, device position) pairs), and weak fairness, which
+/// is about every concrete device, is decided on the component's concrete lift without
+/// building it: within a component, following cycles from a base node permutes the labels
+/// by a group H (generated by the cycles' permutations), the lift's states over node `v`
+/// are the base frame's ρ_v composed with H, and so a fair action of a label `e` is enabled
+/// everywhere in the lift exactly when it is enabled at every node for every label of e's
+/// H-orbit, and taken exactly when some internal edge takes it for a label of that orbit.
+/// The counterexample's cycle is then built on the lift itself ([`lift_cycle`]).
+fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> {
+    let nd = g.cfg.env.users as usize * g.cfg.env.devices_per_user as usize;
+    let k = g.cfg.env.devices_per_user as usize;
+    let n = g.len() * nd;
+    assert!(
+        n < u32::MAX as usize,
+        "invariant: fewer than 2^32 tracked nodes"
+    );
+    let node = |v: u32, d: u8| v * nd as u32 + u32::from(d);
+    let split = |x: u32| (x / nd as u32, (x % nd as u32) as u8);
+    let inside = |x: u32| {
+        let (v, d) = split(x);
+        let bit = 1u8 << d;
+        flags.wants[v as usize] & bit != 0 && flags.holds[v as usize] & bit == 0
+    };
+    let succ = |x: u32, i: usize| {
+        let (v, d) = split(x);
+        g.succ(v).get(i).map(|&t| node(t, g.perm(v, i)[d as usize]))
+    };
+    let mut w = World::new(&g.cfg);
+    let mut acts = Vec::new();
+    let mut best: Option<(u32, u8)> = None;
+    for_each_scc(n, succ, inside, |comp| {
+        if comp.len() == 1 {
+            // A single node is a component with a cycle only with a self-loop.
+            let x = comp[0];
+            let len = g.succ(split(x).0).len();
+            if !(0..len).any(|i| succ(x, i) == Some(x)) {
+                return;
+            }
+        }
+        let mut sorted = comp.to_vec();
+        sorted.sort_unstable();
+        let (entry, d) = split(sorted[0]);
+        if best.is_some_and(|b| b.0 <= entry) {
+            return;
+        }
+        let member = |x: u32| sorted.binary_search(&x).is_ok();
+        // Frames from the base by a spanning tree, then the orbits of H on the labels.
+        let mut rho: rustc_hash::FxHashMap<u32, [u8; 16]> = Default::default();
+        rho.insert(sorted[0], std::array::from_fn(|l| l as u8));
+        let mut queue = std::collections::VecDeque::from([sorted[0]]);
+        let mut uf: [u8; 16] = std::array::from_fn(|l| l as u8);
+        fn find(uf: &mut [u8; 16], mut x: u8) -> u8 {
+            while uf[x as usize] != x {
+                x = uf[x as usize];
+            }
+            x
+        }
+        let mut internal_edge = false;
+        let mut internal: Vec<(u32, usize, u32)> = Vec::new();
+        for &x in &sorted {
+            let (v, _) = split(x);
+            for i in 0..g.succ(v).len() {
+                let y = succ(x, i).expect("invariant: the edge exists");
+                if member(y) {
+                    internal.push((x, i, y));
+                    internal_edge = true;
+                }
+            }
+        }
+        // Spanning tree.
+        let mut adj: rustc_hash::FxHashMap<u32, Vec<(usize, u32)>> = Default::default();
+        for &(x, i, y) in &internal {
+            adj.entry(x).or_default().push((i, y));
+        }
+        while let Some(x) = queue.pop_front() {
+            let rx = rho[&x];
+            for &(i, y) in adj.get(&x).map(Vec::as_slice).unwrap_or(&[]) {
+                if let std::collections::hash_map::Entry::Vacant(e) = rho.entry(y) {
+                    let p = label_map(g.perm(split(x).0, i), k);
+                    e.insert(std::array::from_fn(|l| p[rx[l] as usize]));
+                    queue.push_back(y);
+                }
+            }
+        }
+        // Generators: for each internal edge, ρ_y⁻¹ ∘ π ∘ ρ_x joins each label to its image.
+        for &(x, i, y) in &internal {
+            let (rx, ry) = (rho[&x], rho[&y]);
+            let p = label_map(g.perm(split(x).0, i), k);
+            let mut ry_inv = [0u8; 16];
+            for l in 0..16 {
+                ry_inv[ry[l] as usize] = l as u8;
+            }
+            for l in 0..16u8 {
+                let img = ry_inv[p[rx[l as usize] as usize] as usize];
+                let (a, b) = (find(&mut uf, l), find(&mut uf, img));
+                if a != b {
+                    uf[a.max(b) as usize] = a.min(b);
+                }
+            }
+        }
+        let mut orbit = [0u16; 16];
+        for l in 0..16u8 {
+            let r = find(&mut uf, l);
+            orbit[l as usize] = (0..16u8)
+                .filter(|&m| find(&mut uf, m) == r)
+                .fold(0u16, |acc, m| acc | 1 << m);
+        }
+        // Per kind: the labels enabled (with their whole orbit) at every node, and the
+        // labels taken on internal edges (whole orbits). A kind enabled at fewer nodes than
+        // all is enabled everywhere for no label.
+        let kinds = 8 + 256;
+        let mut everywhere = vec![u16::MAX; kinds];
+        let mut present = vec![0usize; kinds];
+        let mut taken = vec![0u16; kinds];
+        let mut enabled = vec![0u16; kinds];
+        let mut touched: Vec<u16> = Vec::new();
+        for &x in &sorted {
+            let (v, _) = split(x);
+            let rx = rho[&x];
+            let mut inv = [0u8; 16];
+            for l in 0..16 {
+                inv[rx[l] as usize] = l as u8;
+            }
+            g.decode(v, &mut w);
+            acts.clear();
+            w.actions(&g.cfg, &mut acts);
+            for (i, a) in acts.iter().enumerate() {
+                let Some((kind, pos)) = kind_label(a) else {
+                    continue;
+                };
+                let label = inv[pos as usize];
+                if enabled[kind as usize] == 0 {
+                    touched.push(kind);
+                }
+                enabled[kind as usize] |= 1 << label;
+                let y = succ(x, i).expect("invariant: an edge per action");
+                if member(y) {
+                    taken[kind as usize] |= orbit[label as usize];
+                }
+            }
+            for &kind in &touched {
+                let m = enabled[kind as usize];
+                let closed = (0..16usize)
+                    .filter(|&l| m & (1 << l) != 0 && orbit[l] & m == orbit[l])
+                    .fold(0u16, |acc, l| acc | 1 << l);
+                everywhere[kind as usize] &= closed;
+                present[kind as usize] += 1;
+                enabled[kind as usize] = 0;
+            }
+            touched.clear();
+        }
+        let fair = (0..kinds)
+            .all(|kind| present[kind] < sorted.len() || everywhere[kind] & !taken[kind] == 0);
+        if internal_edge && fair {
+            best = Some((entry, d));
+        }
+    });
+    let (entry, device) = best?;
+    Some(FairLasso {
+        device,
+        entry,
+        cycle: lift_cycle(g, flags, entry, device),
+    })
+}
+
+/// A weakly fair cycle from `entry` on the concrete lift of a quotient component: the nodes
+/// are (state, frame) pairs, the frame telling where each device of the entry's concrete
+/// world is, and the device followed (at position `device` of the entry) wants a session and
+/// does not hold one all along. The lift's component is built explicitly (it is the
+/// component times the group H, small for the components a device starves in).
+fn lift_cycle(g: &Graph, flags: &DeviceFlags, entry: u32, device: u8) -> Vec<Edge> {
+    type Node = (u32, Perm);
+    let start: Node = (entry, IDENTITY);
+    let starving = |(v, f): Node| {
+        let bit = 1u8 << f[device as usize];
+        flags.wants[v as usize] & bit != 0 && flags.holds[v as usize] & bit == 0
+    };
+    let step = |(v, f): Node, k: usize| -> Node { (g.succ(v)[k], compose(g.perm(v, k), &f)) };
+    // Forward from the start, and keep the nodes that lead back to it (its component).
+    let mut index: rustc_hash::FxHashMap<Node, u32> = Default::default();
+    let mut nodes = vec![start];
+    index.insert(start, 0);
+    let mut adj: Vec<Vec<(u32, usize)>> = Vec::new();
+    let mut i = 0;
+    while i < nodes.len() {
+        let x = nodes[i];
+        let mut out = Vec::new();
+        for k in 0..g.succ(x.0).len() {
+            let y = step(x, k);
+            if !starving(y) {
+                continue;
+            }
+            let j = *index.entry(y).or_insert_with(|| {
+                nodes.push(y);
+                (nodes.len() - 1) as u32
+            });
+            out.push((j, k));
+        }
+        adj.push(out);
+        i += 1;
+    }
+    let mut comp_of_start = Vec::new();
+    for_each_scc(
+        nodes.len(),
+        |v, i| adj[v as usize].get(i).map(|&(j, _)| j),
+        |_| true,
+        |c| {
+            if c.contains(&0) {
+                comp_of_start = c.to_vec();
+            }
+        },
+    );
+    comp_of_start.sort_unstable();
+    // The lift's actions are the quotient's, renamed to the entry's concrete devices.
+    let edges = |x: u32, out: &mut Vec<(u32, Action, Edge)>| {
+        let (v, f) = nodes[x as usize];
+        let inv = inverse(&f);
+        let mut w = World::new(&g.cfg);
+        g.decode(v, &mut w);
+        let mut acts = Vec::new();
+        w.actions(&g.cfg, &mut acts);
+        for &(j, k) in &adj[x as usize] {
+            out.push((j, rename_action(acts[k], &inv, &g.cfg), (v, k as u16)));
+        }
+    };
+    let c = Component {
+        members: &comp_of_start,
+        edges: &edges,
+    };
+    c.cycle(0)
+}
+
+/// An action of a state, renamed by `inv` (a position in the state to a concrete device).
+pub fn rename_action(a: Action, inv: &Perm, cfg: &crate::config::Config) -> Action {
+    let k = cfg.env.devices_per_user.max(1);
+    let d = |x: u8| inv[x as usize];
+    match a {
+        Action::Start(x) => Action::Start(d(x)),
+        Action::ServerReceives(x) => Action::ServerReceives(d(x)),
+        Action::ClientReceives(x) => Action::ClientReceives(d(x)),
+        Action::ClientReceivesPush(x) => Action::ClientReceivesPush(d(x)),
+        Action::RetryTimer(x) => Action::RetryTimer(d(x)),
+        Action::KeepAliveTimer(x) => Action::KeepAliveTimer(d(x)),
+        Action::Crash(x) => Action::Crash(d(x)),
+        Action::LoseConnection(x) => Action::LoseConnection(d(x)),
+        Action::User(x, u) => Action::User(d(x), u),
+        Action::Expire { user, index } => Action::Expire {
+            user: d(user * k) / k,
+            index,
+        },
+    }
 }

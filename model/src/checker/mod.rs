@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod rows;
 pub mod scc;
 pub mod sr;
+pub mod symmetry;
 pub mod trap;
 pub mod visited;
 
@@ -27,6 +28,8 @@ use crate::props::{Kind, Prop};
 use crate::trace::{Trace, TraceStep};
 use crate::world::{Action, World};
 use graph::{ExploreError, Found, Graph, Progress};
+use liveness::Edge;
+use symmetry::Perm;
 
 /// Options of a check.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +38,8 @@ pub struct Options {
     pub max_states: u64,
     /// Run the liveness checks (they need the whole graph).
     pub liveness: bool,
+    /// Store one state per orbit of device and user permutations ([`symmetry`]).
+    pub symmetry: bool,
 }
 
 impl Default for Options {
@@ -42,6 +47,7 @@ impl Default for Options {
         Options {
             max_states: 50_000_000,
             liveness: true,
+            symmetry: true,
         }
     }
 }
@@ -60,8 +66,14 @@ pub struct PropResult {
 /// Everything a check found.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    /// Distinct states explored.
+    /// Distinct states explored (stored): with symmetry reduction, one per orbit.
     pub states: u64,
+    /// The concrete states they stand for (the sum of their orbits' sizes): the state count
+    /// without symmetry reduction.
+    pub concrete_states: u64,
+    /// Whether the symmetry reduction was on (it is off when asked, and when the
+    /// configuration has a single device, where there is nothing to permute).
+    pub symmetry: bool,
     /// Edges (transitions) of the state graph.
     pub edges: u64,
     /// BFS depth of the graph.
@@ -119,7 +131,15 @@ pub fn check(
     opts: Options,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, ExploreError> {
-    let g = graph::explore(cfg, opts.max_states, progress)?;
+    let g = graph::explore_opts(
+        cfg,
+        &graph::ExploreOptions {
+            max_states: opts.max_states,
+            symmetry: opts.symmetry,
+            whole_worlds: false,
+        },
+        progress,
+    )?;
     let mut results = Vec::new();
     let nd = cfg.env.users as usize * cfg.env.devices_per_user as usize;
     let flags = opts.liveness.then(|| liveness::device_flags(&g, nd));
@@ -145,19 +165,21 @@ pub fn check(
                         match liveness::first_trap(&g, flags, &good) {
                             Some((trap, d)) => {
                                 let stuck = liveness::stuck_cycle(&g, &kinds, trap, d, 1_000_000);
-                                let mut prefix = path_to(&g, trap);
+                                // The device's position at the cycle's entry.
+                                let at_entry = stuck.lead.iter().fold(d, |d, &(s, k)| g.perm(s, k as usize)[d as usize]);
+                                let mut prefix = edges_along(&g, &path_to(&g, trap));
                                 prefix.extend(stuck.lead);
-                                let title = format!("device dev{d} wants a session and can never get one");
-                                (Verdict::Violated, Some(lasso_trace(&g, variant, prop, &title, &prefix, &stuck.cycle, Some(d))))
+                                let title = |d: u8| format!("device dev{d} wants a session and can never get one");
+                                (Verdict::Violated, Some(lasso_trace(&g, variant, prop, &title, &prefix, &stuck.cycle, at_entry)))
                             }
                             None => (Verdict::Holds, None),
                         }
                     }
                     Prop::EventuallyLoggedInFair => match liveness::fair_violation(&g, flags) {
                         Some(l) => {
-                            let prefix = path_to(&g, l.entry);
-                            let title = format!("a weakly fair cycle on which device dev{} wants a session and never holds one", l.device);
-                            (Verdict::Violated, Some(lasso_trace(&g, variant, prop, &title, &prefix, &l.cycle, Some(l.device))))
+                            let prefix = edges_along(&g, &path_to(&g, l.entry));
+                            let title = |d: u8| format!("a weakly fair cycle on which device dev{d} wants a session and never holds one");
+                            (Verdict::Violated, Some(lasso_trace(&g, variant, prop, &title, &prefix, &l.cycle, l.device)))
                         }
                         None => (Verdict::Holds, None),
                     },
@@ -173,6 +195,8 @@ pub fn check(
     }
     Ok(Outcome {
         states: g.len() as u64,
+        concrete_states: g.concrete,
+        symmetry: g.symmetric(),
         edges: g.edge_count() as u64,
         depth: g.levels.len() as u32,
         components: (g.devices.items.len(), g.users.items.len()),
@@ -198,23 +222,48 @@ pub fn path_to(g: &Graph, target: u32) -> Vec<u32> {
     path
 }
 
-/// The actions along a path of states.
-fn actions_along(g: &Graph, states: &[u32]) -> Vec<Action> {
+/// The edges along a path of states (the first edge between each two).
+fn edges_along(g: &Graph, states: &[u32]) -> Vec<Edge> {
+    states
+        .windows(2)
+        .map(|pair| {
+            let k = g
+                .succ(pair[0])
+                .iter()
+                .position(|&t| t == pair[1])
+                .expect("invariant: consecutive path states are joined by an edge");
+            (pair[0], k as u16)
+        })
+        .collect()
+}
+
+/// Where each concrete device of a world is in its stored (canonical) state: the identity
+/// without symmetry reduction.
+fn initial_frame(g: &Graph) -> Perm {
+    if g.symmetric() {
+        symmetry::Symmetry::new(&g.cfg)
+            .canon_world(&mut World::new(&g.cfg))
+            .perm
+    } else {
+        symmetry::IDENTITY
+    }
+}
+
+/// The concrete actions along graph edges, from the concrete world whose devices sit at
+/// `frame` in the stored state of the first edge's source: each stored action renamed to
+/// the concrete devices, the frame following each edge's permutation. Returns the frame at
+/// the end.
+fn actions_along(g: &Graph, edges: &[Edge], frame: &mut Perm, out: &mut Vec<Action>) {
     let mut w = World::new(&g.cfg);
     let mut acts = Vec::new();
-    let mut out = Vec::new();
-    for pair in states.windows(2) {
-        g.decode(pair[0], &mut w);
+    for &(s, k) in edges {
+        g.decode(s, &mut w);
         acts.clear();
         w.actions(&g.cfg, &mut acts);
-        let k = g
-            .succ(pair[0])
-            .iter()
-            .position(|&t| t == pair[1])
-            .expect("invariant: consecutive path states are joined by an edge");
-        out.push(acts[k]);
+        let inv = symmetry::inverse(frame);
+        out.push(liveness::rename_action(acts[k as usize], &inv, &g.cfg));
+        *frame = symmetry::compose(g.perm(s, k as usize), frame);
     }
-    out
 }
 
 /// Replay actions on the real (not canonicalized) world and record each step.
@@ -238,17 +287,15 @@ pub fn replay(cfg: &Config, actions: &[Action]) -> (World, Vec<TraceStep>) {
 }
 
 fn found_trace(g: &Graph, variant: &str, prop: Prop, found: Found) -> Trace {
-    let mut actions = match found {
-        Found::State(t) => actions_along(g, &path_to(g, t)),
-        Found::Edge(s, _) => actions_along(g, &path_to(g, s)),
+    let mut edges = match found {
+        Found::State(t) => edges_along(g, &path_to(g, t)),
+        Found::Edge(s, _) => edges_along(g, &path_to(g, s)),
     };
     if let Found::Edge(s, k) = found {
-        let mut w = World::new(&g.cfg);
-        g.decode(s, &mut w);
-        let mut acts = Vec::new();
-        w.actions(&g.cfg, &mut acts);
-        actions.push(acts[k as usize]);
+        edges.push((s, k));
     }
+    let mut actions = Vec::new();
+    actions_along(g, &edges, &mut initial_frame(g), &mut actions);
     let (initial, steps) = replay(&g.cfg, &actions);
     Trace {
         variant: variant.to_string(),
@@ -262,30 +309,45 @@ fn found_trace(g: &Graph, variant: &str, prop: Prop, found: Found) -> Trace {
     }
 }
 
+/// A lasso: the prefix's edges, then the cycle's, on which the device at position `device`
+/// of the cycle's entry is followed. On a symmetry quotient the cycle returns to its entry
+/// with the other devices possibly in other places; it is taken as often as it takes for
+/// every concrete device to be back (at most 15 times for 8 devices), so that the concrete
+/// trace's cycle closes.
 fn lasso_trace(
     g: &Graph,
     variant: &str,
     prop: Prop,
-    title: &str,
-    prefix: &[u32],
-    cycle: &[u32],
-    device: Option<u8>,
+    title: &dyn Fn(u8) -> String,
+    prefix: &[Edge],
+    cycle: &[Edge],
+    device: u8,
 ) -> Trace {
-    let mut actions = actions_along(g, prefix);
+    let mut frame = initial_frame(g);
+    let mut actions = Vec::new();
+    actions_along(g, prefix, &mut frame, &mut actions);
     let loop_start = actions.len();
-    let entry = *prefix.last().expect("invariant: a path has its target");
-    let mut cyc = vec![entry];
-    cyc.extend_from_slice(cycle);
-    actions.extend(actions_along(g, &cyc));
+    let at_entry = frame;
+    let concrete = symmetry::inverse(&frame)[device as usize];
+    for _ in 0..840 {
+        actions_along(g, cycle, &mut frame, &mut actions);
+        if frame == at_entry {
+            break;
+        }
+    }
+    assert!(
+        frame == at_entry,
+        "invariant: a cycle's permutation has an order of at most 840"
+    );
     let (initial, steps) = replay(&g.cfg, &actions);
     Trace {
         variant: variant.to_string(),
         property: prop.name().to_string(),
-        title: title.to_string(),
+        title: title(concrete),
         bounds: bounds(&g.cfg),
         initial,
         steps,
         loop_start: Some(loop_start),
-        device,
+        device: Some(concrete),
     }
 }

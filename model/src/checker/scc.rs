@@ -8,10 +8,11 @@
 //! reported after every component reachable from it).
 
 /// Call `f` with each strongly connected component of the subgraph induced by the nodes
-/// `0..n` for which `include` holds; `succ(v)` lists the successors of `v`.
-pub fn for_each_scc<'g>(
+/// `0..n` for which `include` holds; `succ(v, i)` is the `i`-th successor of `v` (`None`
+/// past the last).
+pub fn for_each_scc(
     n: usize,
-    succ: impl Fn(u32) -> &'g [u32],
+    succ: impl Fn(u32, usize) -> Option<u32>,
     include: impl Fn(u32) -> bool,
     mut f: impl FnMut(&[u32]),
 ) {
@@ -34,10 +35,8 @@ pub fn for_each_scc<'g>(
         index += 1;
         dfs.push((start, 0));
         while let Some(&mut (v, ref mut i)) = dfs.last_mut() {
-            let edges = succ(v);
             let mut descended = false;
-            while (*i as usize) < edges.len() {
-                let w = edges[*i as usize];
+            while let Some(w) = succ(v, *i as usize) {
                 if !include(w) {
                     *i += 1;
                     continue;
@@ -99,7 +98,7 @@ mod tests {
         let mut out = Vec::new();
         for_each_scc(
             adj.len(),
-            |v| &adj[v as usize],
+            |v, i| adj[v as usize].get(i).copied(),
             include,
             |c| {
                 let mut c = c.to_vec();
@@ -134,7 +133,7 @@ mod tests {
         let mut count = 0;
         for_each_scc(
             adj.len(),
-            |v| &adj[v as usize],
+            |v, i| adj[v as usize].get(i).copied(),
             |_| true,
             |c| count += c.len(),
         );

@@ -51,10 +51,24 @@ pub struct CheckArgs {
     /// are set aside, and the exit code says whether any property is violated).
     #[arg(long)]
     pub expect: bool,
+    /// Symmetry reduction: store one state per orbit of device and user permutations (the
+    /// devices of a user are interchangeable, and so are the users). The verdicts are the
+    /// same either way; `off` explores every permutation separately.
+    #[arg(long, value_enum, default_value = "on")]
+    pub symmetry: OnOff,
     /// Also write each counterexample as a validation log (`.log.jsonl`, JSON Lines of
     /// CSP 1.3 messages and device events), which `imps validate` reads.
     #[arg(long)]
     pub log: bool,
+}
+
+/// A switch.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// Output formats.
@@ -267,6 +281,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let opts = Options {
             max_states: args.max_states,
             liveness: true,
+            symmetry: args.symmetry == OnOff::On,
         };
         let outcome = checker::check(&cfg, &name, opts, &mut progress).map_err(|e| {
             CheckError::BadInput(format!(
@@ -644,6 +659,11 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 50_000_000, allow_negative_numbers = true,
           value_parser = crate::cli::flags::at_least::<u64>("a number of states", 0))]
     pub max_states: u64,
+    /// Symmetry reduction: store one state per orbit of device and user permutations (the
+    /// devices of a user are interchangeable, and so are the users). The verdicts are the
+    /// same either way; `off` explores every permutation separately.
+    #[arg(long, value_enum, default_value = "on")]
+    pub symmetry: OnOff,
 }
 
 /// Run `imps sweep`: check every combination of the axes' values and print a Markdown table.
@@ -776,6 +796,7 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         let opts = Options {
             max_states: args.max_states,
             liveness: true,
+            symmetry: args.symmetry == OnOff::On,
         };
         let o = checker::check(cfg, &name, opts, &mut |_| {})
             .map_err(|e| bad(format!("combination {}: {e}", row + 1)))?;
