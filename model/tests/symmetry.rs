@@ -1,7 +1,18 @@
-//! The symmetry reduction ([`imps_model::checker::symmetry`]) against the unreduced explorer.
+//! The symmetry reduction ([`imps_model::checker::symmetry`]) against the unreduced explorer:
+//! the canonical form is canonical, the representatives stand for exactly the unreduced
+//! states, the verdicts are the same, and counterexamples found on the quotient replay on
+//! the real core and close their cycles.
 
 use imps_model::checker::graph::{explore_opts, ExploreOptions, Graph};
-use imps_model::config::{resolve_variant, variants_dir, Config};
+use imps_model::checker::liveness::{fair_class, WayOut};
+use imps_model::checker::symmetry::{permute_world, Perm, Symmetry, IDENTITY};
+use imps_model::checker::{check, Options, Outcome};
+use imps_model::config::{named_variants, resolve_variant, variants_dir, Config};
+use imps_model::msg::SessionId;
+use imps_model::props::Prop;
+use imps_model::trace::Trace;
+use imps_model::world::World;
+use rand_core::{RngCore, SeedableRng};
 
 fn variant(name: &str, sets: &[&str]) -> Config {
     let (_, mut cfg) = resolve_variant(name, &variants_dir()).unwrap();
@@ -24,41 +35,360 @@ fn graph(cfg: &Config, symmetry: bool) -> Graph {
     .unwrap()
 }
 
-/// The stored representatives stand for exactly the states the unreduced explorer stores.
+fn run(cfg: &Config, symmetry: bool) -> Outcome {
+    let opts = Options {
+        symmetry,
+        ..Options::default()
+    };
+    check(cfg, "test", opts, &mut |_| {}).unwrap()
+}
+
+/// Multi-device and multi-user configurations, small enough for CI, with traps (pre-CR, a
+/// crash inside a login, a shared Client-ID pool, a session limit), expiry (stale stored
+/// Session-IDs, which take the decoded path of the canonical form), 4-way logins, user
+/// actions and lost connections.
+const CONFIGS: &[(&str, &[&str])] = &[
+    ("pre-cr", &["env.devices_per_user=2"]),
+    ("pre-cr", &["env.users=2"]),
+    (
+        "pre-cr",
+        &[
+            "env.devices_per_user=3",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    ("post-cr", &["env.devices_per_user=2"]),
+    ("post-cr", &["env.users=2"]),
+    (
+        "post-cr",
+        &[
+            "env.devices_per_user=3",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    (
+        "post-cr",
+        &[
+            "env.users=2",
+            "env.devices_per_user=2",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    (
+        "post-cr",
+        &["env.users=3", "env.groups=0", "env.presence_values=0"],
+    ),
+    (
+        "post-cr",
+        &[
+            "env.devices_per_user=2",
+            "env.max_crashes=2",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    (
+        "post-cr",
+        &["env.devices_per_user=2", "client.client_id_scope=user"],
+    ),
+    (
+        "post-cr",
+        &[
+            "env.devices_per_user=2",
+            "client.client_id_scope=user",
+            "client.client_id_pool=3",
+        ],
+    ),
+    (
+        "post-cr",
+        &[
+            "env.devices_per_user=2",
+            "env.groups=0",
+            "env.presence_values=0",
+            "server.max_sessions_per_user=2",
+            "env.user_logouts=true",
+        ],
+    ),
+    (
+        "post-cr",
+        &[
+            "env.users=2",
+            "env.groups=0",
+            "env.presence_values=0",
+            "server.max_sessions_total=1",
+        ],
+    ),
+    (
+        "post-cr",
+        &[
+            "env.devices_per_user=2",
+            "env.max_connection_losses=1",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    ("post-cr-expiry", &["env.devices_per_user=2"]),
+    (
+        "post-cr-expiry",
+        &["env.users=2", "env.groups=0", "env.presence_values=0"],
+    ),
+    (
+        "post-cr-expiry",
+        &[
+            "env.devices_per_user=2",
+            "env.groups=0",
+            "env.presence_values=0",
+            "env.max_crashes=2",
+        ],
+    ),
+    (
+        "post-cr-expiry",
+        &[
+            "env.devices_per_user=2",
+            "env.keep_alives=true",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    (
+        "post-cr-four-way",
+        &["env.groups=0", "env.presence_values=0"],
+    ),
+    (
+        "post-cr-four-way",
+        &[
+            "env.users=2",
+            "env.devices_per_user=1",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    ("post-cr-session-limit", &[]),
+    ("post-cr-no-recovery", &["env.devices_per_user=2"]),
+    (
+        "baraza",
+        &[
+            "env.devices_per_user=2",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+    ("intervillage", &["env.devices_per_user=2"]),
+    (
+        "android-on-cr-server",
+        &[
+            "env.devices_per_user=2",
+            "env.groups=0",
+            "env.presence_values=0",
+        ],
+    ),
+];
+
+/// The stored representatives stand for exactly the states the unreduced explorer stores
+/// (each counted with the size of its orbit): a form that split an orbit would count some
+/// states twice, one that merged two orbits would miss some.
 #[test]
 fn orbits_add_up_to_the_unreduced_state_count() {
-    for (name, sets) in [
-        ("post-cr", &["env.devices_per_user=2"][..]),
-        ("post-cr", &["env.users=2"][..]),
-        (
-            "pre-cr",
-            &[
-                "env.devices_per_user=3",
-                "env.groups=0",
-                "env.presence_values=0",
-            ][..],
-        ),
-        ("post-cr-expiry", &["env.devices_per_user=2"][..]),
-        ("post-cr-session-limit", &[][..]),
-        ("post-cr-four-way", &[][..]),
-        (
-            "post-cr",
-            &[
-                "env.users=2",
-                "env.devices_per_user=2",
-                "env.groups=0",
-                "env.presence_values=0",
-            ][..],
-        ),
-    ] {
+    for &(name, sets) in CONFIGS {
         let cfg = variant(name, sets);
         let full = graph(&cfg, false);
         let red = graph(&cfg, true);
-        eprintln!(
-            "{name} {sets:?}: {} states, {} representatives",
-            full.len(),
-            red.len()
-        );
+        assert!(red.symmetric(), "{name} {sets:?}");
         assert_eq!(red.concrete, full.len() as u64, "{name} {sets:?}");
+        assert!(red.len() < full.len(), "{name} {sets:?}: nothing reduced");
     }
+}
+
+/// A random element of the symmetry group: the devices of each user shuffled, and the users.
+fn random_perm(rng: &mut impl RngCore, users: usize, k: usize) -> Perm {
+    let shuffle = |rng: &mut dyn RngCore, n: usize| {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            v.swap(i, rng.next_u32() as usize % (i + 1));
+        }
+        v
+    };
+    let uperm = shuffle(rng, users);
+    let mut p = IDENTITY;
+    for (u, &to) in uperm.iter().enumerate() {
+        let dperm = shuffle(rng, k);
+        for (j, &tj) in dperm.iter().enumerate() {
+            p[u * k + j] = (to * k + tj) as u8;
+        }
+    }
+    p
+}
+
+/// Rename every Session-ID of a user to fresh random values (one bijection per user).
+fn rename_session_ids(w: &mut World, rng: &mut impl RngCore, k: usize) {
+    for u in 0..w.users.len() {
+        let mut map: Vec<(u32, u32)> = Vec::new();
+        let mut f = |s: &mut SessionId| {
+            let to = match map.iter().find(|(from, _)| *from == s.0) {
+                Some(&(_, to)) => to,
+                None => {
+                    let to = 1000 + 1000 * u as u32 + (rng.next_u32() % 997) * 8 + map.len() as u32;
+                    map.push((s.0, to));
+                    to
+                }
+            };
+            s.0 = to;
+        };
+        for s in &mut w.users[u].sessions {
+            f(&mut s.id);
+        }
+        for d in &mut w.devices[u * k..(u + 1) * k] {
+            d.visit_session_ids(&mut f);
+        }
+    }
+}
+
+/// The canonical form is canonical: a reachable state, with its devices and users
+/// permuted at random and its Session-IDs renamed at random, has the same canonical form,
+/// and the permutation the form reports takes the state there.
+#[test]
+fn random_permutations_have_one_canonical_form() {
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(8);
+    for &(name, sets) in CONFIGS {
+        let cfg = variant(name, sets);
+        let (users, k) = (cfg.env.users as usize, cfg.env.devices_per_user as usize);
+        let g = graph(&cfg, false);
+        let mut sym = Symmetry::new(&cfg);
+        let mut w = World::new(&cfg);
+        let step = (g.len() / 200).max(1);
+        for s in (0..g.len()).step_by(step) {
+            g.decode(s as u32, &mut w);
+            let mut canon = w.clone();
+            let c = sym.canon_world(&mut canon);
+            // The reported permutation takes the state to its form (up to Session-IDs).
+            let mut moved = permute_world(&cfg, &w, &c.perm);
+            moved.canonicalize();
+            assert_eq!(moved, canon, "{name} {sets:?}: state {s}");
+            for _ in 0..4 {
+                let p = random_perm(&mut rng, users, k);
+                let mut other = permute_world(&cfg, &w, &p);
+                rename_session_ids(&mut other, &mut rng, k);
+                let c2 = sym.canon_world(&mut other);
+                assert_eq!(
+                    other, canon,
+                    "{name} {sets:?}: state {s}, permutation {p:?}"
+                );
+                assert_eq!(c2.orbit, c.orbit, "{name} {sets:?}: state {s}");
+            }
+        }
+    }
+}
+
+/// A lasso's cycle closes on the real core: the world where the cycle starts and the world
+/// it ends in are the same state (up to Session-ID names).
+fn assert_closes(t: &Trace, what: &str) {
+    let start = t.loop_start.expect("a lasso");
+    let mut a = if start == 0 {
+        t.initial.clone()
+    } else {
+        t.steps[start - 1].state.clone()
+    };
+    let mut b = t.steps.last().expect("a cycle has steps").state.clone();
+    a.canonicalize();
+    b.canonicalize();
+    assert_eq!(a, b, "{what}: the cycle does not close\n{}", t.text());
+}
+
+/// The deadlock's cycle is made of protocol steps for its device, which never holds a
+/// session on it; the fair cycle takes every fair action enabled all along it.
+fn assert_lasso_means_its_verdict(cfg: &Config, o: &Outcome, what: &str) {
+    if let Some(t) = o.result(Prop::NoDeadlock).and_then(|r| r.trace.as_ref()) {
+        assert_closes(t, what);
+        let d = t.device.expect("a deadlock names its device");
+        for s in &t.steps[t.loop_start.unwrap()..] {
+            assert_ne!(
+                WayOut::of(&s.action).devices() & (1 << d),
+                0,
+                "{what}: {:?}",
+                s.action
+            );
+            assert!(!s.state.holds_session(d as usize), "{what}");
+        }
+    }
+    if let Some(t) = o
+        .result(Prop::EventuallyLoggedInFair)
+        .and_then(|r| r.trace.as_ref())
+    {
+        assert_closes(t, what);
+        let start = t.loop_start.unwrap();
+        let d = t.device.expect("names its device") as usize;
+        let mut from = vec![if start == 0 {
+            &t.initial
+        } else {
+            &t.steps[start - 1].state
+        }];
+        from.extend(t.steps[start..t.steps.len() - 1].iter().map(|s| &s.state));
+        let mut always: Option<Vec<u16>> = None;
+        for w in &from {
+            assert!(w.wants_session(d) && !w.holds_session(d), "{what}");
+            let mut acts = Vec::new();
+            w.actions(cfg, &mut acts);
+            let en: Vec<u16> = acts.iter().filter_map(fair_class).collect();
+            always = Some(match always {
+                None => en,
+                Some(prev) => prev.into_iter().filter(|c| en.contains(c)).collect(),
+            });
+        }
+        let taken: Vec<u16> = t.steps[start..]
+            .iter()
+            .filter_map(|s| fair_class(&s.action))
+            .collect();
+        for c in always.unwrap() {
+            assert!(
+                taken.contains(&c),
+                "{what}: fair class {c} enabled all along, never taken"
+            );
+        }
+    }
+}
+
+/// With and without the reduction, every verdict is the same, on every named variant and
+/// on every configuration above; the counterexamples found on the quotient replay on the
+/// real core (replaying asserts that each step is enabled) and mean their verdicts.
+#[test]
+fn verdicts_are_the_same_with_and_without_symmetry() {
+    let named: Vec<(String, Vec<&str>)> = named_variants(&variants_dir())
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| (n, Vec::new()))
+        .collect();
+    let configs = named
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_slice()))
+        .chain(CONFIGS.iter().map(|&(n, s)| (n, s)));
+    let mut traps = 0;
+    for (name, sets) in configs {
+        let cfg = variant(name, sets);
+        let what = format!("{name} {sets:?}");
+        let full = run(&cfg, false);
+        let red = run(&cfg, true);
+        for (a, b) in full.results.iter().zip(&red.results) {
+            assert_eq!((a.prop, a.verdict), (b.prop, b.verdict), "{what}");
+            assert_eq!(
+                a.trace.is_some(),
+                b.trace.is_some(),
+                "{what}: {}",
+                a.prop.name()
+            );
+        }
+        assert_eq!(red.concrete_states, full.states, "{what}");
+        assert_lasso_means_its_verdict(&cfg, &red, &what);
+        traps += usize::from(
+            red.result(Prop::NoDeadlock)
+                .is_some_and(|r| r.trace.is_some())
+                && cfg.env.users as usize * cfg.env.devices_per_user as usize > 1,
+        );
+    }
+    assert!(
+        traps >= 5,
+        "only {traps} multi-device configurations with a trap"
+    );
 }

@@ -716,3 +716,25 @@ fn permute(order: &mut [usize], a: usize, b: usize, f: &mut dyn FnMut(&mut [usiz
         order.swap(a, i);
     }
 }
+
+/// The world with its devices permuted by `perm` (the device at `d` goes to `perm[d]`,
+/// renamed, with its user's table following it): `perm` must keep each user's devices
+/// together, as the symmetry group does. For tests and tools: the explorer never builds
+/// permuted worlds this way.
+pub fn permute_world(cfg: &Config, w: &World, perm: &Perm) -> World {
+    let k = cfg.env.devices_per_user as usize;
+    let mut out = w.clone();
+    for (d, dev) in w.devices.iter().enumerate() {
+        let to = perm[d] as usize;
+        let mut dev = dev.clone();
+        rename_device(cfg, &mut dev, UserId((to / k) as u32), DeviceId(to as u32));
+        out.devices[to] = dev;
+    }
+    for (u, us) in w.users.iter().enumerate() {
+        let to = perm[u * k] as usize / k;
+        let mut us = us.clone();
+        rename_table(&mut us, UserId(to as u32), |d| u32::from(perm[d as usize]));
+        out.users[to] = us;
+    }
+    out
+}
