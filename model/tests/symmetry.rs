@@ -29,6 +29,7 @@ fn graph(cfg: &Config, symmetry: bool) -> Graph {
             max_states: u64::MAX,
             symmetry,
             whole_worlds: false,
+            threads: 1,
         },
         &mut |_| {},
     )
@@ -391,4 +392,43 @@ fn verdicts_are_the_same_with_and_without_symmetry() {
         traps >= 5,
         "only {traps} multi-device configurations with a trap"
     );
+}
+
+/// The result does not depend on the thread count: the same states, verdicts and
+/// counterexamples (step by step) with 1, 2 and 4 threads, with and without the reduction.
+#[test]
+fn the_thread_count_changes_nothing() {
+    for &(name, sets) in &CONFIGS[..12] {
+        let cfg = variant(name, sets);
+        for symmetry in [true, false] {
+            let runs: Vec<Outcome> = [1, 2, 4]
+                .iter()
+                .map(|&threads| {
+                    let opts = Options {
+                        symmetry,
+                        threads,
+                        ..Options::default()
+                    };
+                    check(&cfg, "test", opts, &mut |_| {}).unwrap()
+                })
+                .collect();
+            let what = format!("{name} {sets:?} symmetry={symmetry}");
+            for o in &runs[1..] {
+                assert_eq!(
+                    (o.states, o.edges, o.depth),
+                    (runs[0].states, runs[0].edges, runs[0].depth),
+                    "{what}"
+                );
+                for (a, b) in runs[0].results.iter().zip(&o.results) {
+                    assert_eq!((a.prop, a.verdict), (b.prop, b.verdict), "{what}");
+                    assert_eq!(
+                        a.trace.as_ref().map(Trace::text),
+                        b.trace.as_ref().map(Trace::text),
+                        "{what}: {}",
+                        a.prop.name()
+                    );
+                }
+            }
+        }
+    }
 }

@@ -148,11 +148,84 @@ fn bad_input_exits_2_with_a_clear_error() {
         "{e}"
     );
 
+    for cmd in ["check", "sweep"] {
+        let mut args = vec![cmd, "--threads", "0"];
+        if cmd == "sweep" {
+            args.extend(["--axis", "env.max_crashes=1,2"]);
+        }
+        let o = imps(&args);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&o).contains("--threads") && stderr(&o).contains("from 1 up"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+    let o = imps(&[
+        "check",
+        "--variant",
+        "post-cr",
+        "--set",
+        "env.devices_per_user=2",
+        "--max-states",
+        "1000",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("exceeds the limit of 1000 states"),
+        "{}",
+        stderr(&o)
+    );
+
     let unknown = dir.path().join("unknown.toml");
     std::fs::write(&unknown, "[expect]\nno_such_property = \"holds\"\n").unwrap();
     let o = imps(&["check", "--variant", unknown.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no_such_property"), "{}", stderr(&o));
+}
+
+/// The matrix says where the symmetry reduction was on, and why it was off elsewhere.
+#[test]
+fn check_says_where_symmetry_reduced() {
+    let o = imps(&[
+        "check",
+        "--variant",
+        "pre-cr",
+        "--variant",
+        "post-cr-session-limit",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("symmetry reduction: on for [2]")
+            && stdout(&o).contains("nothing to permute (a single device)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = imps(&[
+        "check",
+        "--variant",
+        "post-cr-session-limit",
+        "--symmetry",
+        "off",
+        "--stats",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("symmetry reduction: off (--symmetry off)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("3420 states (3420 concrete)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = imps(&["check", "--variant", "post-cr-session-limit", "--stats"]);
+    assert!(
+        stdout(&o).contains("1711 states (3420 concrete)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

@@ -229,6 +229,25 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// A graph with no states, for a configuration whose states have `stride` words.
+    fn empty(cfg: &Config, stride: usize) -> Graph {
+        Graph {
+            cfg: cfg.clone(),
+            stride,
+            states: Rows::new(stride),
+            offsets: Vec::new(),
+            targets: Vec::new(),
+            levels: Vec::new(),
+            devices: Interner::new(),
+            users: Interner::new(),
+            violated: Vec::new(),
+            reached: Vec::new(),
+            perms: Vec::new(),
+            edge_perm: Vec::new(),
+            concrete: 0,
+        }
+    }
+
     /// Number of states.
     pub fn len(&self) -> usize {
         self.states.len()
@@ -480,10 +499,14 @@ impl Facts {
     }
 }
 
-/// The successors of one state, generated and waiting for their look-ups.
+/// The successors of a run of consecutive states, generated and waiting for their look-ups.
 #[derive(Debug, Default)]
-struct Pending {
-    /// Their words, `stride` each, in action order.
+struct Batch {
+    /// The first state generated from.
+    first: u32,
+    /// Per state generated from, its number of successors.
+    counts: Vec<u32>,
+    /// The successors' words, `stride` each, in state then action order.
     keys: Vec<u32>,
     /// Their hashes.
     hashes: Vec<u64>,
@@ -495,17 +518,26 @@ struct Pending {
     orbits: Vec<u64>,
 }
 
-/// How many states are generated ahead of their look-ups: the look-ups of state `s` run
-/// after the successors of `s + 1` and `s + 2` are generated, while the cache lines they
-/// need arrive (the visited-set slots are prefetched when `s` is generated, the likely
-/// matching states when `s + 1` is).
-const LAG: u32 = 3;
+/// How many states one batch generates from.
+const BATCH: u32 = 256;
+
+/// What the generator sends the look-ups.
+enum Msg {
+    /// The successors of some states of the level, in order.
+    Batch(Batch),
+    /// The level's last batch was sent.
+    LevelDone,
+    /// A state outgrew the world's bounds.
+    Failed(ExploreError),
+}
 
 /// The state of a breadth-first exploration.
 struct Explorer<'a> {
     cfg: &'a Config,
+    /// The components and what the monitors found on edges; its `states` hold the level
+    /// being generated from, whose first state is `base`.
     g: Graph,
-    index: Visited,
+    base: u32,
     /// Step every successor as a whole world (the reference the component steps are
     /// tested against).
     whole_worlds: bool,
@@ -534,8 +566,6 @@ struct Explorer<'a> {
     next: World,
     actions: Vec<Action>,
     key: Vec<u32>,
-    /// `ring[s % LAG]`: the successors of state `s`.
-    ring: Vec<Pending>,
     devices: usize,
     per_user: usize,
     /// The first bound a state outgrew, if any: the exploration stops with an error.
@@ -755,9 +785,9 @@ impl Explorer<'_> {
         }
     }
 
-    /// Generate the successors of state `s` into its ring slot, running the step monitors
-    /// on every edge, and prefetch their visited-set slots.
-    fn generate(&mut self, s: u32) {
+    /// Generate the successors of state `s` into `batch`, running the step monitors on
+    /// every edge.
+    fn generate(&mut self, s: u32, batch: &mut Batch) {
         let (cfg, nd, stride) = (self.cfg, self.devices, self.g.stride);
         // The facts of the components interned since the last rewrite (by whole-world steps),
         // which this state may hold.
@@ -769,7 +799,8 @@ impl Explorer<'_> {
             return;
         }
         self.held.clear();
-        self.held.extend_from_slice(&self.g.words(s));
+        self.held
+            .extend_from_slice(&self.g.states.row((s - self.base) as usize));
         self.decoded = false;
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
@@ -805,13 +836,7 @@ impl Explorer<'_> {
                 server_inputs.push(input);
             }
         }
-        let slot = (s % LAG) as usize;
-        let p = &mut self.ring[slot];
-        p.keys.clear();
-        p.hashes.clear();
-        p.state_bad.clear();
-        p.perms.clear();
-        p.orbits.clear();
+        batch.counts.push(actions.len() as u32);
         for (k, &a) in actions.iter().enumerate() {
             let edge = Found::Edge(s, k as u16);
             let rewritten = if self.whole_worlds {
@@ -853,20 +878,43 @@ impl Explorer<'_> {
                 }
             };
             let (perm, orbit) = self.canon_sym();
-            let p = &mut self.ring[slot];
-            p.hashes.push(state_hash(&self.key));
-            p.keys.extend_from_slice(&self.key);
-            p.state_bad.push(state_bad);
+            batch.hashes.push(state_hash(&self.key));
+            batch.keys.extend_from_slice(&self.key);
+            batch.state_bad.push(state_bad);
             if self.sym.is_some() {
-                p.perms.push(perm);
-                p.orbits.push(orbit);
+                batch.perms.push(perm);
+                batch.orbits.push(orbit);
             }
         }
         self.actions = actions;
         self.server_inputs = server_inputs;
-        for &h in &self.ring[slot].hashes {
-            self.index.prefetch(h);
+    }
+
+    /// Generate the successors of every state of the level in `self.g.states` (whose first
+    /// state is `self.base`), batch by batch, handing each to `sink`; stops early when
+    /// `sink` returns `false` (the look-ups stopped).
+    fn generate_level(&mut self, sink: &mut dyn FnMut(Msg) -> bool) {
+        let n = self.g.states.len() as u32;
+        let mut s = self.base;
+        while s < self.base + n {
+            let end = (s + BATCH).min(self.base + n);
+            let mut batch = Batch {
+                first: s,
+                ..Batch::default()
+            };
+            for t in s..end {
+                self.generate(t, &mut batch);
+                if let Some(what) = self.exceeded.take() {
+                    sink(Msg::Failed(ExploreError::ModelBound { what }));
+                    return;
+                }
+            }
+            if !sink(Msg::Batch(batch)) {
+                return;
+            }
+            s = end;
         }
+        sink(Msg::LevelDone);
     }
 
     /// Put the successor in `key` in its symmetry class's canonical form (when the reduction
@@ -896,66 +944,95 @@ impl Explorer<'_> {
             c.orbit,
         )
     }
+}
 
-    /// Prefetch the states that the look-ups of state `s`'s successors will most likely
-    /// compare against (their visited-set slots should be in cache by now).
-    fn prefetch_matches(&self, s: u32) {
-        for &h in &self.ring[(s % LAG) as usize].hashes {
-            if let Some(c) = self.index.candidate(h) {
-                self.g.states.prefetch(c as usize);
-            }
-        }
-    }
+/// The look-up side of the exploration: the visited set, the states and the edges.
+struct Store {
+    stride: usize,
+    index: Visited,
+    states: Rows,
+    offsets: Vec<u32>,
+    targets: Vec<u32>,
+    edge_perm: Vec<u16>,
+    levels: Vec<u32>,
+    concrete: u64,
+    /// First violation of each safety property in a state, with the edge that found the
+    /// state first (its source and index), to order it among the generator's findings.
+    violated: Vec<Option<(Found, u32, u16)>>,
+    max_states: u64,
+}
 
-    /// Look up (and add when new) the successors of state `s`, in action order, and write
-    /// its edges.
-    fn look_up(
+/// How far ahead of its look-up a successor's visited-set slot is prefetched (the state it
+/// most likely matches is prefetched half as far ahead).
+const PREFETCH: usize = 8;
+
+impl Store {
+    /// Look up (and add when new) the successors of a batch, in order, and write their
+    /// edges.
+    fn insert(
         &mut self,
-        s: u32,
-        max_states: u64,
+        p: &Batch,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(), ExploreError> {
-        let g = &mut self.g;
-        let stride = g.stride;
-        let p = &self.ring[(s % LAG) as usize];
-        for (k, &h) in p.hashes.iter().enumerate() {
-            let key = &p.keys[k * stride..(k + 1) * stride];
-            let states = &g.states;
-            let found = self.index.find(h, |j| states.eq(j as usize, key));
-            let t = match found {
-                Probe::Found(t) => t,
-                Probe::Vacant(slot) => {
-                    let t = g.len() as u32;
-                    if u64::from(t) >= max_states {
-                        return Err(ExploreError::TooManyStates { limit: max_states });
-                    }
-                    g.states.push(key);
-                    self.index.insert_at(slot, h, t);
-                    g.concrete += p.orbits.get(k).copied().unwrap_or(1);
-                    for q in p.state_bad[k].iter() {
-                        g.violated[q as usize].get_or_insert(Found::State(t));
-                    }
-                    if t & 0xffff == 0 {
-                        progress(Progress {
-                            states: u64::from(t),
-                            edges: g.targets.len() as u64,
-                            depth: g.levels.len() as u32,
-                            done: false,
-                        });
-                    }
-                    t
-                }
-            };
-            g.targets.push(t);
-            if let Some(&perm) = p.perms.get(k) {
-                g.edge_perm.push(perm);
-            }
+        let stride = self.stride;
+        let n = p.hashes.len();
+        for &h in p.hashes.iter().take(PREFETCH) {
+            self.index.prefetch(h);
         }
-        assert!(
-            g.targets.len() < u32::MAX as usize,
-            "invariant: fewer than 2^32 edges"
-        );
-        g.offsets.push(g.targets.len() as u32);
+        let mut k = 0usize;
+        for (i, &count) in p.counts.iter().enumerate() {
+            let s = p.first + i as u32;
+            for a in 0..count as usize {
+                if let Some(&h) = p.hashes.get(k + PREFETCH) {
+                    self.index.prefetch(h);
+                }
+                if let Some(&h) = p.hashes.get(k + PREFETCH / 2) {
+                    if let Some(c) = self.index.candidate(h) {
+                        self.states.prefetch(c as usize);
+                    }
+                }
+                let h = p.hashes[k];
+                let key = &p.keys[k * stride..(k + 1) * stride];
+                let states = &self.states;
+                let t = match self.index.find(h, |j| states.eq(j as usize, key)) {
+                    Probe::Found(t) => t,
+                    Probe::Vacant(slot) => {
+                        let t = self.states.len() as u32;
+                        if u64::from(t) >= self.max_states {
+                            return Err(ExploreError::TooManyStates {
+                                limit: self.max_states,
+                            });
+                        }
+                        self.states.push(key);
+                        self.index.insert_at(slot, h, t);
+                        self.concrete += p.orbits.get(k).copied().unwrap_or(1);
+                        for q in p.state_bad[k].iter() {
+                            self.violated[q as usize].get_or_insert((Found::State(t), s, a as u16));
+                        }
+                        if t & 0xffff == 0 {
+                            progress(Progress {
+                                states: u64::from(t),
+                                edges: self.targets.len() as u64,
+                                depth: self.levels.len() as u32,
+                                done: false,
+                            });
+                        }
+                        t
+                    }
+                };
+                self.targets.push(t);
+                if let Some(&perm) = p.perms.get(k) {
+                    self.edge_perm.push(perm);
+                }
+                k += 1;
+            }
+            assert!(
+                self.targets.len() < u32::MAX as usize,
+                "invariant: fewer than 2^32 edges"
+            );
+            self.offsets.push(self.targets.len() as u32);
+        }
+        debug_assert_eq!(k, n, "invariant: every successor of the batch is looked up");
         Ok(())
     }
 }
@@ -963,10 +1040,14 @@ impl Explorer<'_> {
 /// Explore every state reachable from the initial world, checking the safety monitors and
 /// witnesses on every edge and state. `progress` is called every 2^16 states.
 ///
-/// The states are found in breadth-first order, in a pipeline: the successors of a state
-/// are generated [`LAG`] states ahead of their look-ups in the visited set, so that the
-/// look-ups' cache misses are prefetched while other states are generated. The pipeline is
-/// drained at the end of each BFS level, so that the levels stay exact.
+/// The states are found in breadth-first order, level by level, in two stages: a generator
+/// computes the successors of the level's states in batches (the step memos, the component
+/// tables and the canonical forms are its own), and the look-ups add the new ones to the
+/// visited set and the state array, in the generator's order, and write the edges. With
+/// [`ExploreOptions::threads`] above 1 the two stages run on two threads, the look-ups
+/// prefetching ahead in each batch; with 1 they take turns on one. Either way the states
+/// are numbered in the same order (state, then action), so the graph, and everything found
+/// on it, does not depend on the thread count.
 pub fn explore(
     cfg: &Config,
     max_states: u64,
@@ -990,6 +1071,7 @@ pub fn explore_with(
             max_states,
             symmetry: false,
             whole_worlds,
+            threads: 1,
         },
         progress,
     )
@@ -1004,6 +1086,9 @@ pub struct ExploreOptions {
     pub symmetry: bool,
     /// Step every successor as a whole world (the reference for the component rewrites).
     pub whole_worlds: bool,
+    /// Threads: 1 runs both stages on the calling thread; more runs the generator on a
+    /// thread of its own (the exploration has two stages, so more than 2 adds nothing).
+    pub threads: usize,
 }
 
 /// [`explore`] with every option.
@@ -1058,12 +1143,24 @@ pub fn explore_opts(
         Probe::Vacant(slot) => index.insert_at(slot, state_hash(&key), 0),
         Probe::Found(_) => unreachable!("invariant: the visited set starts empty"),
     }
+    let mut store = Store {
+        stride,
+        index,
+        states: std::mem::replace(&mut g.states, Rows::new(stride)),
+        offsets: vec![0],
+        targets: Vec::new(),
+        edge_perm: Vec::new(),
+        levels: vec![0],
+        concrete: init_orbit,
+        violated: vec![None; nprops],
+        max_states,
+    };
     let devices = init.devices.len();
     let per_user = devices / init.users.len().max(1);
     let mut x = Explorer {
         cfg,
         g,
-        index,
+        base: 0,
         whole_worlds,
         device_steps: Vec::new(),
         server_steps: Memo::new(ServerInput {
@@ -1082,42 +1179,118 @@ pub fn explore_opts(
         next: init,
         actions: Vec::new(),
         key,
-        ring: (0..LAG).map(|_| Pending::default()).collect(),
         devices,
         per_user,
         exceeded: None,
         sym,
     };
     x.facts.sync(cfg, &x.g);
-    // States `looked..generated` have their successors generated, not yet looked up.
-    let (mut generated, mut looked) = (0u32, 0u32);
-    let mut level_end = 1u32;
-    loop {
-        if looked == generated {
-            if generated as usize == x.g.len() {
-                break;
-            }
-            if generated == level_end {
-                x.g.levels.push(generated);
-                level_end = x.g.len() as u32;
-            }
+    // Level by level: the level's states, copied for the generator, and its successors
+    // looked up in order.
+    let frontier = |store: &Store, lo: u32| {
+        let mut rows = Rows::new(stride);
+        for s in lo as usize..store.states.len() {
+            rows.push(&store.states.row(s));
         }
-        if generated < level_end && generated - looked < LAG {
-            x.generate(generated);
-            if let Some(what) = x.exceeded.take() {
-                return Err(ExploreError::ModelBound { what });
+        rows
+    };
+    let mut x = if opts.threads <= 1 {
+        let mut lo = 0u32;
+        while (lo as usize) < store.states.len() {
+            let hi = store.states.len() as u32;
+            if lo > 0 {
+                store.levels.push(lo);
             }
-            if generated > looked {
-                x.prefetch_matches(generated - 1);
+            x.g.states = frontier(&store, lo);
+            x.base = lo;
+            let mut failed = None;
+            x.generate_level(&mut |m| match m {
+                Msg::Batch(b) => match store.insert(&b, progress) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                },
+                Msg::LevelDone => true,
+                Msg::Failed(e) => {
+                    failed = Some(e);
+                    false
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
             }
-            generated += 1;
-        } else {
-            x.look_up(looked, max_states, progress)?;
-            looked += 1;
+            lo = hi;
+        }
+        x
+    } else {
+        std::thread::scope(|scope| -> Result<Explorer<'_>, ExploreError> {
+            let (to_gen, levels) = std::sync::mpsc::channel::<(u32, Rows)>();
+            let (to_look, batches) = std::sync::mpsc::sync_channel::<Msg>(8);
+            let generator = scope.spawn(move || {
+                while let Ok((base, rows)) = levels.recv() {
+                    x.g.states = rows;
+                    x.base = base;
+                    x.generate_level(&mut |m| to_look.send(m).is_ok());
+                }
+                x
+            });
+            let mut lo = 0u32;
+            let result = (|| {
+                while (lo as usize) < store.states.len() {
+                    let hi = store.states.len() as u32;
+                    if lo > 0 {
+                        store.levels.push(lo);
+                    }
+                    to_gen
+                        .send((lo, frontier(&store, lo)))
+                        .expect("invariant: the generator waits for levels");
+                    loop {
+                        match batches
+                            .recv()
+                            .expect("invariant: the generator ends each level")
+                        {
+                            Msg::Batch(b) => store.insert(&b, progress)?,
+                            Msg::LevelDone => break,
+                            Msg::Failed(e) => return Err(e),
+                        }
+                    }
+                    lo = hi;
+                }
+                Ok(())
+            })();
+            drop(to_gen);
+            drop(batches);
+            let x = generator
+                .join()
+                .expect("invariant: the generator does not panic");
+            result.map(|()| x)
+        })?
+    };
+    // The generator's findings (on edges) and the look-ups' (on new states), the first of
+    // each in (state, action) order.
+    let mut g = std::mem::replace(&mut x.g, Graph::empty(cfg, stride));
+    for (p, found) in store.violated.iter().enumerate() {
+        let Some((state, s, k)) = *found else {
+            continue;
+        };
+        let first = match g.violated[p] {
+            Some(Found::Edge(es, ek)) => (es, ek) <= (s, k),
+            Some(Found::State(_)) => true,
+            None => false,
+        };
+        if !first {
+            g.violated[p] = Some(state);
         }
     }
-    let mut g = x.g;
-    if let Some(sym) = x.sym {
+    g.states = store.states;
+    g.offsets = store.offsets;
+    g.targets = store.targets;
+    g.edge_perm = store.edge_perm;
+    g.levels = store.levels;
+    g.concrete = store.concrete;
+    if let Some(sym) = x.sym.take() {
         g.perms = sym.perms.items;
     }
     progress(Progress {
@@ -1129,5 +1302,6 @@ pub fn explore_opts(
     g.states.shrink_to_fit();
     g.targets.shrink_to_fit();
     g.offsets.shrink_to_fit();
+    g.edge_perm.shrink_to_fit();
     Ok(g)
 }

@@ -40,6 +40,9 @@ pub struct Options {
     pub liveness: bool,
     /// Store one state per orbit of device and user permutations ([`symmetry`]).
     pub symmetry: bool,
+    /// Threads for the exploration (two stages, [`graph::explore_opts`]) and the liveness
+    /// checks (two, side by side). The result does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for Options {
@@ -48,8 +51,14 @@ impl Default for Options {
             max_states: 50_000_000,
             liveness: true,
             symmetry: true,
+            threads: all_cores(),
         }
     }
+}
+
+/// The number of cores this process may use (1 when it cannot be told).
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// The verdict on one property, with its counterexample.
@@ -137,12 +146,63 @@ pub fn check(
             max_states: opts.max_states,
             symmetry: opts.symmetry,
             whole_worlds: false,
+            threads: opts.threads,
         },
         progress,
     )?;
-    let mut results = Vec::new();
     let nd = cfg.env.users as usize * cfg.env.devices_per_user as usize;
     let flags = opts.liveness.then(|| liveness::device_flags(&g, nd));
+    // The two liveness checks are independent: on two threads when there are.
+    let deadlock = || {
+        let flags = flags.as_ref()?;
+        let kinds = liveness::EdgeKinds::new(&g);
+        let good = liveness::can_reach_session(&g, flags, &kinds);
+        let Some((trap, d)) = liveness::first_trap(&g, flags, &good) else {
+            return Some((Verdict::Holds, None));
+        };
+        let stuck = liveness::stuck_cycle(&g, &kinds, trap, d, 1_000_000);
+        // The device's position at the cycle's entry.
+        let at_entry = stuck
+            .lead
+            .iter()
+            .fold(d, |d, &(s, k)| g.perm(s, k as usize)[d as usize]);
+        let mut prefix = edges_along(&g, &path_to(&g, trap));
+        prefix.extend(stuck.lead);
+        let title = |d: u8| format!("device dev{d} wants a session and can never get one");
+        let prop = Prop::NoDeadlock;
+        let t = lasso_trace(&g, variant, prop, &title, &prefix, &stuck.cycle, at_entry);
+        Some((Verdict::Violated, Some(t)))
+    };
+    let fair = || {
+        let flags = flags.as_ref()?;
+        let Some(l) = liveness::fair_violation(&g, flags) else {
+            return Some((Verdict::Holds, None));
+        };
+        let prefix = edges_along(&g, &path_to(&g, l.entry));
+        let title = |d: u8| {
+            format!(
+                "a weakly fair cycle on which device dev{d} wants a session and never holds one"
+            )
+        };
+        let prop = Prop::EventuallyLoggedInFair;
+        let t = lasso_trace(&g, variant, prop, &title, &prefix, &l.cycle, l.device);
+        Some((Verdict::Violated, Some(t)))
+    };
+    let (deadlock, fair) = if opts.threads > 1 {
+        std::thread::scope(|scope| {
+            let d = scope.spawn(deadlock);
+            let f = fair();
+            (
+                d.join()
+                    .expect("invariant: the deadlock check does not panic"),
+                f,
+            )
+        })
+    } else {
+        (deadlock(), fair())
+    };
+    let (mut deadlock, mut fair) = (deadlock, fair);
+    let mut results = Vec::new();
     for &prop in Prop::ALL {
         let (verdict, trace) = match prop.kind() {
             Kind::Safety => match g.violated[prop as usize] {
@@ -157,33 +217,14 @@ pub fn check(
                 None => (Verdict::NotReached, None),
             },
             Kind::Liveness => {
-                let Some(flags) = &flags else { continue };
-                match prop {
-                    Prop::NoDeadlock => {
-                        let kinds = liveness::EdgeKinds::new(&g);
-                        let good = liveness::can_reach_session(&g, flags, &kinds);
-                        match liveness::first_trap(&g, flags, &good) {
-                            Some((trap, d)) => {
-                                let stuck = liveness::stuck_cycle(&g, &kinds, trap, d, 1_000_000);
-                                // The device's position at the cycle's entry.
-                                let at_entry = stuck.lead.iter().fold(d, |d, &(s, k)| g.perm(s, k as usize)[d as usize]);
-                                let mut prefix = edges_along(&g, &path_to(&g, trap));
-                                prefix.extend(stuck.lead);
-                                let title = |d: u8| format!("device dev{d} wants a session and can never get one");
-                                (Verdict::Violated, Some(lasso_trace(&g, variant, prop, &title, &prefix, &stuck.cycle, at_entry)))
-                            }
-                            None => (Verdict::Holds, None),
-                        }
-                    }
-                    Prop::EventuallyLoggedInFair => match liveness::fair_violation(&g, flags) {
-                        Some(l) => {
-                            let prefix = edges_along(&g, &path_to(&g, l.entry));
-                            let title = |d: u8| format!("a weakly fair cycle on which device dev{d} wants a session and never holds one");
-                            (Verdict::Violated, Some(lasso_trace(&g, variant, prop, &title, &prefix, &l.cycle, l.device)))
-                        }
-                        None => (Verdict::Holds, None),
-                    },
+                let r = match prop {
+                    Prop::NoDeadlock => deadlock.take(),
+                    Prop::EventuallyLoggedInFair => fair.take(),
                     _ => unreachable!("invariant: the liveness properties are no_deadlock and eventually_logged_in_fair"),
+                };
+                match r {
+                    Some(r) => r,
+                    None => continue,
                 }
             }
         };

@@ -56,6 +56,11 @@ pub struct CheckArgs {
     /// same either way; `off` explores every permutation separately.
     #[arg(long, value_enum, default_value = "on")]
     pub symmetry: OnOff,
+    /// Threads (default: all cores): the exploration's two stages and the two liveness
+    /// checks run side by side. The result does not depend on it.
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = crate::cli::flags::at_least::<usize>("a number of threads", 1))]
+    pub threads: Option<usize>,
     /// Also write each counterexample as a validation log (`.log.jsonl`, JSON Lines of
     /// CSP 1.3 messages and device events), which `imps validate` reads.
     #[arg(long)]
@@ -104,6 +109,7 @@ struct Stats {
 
 struct Checked {
     stats: Stats,
+    threads: usize,
     name: String,
     path: Option<PathBuf>,
     cfg: Config,
@@ -282,6 +288,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             max_states: args.max_states,
             liveness: true,
             symmetry: args.symmetry == OnOff::On,
+            threads: args.threads.unwrap_or_else(checker::all_cores),
         };
         let outcome = checker::check(&cfg, &name, opts, &mut progress).map_err(|e| {
             CheckError::BadInput(format!(
@@ -307,6 +314,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
         }
         checked.push(Checked {
             stats,
+            threads: opts.threads,
             name,
             path,
             cfg,
@@ -422,6 +430,8 @@ fn json_report(checked: &[Checked]) -> serde_json::Value {
                 "expected": expected(&c.cfg, r.prop).map(Verdict::as_str),
                 "requirements": r.prop.requirements(),
                 "states": c.outcome.states,
+                "concrete_states": c.outcome.concrete_states,
+                "symmetry": c.outcome.symmetry,
                 "edges": c.outcome.edges,
                 "bounds": checker::bounds(&c.cfg),
             });
@@ -453,10 +463,13 @@ fn stats_json(c: &Checked) -> serde_json::Value {
     json!({
         "variant": c.name,
         "states": c.outcome.states,
+        "concrete_states": c.outcome.concrete_states,
         "edges": c.outcome.edges,
+        "threads": c.threads,
         "explore_s": explore_s,
         "total_s": c.stats.total.as_secs_f64(),
         "states_per_s": c.outcome.states as f64 / explore_s.max(1e-9),
+        "concrete_states_per_s": c.outcome.concrete_states as f64 / explore_s.max(1e-9),
         "peak_rss_bytes": c.stats.peak_rss_bytes,
         "bytes_per_state": c.stats.peak_rss_bytes.map(|b| b as f64 / c.outcome.states.max(1) as f64),
     })
@@ -489,18 +502,41 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             checker::bounds(&c.cfg)
         )?;
     }
+    let reduced: Vec<String> = (0..checked.len())
+        .filter(|&i| checked[i].outcome.symmetry)
+        .map(|i| format!("[{}]", i + 1))
+        .collect();
+    if args.symmetry == OnOff::Off {
+        writeln!(out, "symmetry reduction: off (--symmetry off): every permutation of the devices is a state of its own")?;
+    } else if reduced.len() == checked.len() {
+        writeln!(out, "symmetry reduction: on; states are one per orbit of device and user permutations (--stats shows the concrete states they stand for)")?;
+    } else if reduced.is_empty() {
+        writeln!(
+            out,
+            "symmetry reduction: off, nothing to permute (a single device)"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "symmetry reduction: on for {} (states are one per orbit of device and user permutations; --stats shows the concrete states they stand for); off for the others, nothing to permute (a single device)",
+            reduced.join(" ")
+        )?;
+    }
     if args.stats {
         writeln!(out)?;
         for c in checked {
             let st = stats_json(c);
             writeln!(
                 out,
-                "stats {}: explored {} states, {} edges in {:.3} s ({:.0} states/s); total {:.3} s; peak RSS {} ({} bytes/state)",
+                "stats {}: explored {} states ({} concrete), {} edges in {:.3} s ({:.0} states/s, {:.0} concrete/s, {} thread(s)); total {:.3} s; peak RSS {} ({} bytes/state)",
                 c.name,
                 c.outcome.states,
+                c.outcome.concrete_states,
                 c.outcome.edges,
                 c.stats.explore.as_secs_f64(),
                 st["states_per_s"].as_f64().unwrap_or(0.0),
+                st["concrete_states_per_s"].as_f64().unwrap_or(0.0),
+                c.threads,
                 c.stats.total.as_secs_f64(),
                 c.stats.peak_rss_bytes.map_or("?".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
                 st["bytes_per_state"].as_f64().map_or("?".to_string(), |b| format!("{b:.1}")),
@@ -664,6 +700,11 @@ pub struct SweepArgs {
     /// same either way; `off` explores every permutation separately.
     #[arg(long, value_enum, default_value = "on")]
     pub symmetry: OnOff,
+    /// Threads (default: all cores): the exploration's two stages and the two liveness
+    /// checks run side by side. The result does not depend on it.
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = crate::cli::flags::at_least::<usize>("a number of threads", 1))]
+    pub threads: Option<usize>,
 }
 
 /// Run `imps sweep`: check every combination of the axes' values and print a Markdown table.
@@ -797,6 +838,7 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             max_states: args.max_states,
             liveness: true,
             symmetry: args.symmetry == OnOff::On,
+            threads: args.threads.unwrap_or_else(checker::all_cores),
         };
         let o = checker::check(cfg, &name, opts, &mut |_| {})
             .map_err(|e| bad(format!("combination {}: {e}", row + 1)))?;

@@ -285,6 +285,8 @@ pub fn run(args: &RepairArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let memo = Memo {
         opts: Options {
             max_states: args.max_states,
+            // Candidates are checked side by side, each on one thread.
+            threads: 1,
             ..Options::default()
         },
         done: Mutex::new(BTreeMap::new()),
