@@ -71,6 +71,7 @@ fn whole_runs(c: &mut Criterion) {
     for variant in ["post-cr", "pre-cr"] {
         let (_, cfg) = resolve_variant(variant, &variants_dir()).expect("the variant parses");
         let spec = RunSpec {
+            threads: 1,
             variant,
             cfg: &cfg,
             scenario: &sc,

@@ -10,6 +10,7 @@
 
 use crate::cli::flags;
 use crate::cli::shard_file::{ShardFile, ShardFileError};
+use crate::engine::partition;
 use crate::engine::plot;
 use crate::engine::report;
 use crate::engine::result::RunResult;
@@ -89,6 +90,19 @@ pub struct SimulateArgs {
     /// as JSON Lines (stdout, or DIR/shard-K-of-N.jsonl with --out); combine with `imps merge`.
     #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     pub shard: Option<Shard>,
+    /// Threads to run a run's partitions of users on (default: all cores). The results,
+    /// digests included, are the same for every number of threads.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = flags::whole::<usize>("a number of threads", 1, MAX_THREADS as u64))]
+    pub threads: Option<usize>,
+}
+
+/// The most threads `--threads` takes.
+pub const MAX_THREADS: usize = 1024;
+
+/// The threads a run uses by default: every core the process may run on.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A seed range `[start, end)`.
@@ -335,6 +349,7 @@ fn run_unit(
     seed: u64,
     trace_devices: &[u32],
     check: bool,
+    threads: usize,
 ) -> Result<
     (
         RunResult,
@@ -346,6 +361,7 @@ fn run_unit(
 > {
     let (name, cfg) = &plan.variants[v];
     let spec = RunSpec {
+        threads,
         variant: name,
         cfg,
         scenario: &plan.sweep.scenario,
@@ -547,6 +563,26 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         ),
         out,
     )?;
+    let threads = args.threads.unwrap_or_else(default_threads);
+    for (name, cfg) in &plan.variants {
+        let sc = &sweep.scenario;
+        if let Some(why) = partition::coupling(cfg) {
+            note(&format!("imps simulate: variant {name}: {why}"));
+        } else {
+            let parts =
+                partition::partitions(sc.devices, sc.devices_per_user, sc.partition_users, cfg);
+            if parts.len() < threads {
+                note(&format!(
+                    "imps simulate: {threads} threads asked, but variant {name}'s runs have {} partition{} \
+                     (scenario.partition_users = {} users each): using {}",
+                    parts.len(),
+                    if parts.len() == 1 { "" } else { "s" },
+                    sc.partition_users,
+                    parts.len()
+                ));
+            }
+        }
+    }
     let single = sweep.units() == 1;
     let trace_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     if !args.trace_devices.is_empty() || args.out.is_some() {
@@ -585,7 +621,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         let (_, seed) = sweep.unit(i);
         let v = (i % sweep.variants.len() as u64) as usize;
         let (result, trace, log, mismatch) =
-            run_unit(&plan, v, seed, &traced, args.check_determinism)?;
+            run_unit(&plan, v, seed, &traced, args.check_determinism, threads)?;
         if let Some(path) = &args.log {
             let text = crate::engine::vlog::jsonl(&log, sweep.scenario.devices_per_user);
             crate::output::write_atomic(path, text.as_bytes()).map_err(io(path))?;
