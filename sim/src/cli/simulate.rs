@@ -19,7 +19,7 @@ use crate::engine::scenario::{
 };
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
 use crate::engine::sweep::{
-    aggregate, collect, parse_seeds, MergeError, Report, Shard, SweepId, UnitRecord,
+    aggregate, collect, parse_seeds, Aggregator, MergeError, Report, Shard, SweepId, UnitRecord,
 };
 use crate::engine::trace::{self as trace_render, TraceOf};
 use crate::output::{note, write_atomic};
@@ -590,7 +590,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
     }
     // A shard with --out continues its file: the units an interrupted run finished are kept.
     let mut shard_file = match (args.shard, &args.out) {
-        (Some(shard), Some(dir)) => Some(ShardFile::open(dir, shard, sweep)?),
+        (Some(shard), Some(dir)) => Some(ShardFile::open(dir, shard, sweep, &failing)?),
         _ => None,
     };
     let kept = shard_file.as_ref().map_or(0, |f| f.done().len());
@@ -600,11 +600,12 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
             f.path().display()
         ));
     }
-    let mut results = Vec::new();
-    let mut records: Vec<UnitRecord> = shard_file
-        .as_ref()
-        .map(|f| f.done().values().cloned().collect())
-        .unwrap_or_default();
+    // Units are added up as they finish, and a shard's lines are written as they finish:
+    // nothing is kept per unit, so a sweep's memory does not grow with its seeds.
+    let mut aggregator = Aggregator::new(plan.sweep.clone());
+    let (mut shard_units, mut shard_failed) = shard_file.as_ref().map_or((0, false), |f| {
+        (f.done().len(), f.done().values().any(|b| *b))
+    });
     let mut mismatches = Vec::new();
     for i in 0..sweep.units() {
         if let Some(shard) = args.shard {
@@ -643,6 +644,8 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         }
         mismatches.extend(mismatch);
         if args.shard.is_some() {
+            shard_units += 1;
+            shard_failed |= failing(&result);
             let rec = UnitRecord {
                 sweep: sweep.clone(),
                 unit: i,
@@ -658,9 +661,8 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
                         .map_err(stdout_err)?;
                 }
             }
-            records.push(rec);
         } else {
-            results.push(result);
+            aggregator.push(&result).map_err(|e| input(e.to_string()))?;
         }
     }
     for m in &mismatches {
@@ -673,18 +675,18 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         if let Some(f) = &shard_file {
             note(&format!(
                 "imps simulate: shard {shard}: {} units -> {}",
-                records.len(),
+                shard_units,
                 f.path().display()
             ));
         }
-        let bad = records.iter().any(|r| failing(&r.result)) || !mismatches.is_empty();
+        let bad = shard_failed || !mismatches.is_empty();
         return Ok(if bad {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
         });
     }
-    let report = aggregate(plan.sweep.clone(), &results).map_err(|e| input(e.to_string()))?;
+    let report = aggregator.finish().map_err(|e| input(e.to_string()))?;
     let code = emit(&report, args.format, args.out.as_deref(), out)?;
     if !mismatches.is_empty() {
         return Ok(ExitCode::from(1));
