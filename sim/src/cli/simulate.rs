@@ -467,6 +467,11 @@ fn write_report_files(r: &Report, dir: &Path) -> Result<(), SimulateError> {
             "Time to recover a session",
             plot::time_to_recover(r).map_err(input)?,
         ),
+        (
+            "load.svg".into(),
+            "Requests per second at the server, by primitive",
+            plot::load(r).map_err(input)?,
+        ),
     ];
     if r.runs.len() > 1 {
         plots.push((
