@@ -125,6 +125,30 @@ fn pre_and_post_cr_give_the_same_output_for_every_thread_count() {
 }
 
 #[test]
+fn expiry_and_every_kind_of_outage_give_the_same_output_for_every_thread_count() {
+    for kind in ["crash", "connection-loss", "server-restart"] {
+        let set = format!("scenario.outage_kind={kind}");
+        let set: &'static str = Box::leak(set.into_boxed_str());
+        let (v, _) = same_for_every_thread_count(&small(&[
+            "--variant",
+            "post-cr-expiry",
+            "--set",
+            "scenario.outage_at=5m",
+            "--set",
+            "scenario.outage_fraction=0.5",
+            "--set",
+            set,
+        ]));
+        let hit = v["storm"]["devices_hit"].as_u64().unwrap();
+        assert!(hit > 150, "{kind}: {hit} devices hit");
+        assert!(
+            v["server_peak_requests_per_s"].as_u64().unwrap() > 0,
+            "{kind}"
+        );
+    }
+}
+
+#[test]
 fn a_run_stopped_by_a_violation_stops_every_partition_at_the_same_time() {
     let dir = tempfile::tempdir().unwrap();
     let post = std::fs::read_to_string(

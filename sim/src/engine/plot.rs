@@ -270,7 +270,8 @@ pub fn load(r: &Report) -> Result<String, String> {
             .find_map(|v| v.storm.as_ref())
             .map(|s| s.at_ms as f64 / 60_000.0);
         for (i, area) in areas.iter().enumerate() {
-            let (Some(v), Some(series), Some(load)) = (r.runs.get(i), r.series.get(i), r.load.get(i))
+            let (Some(v), Some(series), Some(load)) =
+                (r.runs.get(i), r.series.get(i), r.load.get(i))
             else {
                 continue;
             };
@@ -286,7 +287,10 @@ pub fn load(r: &Report) -> Result<String, String> {
                 * 1.08;
             let mut chart = ChartBuilder::on(area)
                 .caption(
-                    format!("Requests per second at the server, by primitive: {}", v.variant),
+                    format!(
+                        "Requests per second at the server, by primitive: {}",
+                        v.variant
+                    ),
                     ("sans-serif", 17),
                 )
                 .margin(12)

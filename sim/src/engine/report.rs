@@ -251,7 +251,8 @@ fn reentry_line(c: &super::sweep::Comparison) -> Option<String> {
         f(m.baseline),
         c.variant,
         f(m.variant),
-        m.ratio.map_or(String::new(), |r| format!(" ({r:.2} times)"))
+        m.ratio
+            .map_or(String::new(), |r| format!(" ({r:.2} times)"))
     ))
 }
 
