@@ -98,7 +98,7 @@ fn whole_runs(c: &mut Criterion) {
     g.finish();
 }
 
-/// The partitioned engine: 100,000 devices (7 partitions of 8,192 users) for 10 simulated
+/// The partitioned engine: 100,000 devices (49 partitions of 1,024 users) for 10 simulated
 /// minutes, post-cr, seed 1, on one thread and on every core; the digest is the same.
 fn partitioned(c: &mut Criterion) {
     let sc = scenario(100_000, 10);

@@ -448,6 +448,7 @@ fn out_writes_the_report_plots_and_device_traces() {
         files,
         [
             "comparison.svg",
+            "load.svg",
             "report.md",
             "sessions.svg",
             "time-to-recover.svg"

@@ -299,7 +299,7 @@ impl Default for Scenario {
             liveness_ttls: 2,
             stop_on_violation: true,
             samples: 240,
-            partition_users: 8192,
+            partition_users: 1024,
             outage_at: Dur(1_800_000),
             outage_fraction: 0.0,
             outage_kind: OutageKind::Crash,
