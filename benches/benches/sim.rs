@@ -1,5 +1,6 @@
-//! Benchmarks of the simulator on fixed seeds: the event queue alone, and whole runs of the
-//! protocol core (keep-alives, crashes, re-logins) at 10,000 devices.
+//! Benchmarks of the simulator on fixed seeds: the event queue alone, whole runs of the
+//! protocol core (keep-alives, crashes, re-logins) at 10,000 devices, and the partitioned
+//! engine at 100,000 devices on one thread and on every core.
 //!
 //! `cargo bench -p imps-benches --bench sim`. Throughput is reported in events per second.
 
@@ -71,6 +72,7 @@ fn whole_runs(c: &mut Criterion) {
     for variant in ["post-cr", "pre-cr"] {
         let (_, cfg) = resolve_variant(variant, &variants_dir()).expect("the variant parses");
         let spec = RunSpec {
+            threads: 1,
             variant,
             cfg: &cfg,
             scenario: &sc,
@@ -96,11 +98,54 @@ fn whole_runs(c: &mut Criterion) {
     g.finish();
 }
 
+/// The partitioned engine: 100,000 devices (49 partitions of 1,024 users) for 10 simulated
+/// minutes, post-cr, seed 1, on one thread and on every core; the digest is the same.
+fn partitioned(c: &mut Criterion) {
+    let sc = scenario(100_000, 10);
+    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).expect("the variant parses");
+    let mut g = c.benchmark_group("simulate partitioned");
+    g.sample_size(10);
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut digests = Vec::new();
+    for threads in [1, all] {
+        let spec = RunSpec {
+            threads,
+            variant: "post-cr",
+            cfg: &cfg,
+            scenario: &sc,
+            seed: 1,
+            trace_devices: &[],
+        };
+        let r = run(&spec, &mut |_| {}).expect("the run completes").result;
+        digests.push(r.digest.clone());
+        g.throughput(Throughput::Elements(r.events));
+        g.bench_function(
+            format!("post-cr, 100k devices, 10 min, seed 1, {threads} thread(s)"),
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        run(&spec, &mut |_| {})
+                            .expect("the run completes")
+                            .result
+                            .events,
+                    )
+                })
+            },
+        );
+    }
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "the digest does not depend on the threads: {digests:?}"
+    );
+    g.finish();
+}
+
 /// Every benchmark of this file (what `criterion_group!` would generate, with a doc comment).
 fn benches() {
     let mut c = Criterion::default().configure_from_args();
     queue(&mut c);
     whole_runs(&mut c);
+    partitioned(&mut c);
 }
 
 criterion_main!(benches);

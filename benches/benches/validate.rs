@@ -29,6 +29,7 @@ fn log(devices: u32, minutes: u64) -> String {
     let (_, cfg) = resolve_variant("post-cr", &variants_dir()).expect("post-cr parses");
     let all: Vec<u32> = (0..devices).collect();
     let spec = RunSpec {
+        threads: 1,
         variant: "post-cr",
         cfg: &cfg,
         scenario: &sc,

@@ -633,6 +633,26 @@ impl UserServer {
         true
     }
 
+    /// The server restarts (a fault the simulator injects; no protocol step does this): every
+    /// active session of the user ends at once, with no Disconnect (nobody is left to send
+    /// one). With `server.keep_context_after_termination` the sessions are kept, inactive,
+    /// with their contexts, so that their clients can recover them; otherwise they are gone.
+    /// Returns the number of sessions ended (a user may hold more than a step's
+    /// [`ServerOut::events`] can carry, so the restart reports a count, not events).
+    pub fn restart(&mut self, cfg: &Config, shared: &mut ServerShared) -> u32 {
+        let mut ended = 0;
+        for s in self.sessions.iter_mut().filter(|s| s.active) {
+            s.active = false;
+            ended += 1;
+            shared.active_total = shared.active_total.saturating_sub(1);
+        }
+        if !cfg.server.keep_context_after_termination {
+            self.sessions.retain(|s| s.active);
+        }
+        self.roster = self.joined_groups();
+        ended
+    }
+
     /// When the Time-To-Live timer of `session` is due, ms (for drivers that schedule it).
     pub fn ttl_deadline_ms(&self, session: SessionId) -> Option<u64> {
         self.active_session(session)

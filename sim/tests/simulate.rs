@@ -34,6 +34,7 @@ fn smoke() -> Scenario {
 fn digest(variant: &str, sc: &Scenario, seed: u64) -> String {
     let (_, cfg) = resolve_variant(variant, &variants_dir()).unwrap();
     let spec = RunSpec {
+        threads: 1,
         variant,
         cfg: &cfg,
         scenario: sc,
@@ -65,6 +66,7 @@ fn the_digest_of_a_small_run_is_pinned() {
     };
     let (_, cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
     let spec = RunSpec {
+        threads: 1,
         variant: "post-cr",
         cfg: &cfg,
         scenario: &sc,
@@ -446,6 +448,7 @@ fn out_writes_the_report_plots_and_device_traces() {
         files,
         [
             "comparison.svg",
+            "load.svg",
             "report.md",
             "sessions.svg",
             "time-to-recover.svg"
@@ -719,6 +722,7 @@ fn the_issue_reproducer_at_full_scale_has_no_trapped_device() {
     let mut sc = reproducer(10_000, "1h");
     sc.liveness_ttls = 1;
     let spec = RunSpec {
+        threads: 1,
         variant: "post-cr-expiry",
         cfg: &cfg,
         scenario: &sc,
@@ -747,6 +751,7 @@ fn the_issue_reproducer_at_full_scale_has_no_trapped_device() {
 
 fn spec_with<'a>(spec: &RunSpec<'a>, sc: &'a Scenario) -> RunSpec<'a> {
     RunSpec {
+        threads: 1,
         scenario: sc,
         ..*spec
     }
@@ -763,6 +768,7 @@ fn a_liveness_phase_too_short_leaves_slow_devices_not_trapped_ones() {
     sc.liveness_ttls = 1;
     assert!(sc.check_variant("post-cr-expiry", &cfg).is_err(), "refused");
     let spec = RunSpec {
+        threads: 1,
         variant: "post-cr-expiry",
         cfg: &cfg,
         scenario: &sc,
@@ -837,6 +843,7 @@ fn crashes_can_be_capped_per_user() {
     };
     let crashes = |sc: &Scenario| {
         let spec = RunSpec {
+            threads: 1,
             variant: "post-cr",
             cfg: &cfg,
             scenario: sc,
@@ -914,6 +921,7 @@ fn checker_and_simulator_agree_on_deadlock() {
             .clone()
             .map(|seed| {
                 let spec = RunSpec {
+                    threads: 1,
                     variant: &name,
                     cfg: &cfg,
                     scenario: &sc,

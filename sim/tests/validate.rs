@@ -214,6 +214,7 @@ fn sim_log(variant: &str, devices: u32) -> String {
     };
     let all: Vec<u32> = (0..devices).collect();
     let spec = RunSpec {
+        threads: 1,
         variant,
         cfg: &cfg,
         scenario: &scenario,

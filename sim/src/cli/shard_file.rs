@@ -8,9 +8,10 @@
 //! damaged), and nothing is overwritten. A last line without its newline was cut short by an
 //! interruption: it is dropped, and its unit runs again.
 
+use crate::engine::result::RunResult;
 use crate::engine::sweep::{Shard, SweepId, UnitRecord};
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// Why a shard file cannot be continued.
@@ -40,7 +41,8 @@ pub enum ShardFileError {
 pub struct ShardFile {
     path: PathBuf,
     file: std::fs::File,
-    done: BTreeMap<u64, UnitRecord>,
+    /// The units the file held when it was opened, and whether each failed (`fails`).
+    done: BTreeMap<u64, bool>,
 }
 
 impl ShardFile {
@@ -50,23 +52,41 @@ impl ShardFile {
     }
 
     /// Open `shard`'s file in `dir` for `sweep`, creating it (and `dir`) when there is none,
-    /// and read the units it already holds.
-    pub fn open(dir: &Path, shard: Shard, sweep: &SweepId) -> Result<ShardFile, ShardFileError> {
+    /// and read the units it already holds, one line at a time: only their indices and whether
+    /// each `fails` are kept, so that a long shard is continued in constant memory.
+    pub fn open(
+        dir: &Path,
+        shard: Shard,
+        sweep: &SweepId,
+        fails: &dyn Fn(&RunResult) -> bool,
+    ) -> Result<ShardFile, ShardFileError> {
         let path = ShardFile::path_in(dir, shard);
         let io = |source| ShardFileError::Io {
             path: path.clone(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        let mut reader = match std::fs::File::open(&path) {
+            Ok(f) => Some(std::io::BufReader::new(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io(e)),
         };
         let mut done = BTreeMap::new();
         // Only lines with their newline are complete; the rest was cut short.
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        for (n, line) in text[..complete].lines().enumerate() {
+        let (mut complete, mut total) = (0u64, 0u64);
+        let mut line = String::new();
+        for n in 0.. {
+            let Some(r) = reader.as_mut() else { break };
+            line.clear();
+            let read = r.read_line(&mut line).map_err(io)?;
+            if read == 0 {
+                break;
+            }
+            total += read as u64;
+            if !line.ends_with('\n') {
+                break;
+            }
+            complete = total;
             let foreign = |why: String| ShardFileError::Foreign {
                 path: path.clone(),
                 line: n + 1,
@@ -75,7 +95,7 @@ impl ShardFile {
             if line.trim().is_empty() {
                 continue;
             }
-            let rec: UnitRecord = serde_json::from_str(line).map_err(|e| {
+            let rec: UnitRecord = serde_json::from_str(&line).map_err(|e| {
                 foreign(format!("not a unit record of `imps simulate --shard`: {e}"))
             })?;
             if rec.sweep != *sweep {
@@ -96,7 +116,7 @@ impl ShardFile {
                     rec.unit, theirs.0, theirs.1
                 )));
             }
-            if done.insert(rec.unit, rec).is_some() {
+            if done.insert(rec.unit, fails(&rec.result)).is_some() {
                 return Err(foreign("a unit the file already holds".to_string()));
             }
         }
@@ -105,8 +125,9 @@ impl ShardFile {
             .append(true)
             .open(&path)
             .map_err(io)?;
-        if complete < text.len() {
-            file.set_len(complete as u64).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if complete < len {
+            file.set_len(complete).map_err(io)?;
         }
         file.flush().map_err(io)?;
         Ok(ShardFile { path, file, done })
@@ -117,8 +138,8 @@ impl ShardFile {
         &self.path
     }
 
-    /// The units the file held when it was opened, by unit index.
-    pub fn done(&self) -> &BTreeMap<u64, UnitRecord> {
+    /// The units the file held when it was opened, by unit index, and whether each failed.
+    pub fn done(&self) -> &BTreeMap<u64, bool> {
         &self.done
     }
 

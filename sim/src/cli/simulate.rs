@@ -10,6 +10,7 @@
 
 use crate::cli::flags;
 use crate::cli::shard_file::{ShardFile, ShardFileError};
+use crate::engine::partition;
 use crate::engine::plot;
 use crate::engine::report;
 use crate::engine::result::RunResult;
@@ -18,7 +19,7 @@ use crate::engine::scenario::{
 };
 use crate::engine::sim::{self, Progress, RunSpec, SimError};
 use crate::engine::sweep::{
-    aggregate, collect, parse_seeds, MergeError, Report, Shard, SweepId, UnitRecord,
+    aggregate, collect, parse_seeds, Aggregator, MergeError, Report, Shard, SweepId, UnitRecord,
 };
 use crate::engine::trace::{self as trace_render, TraceOf};
 use crate::output::{note, write_atomic};
@@ -89,6 +90,19 @@ pub struct SimulateArgs {
     /// as JSON Lines (stdout, or DIR/shard-K-of-N.jsonl with --out); combine with `imps merge`.
     #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     pub shard: Option<Shard>,
+    /// Threads to run a run's partitions of users on (default: all cores). The results,
+    /// digests included, are the same for every number of threads.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = flags::whole::<usize>("a number of threads", 1, MAX_THREADS as u64))]
+    pub threads: Option<usize>,
+}
+
+/// The most threads `--threads` takes.
+pub const MAX_THREADS: usize = 1024;
+
+/// The threads a run uses by default: every core the process may run on.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A seed range `[start, end)`.
@@ -335,6 +349,7 @@ fn run_unit(
     seed: u64,
     trace_devices: &[u32],
     check: bool,
+    threads: usize,
 ) -> Result<
     (
         RunResult,
@@ -346,6 +361,7 @@ fn run_unit(
 > {
     let (name, cfg) = &plan.variants[v];
     let spec = RunSpec {
+        threads,
         variant: name,
         cfg,
         scenario: &plan.sweep.scenario,
@@ -451,6 +467,11 @@ fn write_report_files(r: &Report, dir: &Path) -> Result<(), SimulateError> {
             "Time to recover a session",
             plot::time_to_recover(r).map_err(input)?,
         ),
+        (
+            "load.svg".into(),
+            "Requests per second at the server, by primitive",
+            plot::load(r).map_err(input)?,
+        ),
     ];
     if r.runs.len() > 1 {
         plots.push((
@@ -547,6 +568,26 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         ),
         out,
     )?;
+    let threads = args.threads.unwrap_or_else(default_threads);
+    for (name, cfg) in &plan.variants {
+        let sc = &sweep.scenario;
+        if let Some(why) = partition::coupling(cfg) {
+            note(&format!("imps simulate: variant {name}: {why}"));
+        } else {
+            let parts =
+                partition::partitions(sc.devices, sc.devices_per_user, sc.partition_users, cfg);
+            if parts.len() < threads {
+                note(&format!(
+                    "imps simulate: {threads} threads asked, but variant {name}'s runs have {} partition{} \
+                     (scenario.partition_users = {} users each): using {}",
+                    parts.len(),
+                    if parts.len() == 1 { "" } else { "s" },
+                    sc.partition_users,
+                    parts.len()
+                ));
+            }
+        }
+    }
     let single = sweep.units() == 1;
     let trace_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
     if !args.trace_devices.is_empty() || args.out.is_some() {
@@ -554,7 +595,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
     }
     // A shard with --out continues its file: the units an interrupted run finished are kept.
     let mut shard_file = match (args.shard, &args.out) {
-        (Some(shard), Some(dir)) => Some(ShardFile::open(dir, shard, sweep)?),
+        (Some(shard), Some(dir)) => Some(ShardFile::open(dir, shard, sweep, &failing)?),
         _ => None,
     };
     let kept = shard_file.as_ref().map_or(0, |f| f.done().len());
@@ -564,11 +605,12 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
             f.path().display()
         ));
     }
-    let mut results = Vec::new();
-    let mut records: Vec<UnitRecord> = shard_file
-        .as_ref()
-        .map(|f| f.done().values().cloned().collect())
-        .unwrap_or_default();
+    // Units are added up as they finish, and a shard's lines are written as they finish:
+    // nothing is kept per unit, so a sweep's memory does not grow with its seeds.
+    let mut aggregator = Aggregator::new(plan.sweep.clone());
+    let (mut shard_units, mut shard_failed) = shard_file.as_ref().map_or((0, false), |f| {
+        (f.done().len(), f.done().values().any(|b| *b))
+    });
     let mut mismatches = Vec::new();
     for i in 0..sweep.units() {
         if let Some(shard) = args.shard {
@@ -585,7 +627,7 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         let (_, seed) = sweep.unit(i);
         let v = (i % sweep.variants.len() as u64) as usize;
         let (result, trace, log, mismatch) =
-            run_unit(&plan, v, seed, &traced, args.check_determinism)?;
+            run_unit(&plan, v, seed, &traced, args.check_determinism, threads)?;
         if let Some(path) = &args.log {
             let text = crate::engine::vlog::jsonl(&log, sweep.scenario.devices_per_user);
             crate::output::write_atomic(path, text.as_bytes()).map_err(io(path))?;
@@ -607,6 +649,8 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         }
         mismatches.extend(mismatch);
         if args.shard.is_some() {
+            shard_units += 1;
+            shard_failed |= failing(&result);
             let rec = UnitRecord {
                 sweep: sweep.clone(),
                 unit: i,
@@ -622,9 +666,8 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
                         .map_err(stdout_err)?;
                 }
             }
-            records.push(rec);
         } else {
-            results.push(result);
+            aggregator.push(&result).map_err(|e| input(e.to_string()))?;
         }
     }
     for m in &mismatches {
@@ -637,18 +680,18 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         if let Some(f) = &shard_file {
             note(&format!(
                 "imps simulate: shard {shard}: {} units -> {}",
-                records.len(),
+                shard_units,
                 f.path().display()
             ));
         }
-        let bad = records.iter().any(|r| failing(&r.result)) || !mismatches.is_empty();
+        let bad = shard_failed || !mismatches.is_empty();
         return Ok(if bad {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
         });
     }
-    let report = aggregate(plan.sweep.clone(), &results).map_err(|e| input(e.to_string()))?;
+    let report = aggregator.finish().map_err(|e| input(e.to_string()))?;
     let code = emit(&report, args.format, args.out.as_deref(), out)?;
     if !mismatches.is_empty() {
         return Ok(ExitCode::from(1));

@@ -9,7 +9,11 @@
 //! * [`queue`]: events ordered by `(time, sequence)` in a radix heap.
 //! * [`rng`]: one seeded Xoshiro stream per device and purpose; deterministic samplers.
 //! * [`scenario`]: the typed scenario (devices, faults, timers) and its validation.
-//! * [`sim`]: the event loop: devices, server, network, crashes, monitors, metrics.
+//! * [`sim`]: the event loop of one partition: devices, server, network, crashes, outages,
+//!   monitors, metrics.
+//! * [`partition`]: a run cut into partitions of users, on threads, added up into one result
+//!   that does not depend on the threads.
+//! * [`grid`]: per-second figures (sessions, requests by primitive) that partitions add up.
 //! * [`classify`]: devices left without a session, trapped (the checker's deadlock) or slow.
 //! * [`result`]: what a run produces, as exact plain data.
 //! * [`sweep`]: (variant, seed) units, shards, and their aggregation into a report.
@@ -27,7 +31,7 @@
 //!
 //! let (_, cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
 //! let scenario = Scenario { devices: 200, duration: Dur(600_000), ..Scenario::default() };
-//! let spec = RunSpec { variant: "post-cr", cfg: &cfg, scenario: &scenario, seed: 7, trace_devices: &[] };
+//! let spec = RunSpec { threads: 2, variant: "post-cr", cfg: &cfg, scenario: &scenario, seed: 7, trace_devices: &[] };
 //! let a = run(&spec, &mut |_| {}).unwrap().result;
 //! let b = run(&spec, &mut |_| {}).unwrap().result;
 //! assert_eq!(a.digest, b.digest, "a seed reproduces the run");
@@ -35,7 +39,9 @@
 //! ```
 
 pub mod classify;
+pub mod grid;
 pub mod hist;
+pub mod partition;
 pub mod plot;
 pub mod queue;
 pub mod report;

@@ -1,5 +1,6 @@
 //! SVG plots of a report, with plotters: live and orphaned sessions over time, the
-//! time-to-recover distribution, and for comparisons the variants side by side.
+//! time-to-recover distribution, the server's load by primitive, and for comparisons the
+//! variants side by side.
 //!
 //! Text is drawn as SVG `<text>` (no font files needed); the output is a pure function of the
 //! report.
@@ -8,13 +9,18 @@ use super::sweep::Report;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-const COLORS: [RGBColor; 6] = [
+const COLORS: [RGBColor; 11] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
 ];
 
 fn color(i: usize) -> RGBColor {
@@ -241,6 +247,95 @@ pub fn comparison(r: &Report) -> Result<String, String> {
                     )
                     .map_err(err)?;
             }
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(buf)
+}
+
+/// The server's load: for each variant a panel with one line per primitive, the busiest
+/// second (requests per second) of each interval between two points of the sessions series;
+/// the grey line marks the outage when the scenario has one.
+pub fn load(r: &Report) -> Result<String, String> {
+    let mut buf = String::new();
+    {
+        let panels = r.runs.len().max(1);
+        let height = 80 + 320 * panels as u32;
+        let root = SVGBackend::with_string(&mut buf, (900, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let areas = root.split_evenly((panels, 1));
+        let outage_min = r
+            .runs
+            .iter()
+            .find_map(|v| v.storm.as_ref())
+            .map(|s| s.at_ms as f64 / 60_000.0);
+        for (i, area) in areas.iter().enumerate() {
+            let (Some(v), Some(series), Some(load)) =
+                (r.runs.get(i), r.series.get(i), r.load.get(i))
+            else {
+                continue;
+            };
+            let x_max = series
+                .last()
+                .map_or(1.0 / 60.0, |p| (p.t_ms as f64 / 60_000.0).max(1.0 / 60.0));
+            let y_max = load
+                .values()
+                .flat_map(|v| v.iter().copied())
+                .max()
+                .unwrap_or(0)
+                .max(1) as f64
+                * 1.08;
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!(
+                        "Requests per second at the server, by primitive: {}",
+                        v.variant
+                    ),
+                    ("sans-serif", 17),
+                )
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(80)
+                .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("simulated time (min)")
+                .y_desc("requests/s (busiest second)")
+                .y_label_formatter(&|y| format!("{}", *y as u64))
+                .draw()
+                .map_err(err)?;
+            if let Some(x) = outage_min {
+                chart
+                    .draw_series(LineSeries::new(
+                        vec![(x, 0.0), (x, y_max)],
+                        RGBColor(160, 160, 160),
+                    ))
+                    .map_err(err)?;
+            }
+            for (k, (name, points)) in load.iter().enumerate() {
+                let c = color(k);
+                chart
+                    .draw_series(LineSeries::new(
+                        series
+                            .iter()
+                            .zip(points)
+                            .map(|(s, p)| (s.t_ms as f64 / 60_000.0, *p as f64)),
+                        c.stroke_width(2),
+                    ))
+                    .map_err(err)?
+                    .label(name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
         }
         root.present().map_err(err)?;
     }

@@ -47,12 +47,16 @@ pub enum Kind {
     /// The device notices that its connection broke (a lost request or answer); payload:
     /// the connection epoch.
     ConnLost = 7,
-    /// A session's Time-To-Live timer at the server; payload: Session-ID.
+    /// A session's Time-To-Live timer at the server; payload: the Session-ID less the
+    /// partition's first Session-ID.
     Ttl = 8,
+    /// The correlated outage hits the device (`scenario.outage_*`); for a server restart, the
+    /// event is on the user's first device and hits the user's server shard.
+    Outage = 9,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Start,
         Kind::Crash,
         Kind::UserAct,
@@ -62,6 +66,7 @@ impl Kind {
         Kind::Push,
         Kind::ConnLost,
         Kind::Ttl,
+        Kind::Outage,
     ];
 
     /// The kind's name, for traces and errors.
@@ -76,6 +81,7 @@ impl Kind {
             Kind::Push => "push",
             Kind::ConnLost => "connection-lost",
             Kind::Ttl => "ttl",
+            Kind::Outage => "outage",
         }
     }
 }

@@ -60,6 +60,53 @@ fn recovery(v: &VariantReport) -> String {
     )
 }
 
+/// The server's load: the busiest second, and the busiest second of each primitive.
+fn load(v: &VariantReport) -> String {
+    if v.requests_by_primitive.is_empty() {
+        return "no request".into();
+    }
+    let kinds: Vec<String> = v
+        .requests_by_primitive
+        .iter()
+        .map(|(k, l)| format!("{k} {}", thousands(l.peak_per_s)))
+        .collect();
+    format!(
+        "peak {} requests/s; busiest second per primitive: {}",
+        thousands(v.server_peak_requests_per_s),
+        kinds.join(", ")
+    )
+}
+
+/// What the correlated outage did, or `None` without one.
+fn storm(v: &VariantReport) -> Option<String> {
+    let s = v.storm.as_ref()?;
+    let to99 = match v.time_to_99pct_sessions_ms {
+        Some(t) => format!("99 % back after {}", ms(t)),
+        None => "99 % never back".into(),
+    };
+    let per = match v.messages_per_reentry {
+        Some(m) => format!("{m:.2} messages per re-entry"),
+        None => "no device back in".into(),
+    };
+    let q = &s.time_to_reentry_ms;
+    Some(format!(
+        "{} at {}: {} devices with a session hit, {} back in; {to99}; {per}; re-entry p50 {}, p99 {}",
+        s.kind,
+        Dur(s.at_ms),
+        thousands(s.devices_hit),
+        thousands(s.devices_back),
+        ms(q.p50),
+        ms(q.p99)
+    ))
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 fn seeds(r: &Report) -> String {
     let [a, b] = r.sweep.seeds;
     if b == a + 1 {
@@ -168,13 +215,13 @@ fn paired_cell(v: Option<i128>, missing: &str, signed: bool) -> String {
 fn paired_rows<'a>(
     r: &Report,
     c: &'a super::sweep::Comparison,
-) -> [(&'static str, &'a Paired, &'static str); 8] {
+) -> Vec<(&'static str, &'a Paired, &'static str)> {
     let peak = if seed_count(r) == 1 {
         "orphaned peak"
     } else {
         "orphaned peak (max)"
     };
-    [
+    let mut rows = vec![
         ("trapped devices", &c.trapped_devices, "stopped"),
         ("slow devices", &c.slow_devices, "stopped"),
         (peak, &c.orphan_sessions_peak, "-"),
@@ -183,7 +230,30 @@ fn paired_rows<'a>(
         ("availability (ppm)", &c.availability_ppm, "-"),
         ("logins attempted", &c.logins_attempted, "-"),
         ("messages", &c.messages, "-"),
-    ]
+        ("peak requests/s", &c.server_peak_requests_per_s, "-"),
+    ];
+    if r.runs.iter().any(|v| v.storm.is_some()) {
+        rows.push(("99 % back (ms)", &c.time_to_99pct_sessions_ms, "never"));
+    }
+    rows
+}
+
+/// The messages per device back in after the outage, both variants and their ratio.
+fn reentry_line(c: &super::sweep::Comparison) -> Option<String> {
+    let m = &c.messages_per_reentry;
+    if m.baseline.is_none() && m.variant.is_none() {
+        return None;
+    }
+    let f = |x: Option<f64>| x.map_or("- (no device back in)".to_string(), |x| format!("{x:.2}"));
+    Some(format!(
+        "messages per re-entry after the outage: {} {}, {} {}{}",
+        c.baseline,
+        f(m.baseline),
+        c.variant,
+        f(m.variant),
+        m.ratio
+            .map_or(String::new(), |r| format!(" ({r:.2} times)"))
+    ))
 }
 
 /// Why cells of a comparison are missing, one sentence per reason.
@@ -245,6 +315,10 @@ pub fn text(r: &Report) -> String {
         );
         let _ = writeln!(o, "  result codes  {}", codes(v));
         let _ = writeln!(o, "  recovery      {}", recovery(v));
+        let _ = writeln!(o, "  load          {}", load(v));
+        if let Some(line) = storm(v) {
+            let _ = writeln!(o, "  storm         {line}");
+        }
         let (peak, end) = over_seeds(r);
         let _ = writeln!(
             o,
@@ -316,6 +390,9 @@ pub fn text(r: &Report) -> String {
                 c.variant,
                 c.trapped_only_variant
             );
+        }
+        if let Some(line) = reentry_line(c) {
+            let _ = writeln!(o, "  {line}");
         }
         for n in paired_notes(r, c) {
             let _ = writeln!(o, "  {n}");
@@ -426,6 +503,10 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
     });
     row("result codes", &codes);
     row("time to recover", &recovery);
+    row("server load", &load);
+    if r.runs.iter().any(|v| v.storm.is_some()) {
+        row("storm", &|v| storm(v).unwrap_or_else(|| "-".into()));
+    }
     let (peak, end) = over_seeds(r);
     row(&format!("live sessions peak{peak}"), &|v| {
         thousands(v.live_sessions_peak)
@@ -447,15 +528,19 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
             thousands(v.sessions.recovered)
         )
     });
-    row("sessions ended: logout / expired / replaced", &|v| {
-        let s = &v.sessions;
-        format!(
-            "{} / {} / {}",
-            thousands(s.ended_logout),
-            thousands(s.ended_expired),
-            thousands(s.ended_replaced)
-        )
-    });
+    row(
+        "sessions ended: logout / expired / replaced / server restart",
+        &|v| {
+            let s = &v.sessions;
+            format!(
+                "{} / {} / {} / {}",
+                thousands(s.ended_logout),
+                thousands(s.ended_expired),
+                thousands(s.ended_replaced),
+                thousands(s.ended_restart)
+            )
+        },
+    );
     row("crashes / messages lost", &|v| {
         format!(
             "{} / {}",
@@ -505,6 +590,9 @@ pub fn markdown(r: &Report, plots: &[(&str, &str)]) -> String {
                         " (counted over the first 10,000 trapped ids of each run)"
                     }
                 );
+            }
+            if let Some(line) = reentry_line(c) {
+                let _ = writeln!(o, "{}.", capitalize(&line));
             }
             o.push('\n');
             for n in paired_notes(r, c) {

@@ -44,12 +44,14 @@ pub struct Sessions {
     pub ended_expired: u64,
     /// Sessions ended to let another login in (`replace-old`).
     pub ended_replaced: u64,
-    /// Most active sessions at once.
+    /// Sessions lost in a server restart (`scenario.outage_kind = "server-restart"`).
+    pub ended_restart: u64,
+    /// Most active sessions at a whole second of simulated time ([`super::grid`]).
     pub live_peak: u64,
     /// Active sessions at the end.
     pub live_end: u64,
-    /// Most orphaned sessions at once: active at the server, but neither the current nor the
-    /// stored session of their device, so that nothing but expiry will ever end them.
+    /// Most orphaned sessions at a whole second: active at the server, but neither the current
+    /// nor the stored session of their device, so that nothing but expiry will ever end them.
     pub orphan_peak: u64,
     /// Orphaned sessions at the end.
     pub orphan_end: u64,
@@ -67,6 +69,10 @@ pub struct Faults {
     pub connection_losses: u64,
     /// Answers the server produced for a connection already gone (crash or loss).
     pub answers_to_dead_connections: u64,
+    /// Crashes of the correlated outage (also counted in `crashes`).
+    pub outage_crashes: u64,
+    /// Connections the correlated outage dropped (not counted in `connection_losses`).
+    pub outage_connection_losses: u64,
 }
 
 /// One point of the sessions-over-time series.
@@ -95,12 +101,61 @@ pub struct ViolationRecord {
     pub expected: bool,
     /// Events at which the monitor reported it.
     pub count: u64,
-    /// The first such event's number (1-based).
+    /// The first such event's number (1-based) in the run of its device's partition (the
+    /// earliest in simulated time over the partitions, the lowest partition on a tie).
     pub first_event: u64,
     /// Its simulated time, ms.
     pub first_time_ms: u64,
     /// The device of that event.
     pub first_device: u32,
+}
+
+/// Requests of one kind the server received.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimitiveLoad {
+    /// In the whole run.
+    pub total: u64,
+    /// In the busiest second.
+    pub peak_per_s: u64,
+}
+
+/// The server's load: requests received per second of simulated time ([`super::grid`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Requests in the busiest second, all kinds together.
+    pub peak_requests_per_s: u64,
+    /// The start of that second, ms.
+    pub peak_at_ms: u64,
+    /// Per kind received (wire name, `Status` for a client's answer to a Disconnect).
+    pub by_primitive: BTreeMap<String, PrimitiveLoad>,
+    /// Per kind, for each point of [`RunResult::series`]: the busiest second since the
+    /// previous point (requests per second), for the load plot.
+    pub series: BTreeMap<String, Vec<u64>>,
+}
+
+/// What a correlated outage did (`scenario.outage_*`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storm {
+    /// `crash`, `connection-loss` or `server-restart`.
+    pub kind: String,
+    /// When it hit, ms.
+    pub at_ms: u64,
+    /// Devices that held a session when it hit them (for a server restart: devices of the
+    /// users hit holding a session): the devices that have to get back in.
+    pub devices_hit: u64,
+    /// Of those, the ones that held a session again (a new or recovered one) before the end.
+    pub devices_back: u64,
+    /// From the outage to the first whole second at which 99 % of the devices hit were back
+    /// in, ms; `None` when that never happened.
+    pub time_to_99pct_sessions_ms: Option<u64>,
+    /// Messages (requests, answers, Disconnects, lost ones included) of the devices that got
+    /// back in, from the outage to the moment each held a session again.
+    pub messages_to_reentry: u64,
+    /// From the outage to holding a session again, per device back in, ms.
+    pub time_to_reentry_ms: LogHistogram,
 }
 
 /// The most trapped (and the most slow) device ids a result carries.
@@ -157,6 +212,12 @@ pub struct RunResult {
     pub downtime_ms: u64,
     /// Live and orphaned sessions over time.
     pub series: Vec<Sample>,
+    /// Requests the server received per second, by primitive.
+    pub load: Load,
+    /// What the correlated outage did; `None` without one.
+    pub storm: Option<Storm>,
+    /// Partitions the run was cut into ([`super::partition`]).
+    pub partitions: u32,
     /// Properties violated, in report order.
     pub violations: Vec<ViolationRecord>,
     /// The invariant whose violation stopped the run, if one did.

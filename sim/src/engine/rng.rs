@@ -29,6 +29,11 @@ pub enum Purpose {
     User = 2,
     /// Latency and loss of each message, back-off jitter: consumed per message.
     Network = 3,
+    /// Whether the correlated outage hits the device, and its restart delay after an outage
+    /// crash: independent of the protocol.
+    Outage = 4,
+    /// Whether a server restart hits the user's shard (keyed by the user, not a device).
+    ServerOutage = 5,
 }
 
 /// One SplitMix64 step (Steele, Lea and Flood, 2014).

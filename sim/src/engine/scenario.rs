@@ -229,6 +229,48 @@ pub struct Scenario {
     pub stop_on_violation: bool,
     /// Points of the live/orphaned sessions time series.
     pub samples: u32,
+    /// Users per partition: the run is cut into partitions of this many consecutive users
+    /// (user `u` is in partition `u / partition_users`), each simulated with its own event
+    /// queue, and the partitions run on `--threads` threads. The result depends on it only
+    /// through the digest (which combines the partitions' digests); it never depends on the
+    /// number of threads. A variant with `server.max_sessions_total` couples all users: its
+    /// runs are one partition whatever this says.
+    pub partition_users: u32,
+    /// When the correlated outage hits (`outage_fraction` > 0), from time 0; within the
+    /// faulty phase.
+    pub outage_at: Dur,
+    /// The share of devices (`crash`, `connection-loss`) or of users (`server-restart`) the
+    /// outage hits, 0 to 1; 0: no outage.
+    pub outage_fraction: f64,
+    /// What the outage does.
+    pub outage_kind: OutageKind,
+}
+
+/// A correlated outage: many devices hit at the same instant (`scenario.outage_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutageKind {
+    /// The devices hit crash together (a faulty app update, a power cut): volatile state
+    /// lost, the stored Session-ID kept; each restarts after its restart delay.
+    Crash,
+    /// The devices' connections drop (a cell or proxy outage): answers in flight are lost,
+    /// the devices live on and re-establish their sessions (`Client::connection_lost`).
+    ConnectionLoss,
+    /// The server shards of the users hit restart and lose every session of those users, or
+    /// keep them inactive, recoverable, when `server.keep_context_after_termination` says so
+    /// (`UserServer::restart`); the devices find out at their next request (604).
+    ServerRestart,
+}
+
+impl OutageKind {
+    /// The name in scenario files and JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OutageKind::Crash => "crash",
+            OutageKind::ConnectionLoss => "connection-loss",
+            OutageKind::ServerRestart => "server-restart",
+        }
+    }
 }
 
 impl Default for Scenario {
@@ -257,6 +299,10 @@ impl Default for Scenario {
             liveness_ttls: 2,
             stop_on_violation: true,
             samples: 240,
+            partition_users: 1024,
+            outage_at: Dur(1_800_000),
+            outage_fraction: 0.0,
+            outage_kind: OutageKind::Crash,
         }
     }
 }
@@ -305,6 +351,10 @@ pub const SCENARIO_KNOBS: &[ScenarioKnob] = &[
     ScenarioKnob { key: "scenario.liveness_ttls", meaning: "liveness phase length in TTLs; devices without a session at its end are trapped or slow; at least the way back in" },
     ScenarioKnob { key: "scenario.stop_on_violation", meaning: "stop at the first unexpected safety-invariant violation" },
     ScenarioKnob { key: "scenario.samples", meaning: "points of the sessions-over-time series" },
+    ScenarioKnob { key: "scenario.partition_users", meaning: "users per partition (each with its own event queue; partitions run on --threads threads); changes the digest only" },
+    ScenarioKnob { key: "scenario.outage_at", meaning: "when the correlated outage hits (with outage_fraction > 0); within the faulty phase" },
+    ScenarioKnob { key: "scenario.outage_fraction", meaning: "share of devices (crash, connection-loss) or users (server-restart) the outage hits, 0..=1; 0: none" },
+    ScenarioKnob { key: "scenario.outage_kind", meaning: "crash | connection-loss | server-restart" },
 ];
 
 /// Why the simulator does not use a variant's `env.*` knob, and what plays its part there;
@@ -624,6 +674,15 @@ impl Scenario {
         if s.liveness_ttls == 0 {
             return fail("liveness_ttls", "expected at least 1, found 0".into());
         }
+        if s.partition_users == 0 {
+            return fail("partition_users", "expected at least 1, found 0".into());
+        }
+        if !(0.0..=1.0).contains(&s.outage_fraction) {
+            return fail(
+                "outage_fraction",
+                format!("expected a share in 0..=1, found {}", s.outage_fraction),
+            );
+        }
         if !(2..=10_000).contains(&s.samples) {
             return fail(
                 "samples",
@@ -672,6 +731,13 @@ impl Scenario {
     /// faulty phase, or a device that never powered on (or did so too late to be measured by the
     /// liveness phase) would count as one without a session.
     pub fn check_phases(&self) -> Result<(), String> {
+        if self.outage_fraction > 0.0 && self.outage_at >= self.duration {
+            return Err(format!(
+                "scenario.outage_at: the outage would hit at {}, not within the faulty phase (scenario.duration {}); \
+                 set scenario.outage_at below scenario.duration",
+                self.outage_at, self.duration
+            ));
+        }
         if self.start_spread > self.duration {
             return Err(format!(
                 "scenario.start_spread: devices power on up to {} after time 0, after the faulty phase ends \

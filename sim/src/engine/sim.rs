@@ -1,17 +1,20 @@
-//! The simulation: devices running the protocol core's [`Client`], one [`UserServer`] per user,
-//! a network with latency and loss, crashes, timers, and the CR's monitors after every event.
+//! The simulation of one partition: devices running the protocol core's [`Client`], one
+//! [`UserServer`] per user, a network with latency and loss, crashes, a correlated outage,
+//! timers, and the CR's monitors after every event. [`super::partition`] cuts a run into
+//! partitions of users, runs them on threads and adds their outputs up into the run's result.
 
 use super::classify::{self, Classifier, ClassifyError, Pending, UserState};
+use super::grid::{req_kind, Grid};
 use super::hist::LogHistogram;
 use super::queue::{Event, Kind, RadixQueue, AUX_MASK, MAX_SEQ};
-use super::result::{Faults, Logins, RunResult, Sample, Sessions, ViolationRecord, MAX_STUCK_IDS};
-use super::rng::{event_stream, exponential, stream, uniform_u64, ExpTable, Purpose};
-use super::scenario::Scenario;
+use super::result::{Faults, Logins, RunResult, Sample, Sessions, MAX_STUCK_IDS};
+use super::rng::{event_stream, exponential, stream, uniform_u64, unit, ExpTable, Purpose};
+use super::scenario::{OutageKind, Scenario};
 use super::vlog::{LogEntry, LogWhat, MAX_LOG_ENTRIES};
 use imps_model::client::{Client, ClientNote, ClientOut, ClientTimer, Phase, UserAction};
 use imps_model::config::{Config, Verdict};
 use imps_model::msg::{DeviceId, Envelope, Primitive, SessionId, UserId};
-use imps_model::props::{self, ClientInput, Kind as PropKind, Prop, PropSet, ServerStep};
+use imps_model::props::{self, ClientInput, Prop, PropSet, ServerStep};
 use imps_model::server::{
     EndCause, Origin, ServerEvent, ServerOut, ServerShared, Session, UserServer,
 };
@@ -144,6 +147,9 @@ pub struct TraceEntry {
 /// What a run needs.
 #[derive(Clone, Copy, Debug)]
 pub struct RunSpec<'a> {
+    /// Threads to run the partitions on (at least 1; more than the partitions are not used).
+    /// The result does not depend on it.
+    pub threads: usize,
     /// The variant's name (for the result).
     pub variant: &'a str,
     /// The variant.
@@ -159,6 +165,8 @@ pub struct RunSpec<'a> {
 /// What a run returns.
 #[derive(Clone, Debug)]
 pub struct RunOutput {
+    /// Threads the partitions ran on (fewer than asked when there are fewer partitions).
+    pub threads: usize,
     /// The result.
     pub result: RunResult,
     /// The traced devices' messages, in event order.
@@ -195,6 +203,8 @@ struct Params {
     sample_every_ms: u64,
     samples: u32,
     stop_on_violation: bool,
+    /// The correlated outage: when, what, and `fraction * 2^53` (compared with 53 random bits).
+    outage: Option<(u64, OutageKind, f64)>,
 }
 
 impl Params {
@@ -225,6 +235,11 @@ impl Params {
             sample_every_ms: (end_ms / u64::from(sc.samples - 1)).max(1),
             samples: sc.samples,
             stop_on_violation: sc.stop_on_violation,
+            outage: (sc.outage_fraction > 0.0).then_some((
+                sc.outage_at.ms(),
+                sc.outage_kind,
+                sc.outage_fraction,
+            )),
         }
     }
 }
@@ -292,12 +307,84 @@ struct Metrics {
     witnesses: PropSet,
 }
 
-/// The simulation state.
+/// One partition of a run: consecutive users and their devices ([`super::partition`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Its index, from 0.
+    pub index: u32,
+    /// Its first device.
+    pub first_device: u32,
+    /// Its devices.
+    pub devices: u32,
+    /// Its Session-IDs are `session_base..session_base + session_span`, so that a Session-ID
+    /// names one session in the whole run.
+    pub session_base: u32,
+    /// How many Session-IDs it may hand out.
+    pub session_span: u32,
+}
+
+/// What one partition produced, for [`super::partition`] to add up.
+#[derive(Debug)]
+pub struct PartOutput {
+    /// The partition.
+    pub part: Part,
+    /// The invariant whose violation stopped it, and the time, ms.
+    pub stop: Option<(Prop, u64)>,
+    /// It ran to a time set from outside (another partition's stop) and was not classified.
+    pub halted: bool,
+    /// Simulated time at which it ended, ms.
+    pub end_ms: u64,
+    /// Events processed.
+    pub events: u64,
+    /// xxh3-64 of its event sequence.
+    pub digest: u64,
+    /// Login counts.
+    pub logins: Logins,
+    /// Messages the server sent, by result code (index: the code, 0..1000).
+    pub result_codes: Vec<u64>,
+    /// Time to recover a session.
+    pub ttr: LogHistogram,
+    /// Session counts (peaks are the grid's).
+    pub sessions: Sessions,
+    /// Fault counts.
+    pub faults: Faults,
+    /// Messages.
+    pub messages: u64,
+    /// Trapped devices, and the first [`MAX_STUCK_IDS`] of them.
+    pub trapped: (u64, Vec<u32>),
+    /// Slow devices, and the first [`MAX_STUCK_IDS`] of them.
+    pub slow: (u64, Vec<u32>),
+    /// Device-time without a session, ms.
+    pub downtime_ms: u64,
+    /// The sessions-over-time samples.
+    pub series: Vec<Sample>,
+    /// The per-second figures.
+    pub grid: Grid,
+    /// Per property (index: `Prop as usize`): count, first event, its time, its device.
+    pub violations: Vec<(u64, u64, u64, u32)>,
+    /// Witnesses reached.
+    pub witnesses: PropSet,
+    /// The outage: devices hit, devices back, their messages until back, time to get back.
+    pub storm: Option<(u64, u64, u64, LogHistogram)>,
+    /// The traced devices' messages, in event order.
+    pub trace: Vec<TraceEntry>,
+    /// The traced devices' validation-log entries, in the order they went on the wire.
+    pub log: Vec<LogEntry>,
+}
+
+/// `reentry` of a device that the outage did not hit, or that is back in.
+const NOT_REENTERING: u32 = u32::MAX;
+
+/// The simulation state of one partition.
 pub struct Sim<'a> {
     cfg: &'a Config,
-    variant: &'a str,
     p: Params,
     seed: u64,
+    part: Part,
+    /// The partition's first device and first user: tables are indexed from them.
+    first: u32,
+    first_user: u32,
+    /// Devices in the partition.
     devices: u32,
     now: u64,
     events: u64,
@@ -319,6 +406,16 @@ pub struct Sim<'a> {
     digest: Xxh3,
     liveness: bool,
     next_sample: u64,
+    grid: Grid,
+    /// The next whole second of the grid to record.
+    next_second: u64,
+    /// Per device, with an outage: messages since the outage hit it, until it is back in;
+    /// [`NOT_REENTERING`] otherwise. Empty without an outage.
+    reentry: Vec<u32>,
+    storm_hit: u64,
+    storm_back: u64,
+    storm_messages: u64,
+    storm_ttr: LogHistogram,
     traced: Vec<u32>,
     trace: Vec<TraceEntry>,
     log: Vec<LogEntry>,
@@ -404,17 +501,20 @@ fn orphan_view(
 }
 
 impl<'a> Sim<'a> {
-    /// Set up a run: every device down, its start and first crash scheduled.
-    pub fn new(spec: &RunSpec<'a>) -> Sim<'a> {
+    /// Set up a partition: every device down, its start, first crash and outage scheduled.
+    pub fn new(spec: &RunSpec<'a>, part: Part) -> Sim<'a> {
         let sc = spec.scenario;
         let p = Params::new(sc, spec.cfg);
-        let n = sc.devices;
+        let first = part.first_device;
+        let n = part.devices;
+        debug_assert_eq!(first % p.dpu, 0, "invariant: a partition holds whole users");
+        let first_user = first / p.dpu;
         let users = n.div_ceil(p.dpu);
         let mut traced: Vec<u32> = spec
             .trace_devices
             .iter()
             .copied()
-            .filter(|&d| d < n)
+            .filter(|&d| d >= first && d - first < n)
             .collect();
         traced.sort_unstable();
         traced.dedup();
@@ -427,10 +527,13 @@ impl<'a> Sim<'a> {
             }
             s
         };
+        let outage = p.outage.is_some();
         let mut sim = Sim {
             cfg: spec.cfg,
-            variant: spec.variant,
             seed: spec.seed,
+            part,
+            first,
+            first_user,
             devices: n,
             now: 0,
             events: 0,
@@ -442,7 +545,10 @@ impl<'a> Sim<'a> {
             orphans: vec![0; users as usize],
             orphans_total: 0,
             holding: 0,
-            shared: ServerShared::default(),
+            shared: ServerShared {
+                next_session_id: part.session_base,
+                active_total: 0,
+            },
             slab: Vec::new(),
             free: Vec::new(),
             before: UserServer::default(),
@@ -457,6 +563,17 @@ impl<'a> Sim<'a> {
             digest: Xxh3::new(),
             liveness: false,
             next_sample: 0,
+            grid: Grid::new(p.end_ms, outage),
+            next_second: 0,
+            reentry: if outage {
+                vec![NOT_REENTERING; n as usize]
+            } else {
+                Vec::new()
+            },
+            storm_hit: 0,
+            storm_back: 0,
+            storm_messages: 0,
+            storm_ttr: LogHistogram::new(),
             traced,
             trace: Vec::new(),
             log: Vec::new(),
@@ -466,7 +583,7 @@ impl<'a> Sim<'a> {
             beyond: Vec::new(),
             p,
         };
-        for d in 0..n {
+        for d in first..first + n {
             let mut behaviour = event_stream(spec.seed, d, Purpose::Behaviour, 0);
             let start = if sim.p.start_spread_ms > 0 {
                 uniform_u64(&mut behaviour, 0, sim.p.start_spread_ms - 1)
@@ -506,8 +623,40 @@ impl<'a> Sim<'a> {
             if let Some(t) = first_act.filter(|&t| t < sim.p.faulty_end_ms) {
                 sim.schedule(t, d, Kind::UserAct, 0);
             }
+            if let Some((at, kind, fraction)) = sim.p.outage {
+                let hit = match kind {
+                    OutageKind::Crash | OutageKind::ConnectionLoss => {
+                        unit(&mut event_stream(spec.seed, d, Purpose::Outage, 0)) < fraction
+                    }
+                    // One draw per user, keyed by the user: its server shard restarts or not.
+                    OutageKind::ServerRestart => {
+                        d % sim.p.dpu == 0
+                            && unit(&mut event_stream(
+                                spec.seed,
+                                d / sim.p.dpu,
+                                Purpose::ServerOutage,
+                                0,
+                            )) < fraction
+                    }
+                };
+                if hit {
+                    sim.schedule(at, d, Kind::Outage, 0);
+                }
+            }
         }
         sim
+    }
+
+    /// The index of device `d` in the partition's tables.
+    #[inline]
+    const fn ix(&self, d: u32) -> usize {
+        (d - self.first) as usize
+    }
+
+    /// The index of device `d`'s user in the partition's tables.
+    #[inline]
+    const fn uix(&self, d: u32) -> usize {
+        (d / self.p.dpu - self.first_user) as usize
     }
 
     #[inline]
@@ -596,7 +745,8 @@ impl<'a> Sim<'a> {
     /// the high half for the latency, the low half for the loss. Both are always drawn, so that
     /// the stream advances the same way in the faulty and the liveness phase.
     fn wire(&mut self, d: u32) -> (u64, bool) {
-        let x = self.hot[d as usize].net.next_u64();
+        let i = self.ix(d);
+        let x = self.hot[i].net.next_u64();
         let tail = self.exp.sample_bits((x >> 32) as u32, self.p.lat_tail_ms);
         let lat = ((self.p.lat_min_ms + tail) as u64).min(self.p.lat_max_ms);
         let lost = !self.liveness && (x & 0xFFFF_FFFF) < self.p.loss_threshold;
@@ -610,11 +760,19 @@ impl<'a> Sim<'a> {
     /// number), so the batch is processed in exactly the queue's order; knowing it in advance
     /// lets `Sim::touch` load the batch's devices and users from memory in parallel before
     /// they are processed one by one.
-    pub fn run(mut self, progress: &mut dyn FnMut(Progress)) -> Result<RunOutput, SimError> {
+    ///
+    /// With `halt_ms`, the partition stops after its events at `halt_ms` (another partition
+    /// was stopped by a violation then): it is not classified, and its figures end there.
+    pub fn run(
+        mut self,
+        halt_ms: Option<u64>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<PartOutput, SimError> {
         let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+        let last_ms = halt_ms.map_or(self.p.end_ms, |h| h.min(self.p.end_ms));
         'run: while let Some(first) = self.queue.pop() {
             let t = first.time_ms();
-            if t > self.p.end_ms {
+            if t > last_ms {
                 break;
             }
             batch.clear();
@@ -630,6 +788,9 @@ impl<'a> Sim<'a> {
             }
             while self.next_sample <= t {
                 self.sample();
+            }
+            while self.next_second * 1000 <= t {
+                self.second();
             }
             if !self.liveness && t >= self.p.faulty_end_ms {
                 self.liveness = true;
@@ -654,13 +815,121 @@ impl<'a> Sim<'a> {
                 }
             }
         }
-        if self.stop.is_none() {
+        let halted = self.stop.is_none() && last_ms < self.p.end_ms;
+        if halted {
+            // Nothing happened in this partition between its last event and the halt: the
+            // samples and seconds up to the halt are its state as it stands.
+            self.now = last_ms;
+            while self.next_sample <= last_ms && self.m.series.len() < self.p.samples as usize {
+                self.sample();
+            }
+            while self.next_second * 1000 <= last_ms {
+                self.second();
+            }
+        } else if self.stop.is_none() {
             self.now = self.p.end_ms;
             while self.m.series.len() < self.p.samples as usize {
                 self.sample();
             }
+            while (self.next_second as usize) < self.grid.live.len() {
+                self.second();
+            }
         }
-        self.finish()
+        self.finish(halted)
+    }
+
+    /// Record the grid's next whole second ([`Grid`]).
+    fn second(&mut self) {
+        let s = self.next_second as usize;
+        if let Some(x) = self.grid.live.get_mut(s) {
+            *x = self.shared.active_total;
+            self.grid.holding[s] = self.holding as u32;
+            self.grid.orphans[s] = self.orphans_total.min(u64::from(u32::MAX)) as u32;
+        }
+        self.next_second += 1;
+    }
+
+    /// The correlated outage hits device `d` (for a server restart, `d`'s user's shard).
+    fn outage(&mut self, d: u32) {
+        let (_, kind, _) = self
+            .p
+            .outage
+            .expect("invariant: outage events only with an outage");
+        let di = self.ix(d);
+        match kind {
+            OutageKind::Crash => {
+                if self.hot[di].client.phase == Phase::Down {
+                    return;
+                }
+                self.hit(di);
+                let mut rng = event_stream(self.seed, d, Purpose::Outage, 0);
+                let _hit_draw = rng.next_u64();
+                let restart = uniform_u64(&mut rng, self.p.restart_min_ms, self.p.restart_max_ms);
+                self.m.faults.outage_crashes += 1;
+                self.crash(d, restart, false);
+            }
+            OutageKind::ConnectionLoss => {
+                if self.hot[di].client.phase == Phase::Down {
+                    return;
+                }
+                self.hit(di);
+                let dev = &mut self.devs[di];
+                dev.epoch = dev.epoch.wrapping_add(1);
+                self.m.faults.outage_connection_losses += 1;
+                let c = &mut self.hot[di].client;
+                let before = *c;
+                let mut out = ClientOut::default();
+                c.connection_lost(&mut out);
+                self.record(d, TraceWhat::Note("connection lost (outage)"));
+                self.log_entry(d, LogWhat::Event(EventKind::ConnectionLost));
+                self.after_client(d, &before, ClientInput::Other, &out);
+            }
+            OutageKind::ServerRestart => {
+                let first = d;
+                let last = (d + self.p.dpu).min(self.first + self.devices);
+                for x in first..last {
+                    self.hit(self.ix(x));
+                }
+                let u = self.uix(d);
+                let us = &self.users[u];
+                self.before.sessions.clone_from(&us.sessions);
+                self.before.roster = us.roster;
+                self.before.presence_writer = us.presence_writer;
+                let ended = self.users[u].restart(self.cfg, &mut self.shared);
+                self.m.sessions.ended_restart += u64::from(ended);
+                for x in first..last {
+                    self.record(x, TraceWhat::Note("the server restarted"));
+                }
+                let mut found = PropSet::default();
+                if !same_table(&self.before, &self.users[u]) {
+                    props::check_user_state(self.cfg, &self.users[u], &mut found);
+                    props::check_server_totals(self.cfg, self.shared.active_total, &mut found);
+                    self.recount_orphans(u);
+                }
+                self.found(found, d);
+            }
+        }
+    }
+
+    /// The outage hits the device at index `i`: when it holds a session, it has to get back in.
+    fn hit(&mut self, i: usize) {
+        if holds(&self.hot[i].client.phase) {
+            self.reentry[i] = 0;
+            self.storm_hit += 1;
+        }
+    }
+
+    /// The device at index `i`, hit by the outage, holds a session again.
+    fn back_in(&mut self, i: usize) {
+        let (at, _, _) = self
+            .p
+            .outage
+            .expect("invariant: devices are hit only with an outage");
+        self.storm_back += 1;
+        self.storm_messages += u64::from(self.reentry[i]);
+        self.storm_ttr.record(self.now - at);
+        self.grid.back[(self.now / 1000) as usize] += 1;
+        self.reentry[i] = NOT_REENTERING;
     }
 
     /// Read a word of every device, user and session table the batch will touch, so that the
@@ -668,18 +937,16 @@ impl<'a> Sim<'a> {
     fn touch(&self, batch: &[Event]) {
         let mut acc = 0u64;
         for ev in batch {
-            if let (Some(h), Some(dev)) = (
-                self.hot.get(ev.device as usize),
-                self.devs.get(ev.device as usize),
-            ) {
+            let i = ev.device.wrapping_sub(self.first) as usize;
+            if let (Some(h), Some(dev)) = (self.hot.get(i), self.devs.get(i)) {
                 acc ^= u64::from(dev.epoch) ^ u64::from(h.client.last_tid);
             }
-            if let Some(us) = self.users.get((ev.device / self.p.dpu) as usize) {
+            if let Some(us) = self.users.get(self.uix(ev.device)) {
                 acc ^= us.sessions.len() as u64 ^ u64::from(us.roster);
             }
         }
         for ev in batch {
-            if let Some(us) = self.users.get((ev.device / self.p.dpu) as usize) {
+            if let Some(us) = self.users.get(self.uix(ev.device)) {
                 acc ^= us.sessions.first().map_or(0, |s| u64::from(s.keep_alive_s));
                 acc ^= us.sessions.last().map_or(0, |s| s.last_active_ms);
             }
@@ -702,7 +969,7 @@ impl<'a> Sim<'a> {
 
     fn dispatch(&mut self, ev: Event) {
         let d = ev.device;
-        let di = d as usize;
+        let di = self.ix(d);
         match ev.kind() {
             Kind::Start => {
                 let dev = &mut self.devs[di];
@@ -736,7 +1003,7 @@ impl<'a> Sim<'a> {
                     self.schedule(self.now + gap, d, Kind::Crash, 0);
                 }
                 if self.hot[di].client.phase != Phase::Down {
-                    self.crash(d, restart);
+                    self.crash(d, restart, true);
                 }
             }
             Kind::UserAct => {
@@ -799,6 +1066,8 @@ impl<'a> Sim<'a> {
             Kind::ToServer => {
                 let msg = self.take(ev.aux());
                 self.devs[di].in_flight -= 1;
+                let second = &mut self.grid.load[(self.now / 1000) as usize];
+                second[req_kind(&msg.env.body)] += 1;
                 self.record(
                     d,
                     TraceWhat::Message {
@@ -867,24 +1136,30 @@ impl<'a> Sim<'a> {
                 self.log_entry(d, LogWhat::Event(EventKind::ConnectionLost));
                 self.after_client(d, &before, ClientInput::Other, &out);
             }
-            Kind::Ttl => self.ttl(d, SessionId(ev.aux())),
+            Kind::Ttl => self.ttl(d, SessionId(self.part.session_base + ev.aux())),
+            Kind::Outage => self.outage(d),
         }
     }
 
     /// Crashes of the devices of `d`'s user so far.
     fn user_crashes(&self, d: u32) -> u32 {
-        let first = d / self.p.dpu * self.p.dpu;
-        let last = (first + self.p.dpu).min(self.devices);
-        self.devs[first as usize..last as usize]
+        let first = self.ix(d / self.p.dpu * self.p.dpu);
+        let last = (first + self.p.dpu as usize).min(self.devices as usize);
+        self.devs[first..last]
             .iter()
             .map(|x| u32::from(x.crashes))
             .sum()
     }
 
-    fn crash(&mut self, d: u32, restart_ms: u64) {
-        let dev = &mut self.devs[d as usize];
-        dev.crashes = dev.crashes.saturating_add(1);
-        let c = &mut self.hot[d as usize].client;
+    /// Crash device `d`, to restart after `restart_ms`; `counted`: the crash counts towards
+    /// the user's cap (`max_crashes_per_user`), which an outage's crash does not.
+    fn crash(&mut self, d: u32, restart_ms: u64, counted: bool) {
+        let i = self.ix(d);
+        let dev = &mut self.devs[i];
+        if counted {
+            dev.crashes = dev.crashes.saturating_add(1);
+        }
+        let c = &mut self.hot[i].client;
         let before = *c;
         c.crash();
         dev.epoch = dev.epoch.wrapping_add(1);
@@ -901,7 +1176,7 @@ impl<'a> Sim<'a> {
     /// Everything that follows a client step: the monitors, the message and timer it asked for,
     /// the session bookkeeping.
     fn after_client(&mut self, d: u32, before: &Client, input: ClientInput<'_>, out: &ClientOut) {
-        let di = d as usize;
+        let di = self.ix(d);
         let after = self.hot[di].client;
         let mut found = PropSet::default();
         props::check_client_step(before, input, out, &after, &mut found);
@@ -953,16 +1228,32 @@ impl<'a> Sim<'a> {
             }
             dev.lost_at_ms = NONE;
             dev.had_session = true;
+            if !self.reentry.is_empty() && self.reentry[di] != NOT_REENTERING {
+                self.back_in(di);
+            }
         }
-        let u = (d / self.p.dpu) as usize;
+        let u = self.uix(d);
         if orphan_view(before) != orphan_view(&after) {
             self.recount_orphans(u);
         }
         self.found(found, d);
     }
 
-    fn send_request(&mut self, d: u32, env: Envelope) {
+    /// Count a message of device `d` (either way, lost or not).
+    #[inline]
+    fn count_message(&mut self, d: u32) {
         self.m.messages += 1;
+        if !self.reentry.is_empty() {
+            let i = self.ix(d);
+            let r = &mut self.reentry[i];
+            if *r != NOT_REENTERING {
+                *r = r.saturating_add(1);
+            }
+        }
+    }
+
+    fn send_request(&mut self, d: u32, env: Envelope) {
+        self.count_message(d);
         if let Primitive::LoginRequest(lr) = env.body {
             if lr.password || lr.digest_bytes.is_some() {
                 self.m.logins.attempted += 1;
@@ -979,7 +1270,8 @@ impl<'a> Sim<'a> {
             },
         );
         let (lat, lost) = self.wire(d);
-        let dev = &mut self.devs[d as usize];
+        let i = self.ix(d);
+        let dev = &mut self.devs[i];
         if lost {
             self.m.faults.lost_messages += 1;
             let aux = dev.epoch & AUX_MASK;
@@ -1013,7 +1305,7 @@ impl<'a> Sim<'a> {
     /// The server handles a request from device `d`, or (with `None`) nothing: callers that
     /// ran the server themselves pass its output in `self.sout`.
     fn server_step(&mut self, d: u32, req: Option<&Msg>) {
-        let u = (d / self.p.dpu) as usize;
+        let u = self.uix(d);
         let us = &self.users[u];
         self.before.sessions.clone_from(&us.sessions);
         self.before.roster = us.roster;
@@ -1025,7 +1317,7 @@ impl<'a> Sim<'a> {
         if let Some(msg) = req {
             self.sout.clear();
             let origin = Origin {
-                user: UserId(u as u32),
+                user: UserId(d / self.p.dpu),
                 device: DeviceId(d),
             };
             self.users[u].handle(
@@ -1058,9 +1350,10 @@ impl<'a> Sim<'a> {
             props::check_server_totals(self.cfg, self.shared.active_total, &mut found);
         }
         if let (Some(reply), Some(msg)) = (self.sout.reply, req) {
-            self.m.messages += 1;
+            self.count_message(d);
             self.count_code(&reply);
-            if msg.epoch == self.devs[d as usize].epoch {
+            let i = self.ix(d);
+            if msg.epoch == self.devs[i].epoch {
                 self.log_entry(
                     d,
                     LogWhat::Message {
@@ -1079,10 +1372,10 @@ impl<'a> Sim<'a> {
                             fate: Fate::Lost,
                         },
                     );
-                    let aux = self.devs[d as usize].epoch & AUX_MASK;
+                    let aux = self.devs[i].epoch & AUX_MASK;
                     self.schedule(self.now + lat, d, Kind::ConnLost, aux);
                 } else {
-                    let dev = &mut self.devs[d as usize];
+                    let dev = &mut self.devs[i];
                     dev.in_flight = dev.in_flight.saturating_add(1);
                     let epoch = dev.epoch;
                     let slot = self.alloc(Msg { env: reply, epoch });
@@ -1102,12 +1395,12 @@ impl<'a> Sim<'a> {
         }
         for i in 0..self.sout.pushes.len() {
             let (to, env) = self.sout.pushes[i];
-            self.m.messages += 1;
-            self.count_code(&env);
             let to = to.0;
-            if to >= self.devices {
-                continue;
+            if to < self.first || to - self.first >= self.devices {
+                continue; // never: a session's device is one of its user's
             }
+            self.count_message(to);
+            self.count_code(&env);
             self.log_entry(
                 to,
                 LogWhat::Message {
@@ -1128,7 +1421,8 @@ impl<'a> Sim<'a> {
                 );
                 continue;
             }
-            let dev = &mut self.devs[to as usize];
+            let i = self.ix(to);
+            let dev = &mut self.devs[i];
             dev.in_flight = dev.in_flight.saturating_add(1);
             let epoch = dev.boot;
             let slot = self.alloc(Msg { env, epoch });
@@ -1144,9 +1438,16 @@ impl<'a> Sim<'a> {
                     } else {
                         self.m.sessions.created += 1;
                     }
-                    if session.0 > AUX_MASK {
+                    let local = session.0.wrapping_sub(self.part.session_base);
+                    if local > AUX_MASK || local >= self.part.session_span {
+                        let most = AUX_MASK.min(self.part.session_span.saturating_sub(1));
                         self.limit.get_or_insert_with(|| {
-                            format!("more than {AUX_MASK} sessions created")
+                            format!(
+                                "more than {most} sessions created in partition {} (devices {}..{})",
+                                self.part.index,
+                                self.first,
+                                self.first + self.devices
+                            )
                         });
                     }
                     let was_active = self.before.active_session(session).is_some();
@@ -1157,7 +1458,7 @@ impl<'a> Sim<'a> {
                             .ttl_deadline_ms(session)
                             .zip(us.active_session(session).map(|s| s.device));
                         if let Some((t, dev)) = due {
-                            self.schedule(t, dev.0, Kind::Ttl, session.0);
+                            self.schedule(t, dev.0, Kind::Ttl, local);
                         }
                     }
                 }
@@ -1168,8 +1469,6 @@ impl<'a> Sim<'a> {
                 },
             }
         }
-        let live = u64::from(self.shared.active_total);
-        self.m.sessions.live_peak = self.m.sessions.live_peak.max(live);
         let us = &mut self.users[u];
         if us.sessions.capacity() > us.sessions.len() {
             us.sessions.shrink_to_fit();
@@ -1181,7 +1480,7 @@ impl<'a> Sim<'a> {
     }
 
     fn ttl(&mut self, d: u32, session: SessionId) {
-        let u = (d / self.p.dpu) as usize;
+        let u = self.uix(d);
         let us = &self.users[u];
         self.before.sessions.clone_from(&us.sessions);
         self.before.roster = us.roster;
@@ -1197,14 +1496,15 @@ impl<'a> Sim<'a> {
         if ended {
             self.after_server(d, u, None);
         } else if let Some(t) = self.users[u].ttl_deadline_ms(session) {
-            self.schedule(t.max(self.now + 1), d, Kind::Ttl, session.0);
+            let local = session.0 - self.part.session_base;
+            self.schedule(t.max(self.now + 1), d, Kind::Ttl, local);
         }
     }
 
     fn recount_orphans(&mut self, u: usize) {
         let mut n: u16 = 0;
         for s in self.users[u].sessions.iter().filter(|s| s.active) {
-            let dev = s.device.0 as usize;
+            let dev = s.device.0.wrapping_sub(self.first) as usize;
             if let Some(h) = self.hot.get(dev) {
                 if is_orphan(self.cfg, s, &h.client) {
                     n = n.saturating_add(1);
@@ -1213,7 +1513,6 @@ impl<'a> Sim<'a> {
         }
         let old = std::mem::replace(&mut self.orphans[u], n);
         self.orphans_total = self.orphans_total + u64::from(n) - u64::from(old);
-        self.m.sessions.orphan_peak = self.m.sessions.orphan_peak.max(self.orphans_total);
     }
 
     fn found(&mut self, found: PropSet, d: u32) {
@@ -1237,8 +1536,8 @@ impl<'a> Sim<'a> {
     /// sorted by device, then arrival.
     fn pending(&self, beyond: &[Event], d: u32) -> Vec<Pending> {
         let from = beyond.partition_point(|e| e.device < d);
-        let dev = &self.devs[d as usize];
-        let down = self.hot[d as usize].client.phase == Phase::Down;
+        let dev = &self.devs[self.ix(d)];
+        let down = self.hot[self.ix(d)].client.phase == Phase::Down;
         let mut out = Vec::new();
         for ev in beyond[from..].iter().take_while(|e| e.device == d) {
             let msg = |slot: u32| self.slab[slot as usize];
@@ -1269,7 +1568,12 @@ impl<'a> Sim<'a> {
                 }
                 // Timers, restarts and expiries are not recorded: the checker's world enables
                 // them from the state.
-                Kind::Start | Kind::Crash | Kind::UserAct | Kind::ClientTimer | Kind::Ttl => {}
+                Kind::Start
+                | Kind::Crash
+                | Kind::UserAct
+                | Kind::ClientTimer
+                | Kind::Ttl
+                | Kind::Outage => {}
             }
         }
         out
@@ -1286,14 +1590,15 @@ impl<'a> Sim<'a> {
         let mut configs: Vec<(u32, Config)> = Vec::new();
         let mut verdicts: Option<(u32, Vec<bool>)> = None;
         let mut out = Vec::new();
-        for d in 0..self.devices {
-            let phase = self.hot[d as usize].client.phase;
+        let end = self.first + self.devices;
+        for d in self.first..end {
+            let phase = self.hot[self.ix(d)].client.phase;
             if phase == Phase::Idle || holds(&phase) {
                 continue;
             }
             let u = d / dpu;
             let first = u * dpu;
-            let n = dpu.min(self.devices - first);
+            let n = dpu.min(end - first);
             if verdicts.as_ref().is_none_or(|(vu, _)| *vu != u) {
                 if !configs.iter().any(|(k, _)| *k == n) {
                     let c =
@@ -1306,10 +1611,10 @@ impl<'a> Sim<'a> {
                     .expect("invariant: the configuration was just made")
                     .1;
                 let state = UserState {
-                    table: &self.users[u as usize],
+                    table: &self.users[self.uix(d)],
                     active_total: self.shared.active_total,
                     clients: (first..first + n)
-                        .map(|x| self.hot[x as usize].client)
+                        .map(|x| self.hot[self.ix(x)].client)
                         .collect(),
                     pending: (first..first + n)
                         .map(|x| self.pending(&beyond, x))
@@ -1327,8 +1632,8 @@ impl<'a> Sim<'a> {
         Ok(out)
     }
 
-    fn finish(mut self) -> Result<RunOutput, SimError> {
-        let completed = self.stop.is_none();
+    fn finish(mut self, halted: bool) -> Result<PartOutput, SimError> {
+        let completed = self.stop.is_none() && !halted;
         let end = self.now;
         let mut downtime = 0u64;
         for dev in &mut self.devs {
@@ -1352,76 +1657,47 @@ impl<'a> Sim<'a> {
                 }
             }
         }
-        let violations = Prop::ALL
-            .iter()
-            .filter(|p| p.kind() == PropKind::Safety)
-            .filter_map(|&p| {
-                let (count, ev, t, dev) = self.m.violations[p as usize];
-                (count > 0).then(|| ViolationRecord {
-                    property: p.name().to_string(),
-                    invariant: is_invariant(p),
-                    expected: self.expected.contains(p),
-                    count,
-                    first_event: ev,
-                    first_time_ms: t,
-                    first_device: dev,
-                })
-            })
-            .collect();
-        let result_codes = self
-            .m
-            .result_codes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(code, c)| (code as u16, *c))
-            .collect();
         let mut sessions = std::mem::take(&mut self.m.sessions);
         sessions.live_end = u64::from(self.shared.active_total);
         sessions.orphan_end = self.orphans_total;
-        let result = RunResult {
-            variant: self.variant.to_string(),
-            seed: self.seed,
-            devices: self.devices,
-            users: self.users.len() as u32,
-            sim_duration_ms: self.p.faulty_end_ms,
-            liveness_ms: self.p.end_ms - self.p.faulty_end_ms,
+        let storm = self.p.outage.map(|_| {
+            (
+                self.storm_hit,
+                self.storm_back,
+                self.storm_messages,
+                std::mem::take(&mut self.storm_ttr),
+            )
+        });
+        Ok(PartOutput {
+            part: self.part,
+            stop: self.stop.map(|p| (p, end)),
+            halted,
             end_ms: end,
             events: self.events,
-            wall_ms: 0,
-            digest: format!("{:016x}", self.digest.digest()),
+            digest: self.digest.digest(),
             logins: std::mem::take(&mut self.m.logins),
-            result_codes,
-            time_to_recover_ms: std::mem::take(&mut self.m.ttr),
+            result_codes: std::mem::take(&mut self.m.result_codes),
+            ttr: std::mem::take(&mut self.m.ttr),
             sessions,
             faults: std::mem::take(&mut self.m.faults),
             messages: self.m.messages,
-            trapped_devices: trapped,
-            trapped_device_ids: trapped_ids,
-            slow_devices: slow,
-            slow_device_ids: slow_ids,
+            trapped: (trapped, trapped_ids),
+            slow: (slow, slow_ids),
             downtime_ms: downtime,
             series: std::mem::take(&mut self.m.series),
-            violations,
-            stopped_by: self.stop.map(|p| p.name().to_string()),
-            witnesses: self
-                .m
-                .witnesses
-                .iter()
-                .map(|p| p.name().to_string())
-                .collect(),
-        };
-        Ok(RunOutput {
-            result,
+            grid: std::mem::take(&mut self.grid),
+            violations: std::mem::take(&mut self.m.violations),
+            witnesses: self.m.witnesses,
+            storm,
             trace: self.trace,
             log: self.log,
         })
     }
 }
 
-/// Run one simulation.
+/// Run one simulation: its partitions on `spec.threads` threads ([`super::partition`]).
 pub fn run(spec: &RunSpec<'_>, progress: &mut dyn FnMut(Progress)) -> Result<RunOutput, SimError> {
-    Sim::new(spec).run(progress)
+    super::partition::run(spec, progress)
 }
 
 /// Bytes of the per-device records, for the memory figures.

@@ -10,7 +10,7 @@
 //! report is the unsharded one.
 
 use super::hist::LogHistogram;
-use super::result::{Faults, Logins, RunResult, Sample, Sessions};
+use super::result::{Faults, Logins, PrimitiveLoad, RunResult, Sample, Sessions};
 use super::scenario::{Scenario, MAX_SEED};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -258,8 +258,11 @@ pub struct VariantReport {
     pub trapped_devices: Option<u64>,
     /// Of those, the slow: not trapped, merely not back yet. `None` when every run was stopped.
     pub slow_devices: Option<u64>,
-    /// Per seed with devices without a session: counts, first ids, replay command.
+    /// Per seed with devices without a session: counts, first ids, replay command (the first
+    /// [`LISTED_SEEDS`] such seeds).
     pub stuck: Vec<StuckSeed>,
+    /// Seeds with devices without a session, all of them.
+    pub stuck_seeds: u64,
     /// Login counts.
     pub logins: LoginSummary,
     /// Result codes of the server's messages, by code.
@@ -280,10 +283,26 @@ pub struct VariantReport {
     pub messages: u64,
     /// Share of device-time with a session, parts per million (over the seeds).
     pub availability_ppm: u64,
+    /// Requests the server received in its busiest second (largest over the seeds).
+    pub server_peak_requests_per_s: u64,
+    /// Requests by primitive: in all (all seeds) and in the busiest second (largest over the
+    /// seeds).
+    pub requests_by_primitive: BTreeMap<String, PrimitiveLoad>,
+    /// From the correlated outage until 99 % of the devices it hit held a session again, to
+    /// the whole second, ms (largest over the seeds); `None` without an outage, or when a seed
+    /// never got there.
+    pub time_to_99pct_sessions_ms: Option<u64>,
+    /// Messages the devices hit by the outage spent until each held a session again, per
+    /// device back in (two decimals); `None` without an outage or without a device back in.
+    pub messages_per_reentry: Option<f64>,
+    /// What the correlated outage did; `None` without one.
+    pub storm: Option<StormSummary>,
     /// Properties violated.
     pub violations: Vec<ViolationSummary>,
-    /// Runs stopped by a violation: (seed, property).
+    /// Runs stopped by a violation: (seed, property), the first [`LISTED_SEEDS`].
     pub stopped: Vec<(u64, String)>,
+    /// Runs stopped by a violation, all of them.
+    pub stopped_seeds: u64,
     /// Witnesses reached in every seed.
     pub witnesses: Vec<String>,
     /// xxh3-64 over the seeds' digests in seed order, hex (the single run's digest for one seed).
@@ -320,7 +339,7 @@ impl Paired {
 
 /// The paired comparison of a variant with the baseline (the first variant) on the same seeds,
 /// hence the same device behaviour.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
     /// The first variant.
     pub baseline: String,
@@ -354,6 +373,36 @@ pub struct Comparison {
     pub messages: Paired,
     /// Events.
     pub events: Paired,
+    /// Requests in the server's busiest second.
+    pub server_peak_requests_per_s: Paired,
+    /// Time until 99 % of the devices the outage hit held a session again, ms.
+    pub time_to_99pct_sessions_ms: Paired,
+    /// Messages per device back in after the outage.
+    pub messages_per_reentry: PairedRatio,
+}
+
+/// A ratio of two variants: the values, and the variant's over the baseline's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PairedRatio {
+    /// The baseline's value.
+    pub baseline: Option<f64>,
+    /// The other variant's value.
+    pub variant: Option<f64>,
+    /// `variant / baseline`, two decimals, when both exist.
+    pub ratio: Option<f64>,
+}
+
+impl PairedRatio {
+    fn new(a: Option<f64>, b: Option<f64>) -> PairedRatio {
+        PairedRatio {
+            baseline: a,
+            variant: b,
+            ratio: a
+                .zip(b)
+                .filter(|(a, _)| *a > 0.0)
+                .map(|(a, b)| (b / a * 100.0).round() / 100.0),
+        }
+    }
 }
 
 /// The whole report: one [`VariantReport`] per variant, and the comparisons.
@@ -371,6 +420,10 @@ pub struct Report {
     /// Time-to-recover histograms per variant (for plots).
     #[serde(skip)]
     pub ttr: Vec<LogHistogram>,
+    /// Per variant, per primitive, the busiest second of each interval of `series`, averaged
+    /// over the seeds (for plots).
+    #[serde(skip)]
+    pub load: Vec<BTreeMap<String, Vec<u64>>>,
 }
 
 /// Why records do not make a sweep.
@@ -538,16 +591,9 @@ pub fn collect(
 /// How many trapped (and slow) ids a report lists per seed.
 const SHOWN_IDS: usize = 20;
 
-fn combine_digests(results: &[&RunResult]) -> String {
-    if let [one] = results {
-        return one.digest.clone();
-    }
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for r in results {
-        h.update(r.digest.as_bytes());
-    }
-    format!("{:016x}", h.digest())
-}
+/// How many seeds a report lists with devices without a session, and with a stopped run: the
+/// first ones; the counts cover them all. A sweep's memory does not grow with its seeds.
+pub const LISTED_SEEDS: usize = 100;
 
 /// The share of `device_ms` that is not `down_ms`, in parts per million; `None` when the
 /// product does not fit (records that no run gives).
@@ -560,33 +606,68 @@ fn ppm(device_ms: u128, down_ms: u128) -> Option<u64> {
     )
 }
 
-fn variant_report(
-    sweep: &SweepId,
-    variant: &str,
-    runs: &[&RunResult],
-) -> Result<(VariantReport, Vec<Sample>, LogHistogram), MergeError> {
-    let first = runs[0];
-    let mut logins = Logins::default();
-    let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
-    let mut ttr = LogHistogram::new();
-    let mut sessions = Sessions::default();
-    let mut faults = Faults::default();
-    let (mut events, mut wall_ms, mut messages) = (0u64, 0u64, 0u64);
-    let (mut trapped, mut slow, mut completed) = (0u64, 0u64, 0u64);
-    let (mut device_ms, mut down_ms) = (0u128, 0u128);
-    let mut stuck = Vec::new();
-    let mut stopped = Vec::new();
-    let mut violations: Vec<ViolationSummary> = Vec::new();
-    let mut witnesses: Option<Vec<String>> = None;
-    let mut series: Vec<Sample> = first
-        .series
-        .iter()
-        .map(|s| Sample {
-            t_ms: s.t_ms,
-            ..Sample::default()
-        })
-        .collect();
-    for r in runs {
+/// What a correlated outage did, over the seeds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StormSummary {
+    /// `crash`, `connection-loss` or `server-restart`.
+    pub kind: String,
+    /// When it hit, ms.
+    pub at_ms: u64,
+    /// Devices holding a session that it hit, all seeds.
+    pub devices_hit: u64,
+    /// Of those, the ones back in before the end.
+    pub devices_back: u64,
+    /// Messages of the devices back in, from the outage to holding a session again.
+    pub messages_to_reentry: u64,
+    /// Time from the outage to holding a session again, ms.
+    pub time_to_reentry_ms: Quantiles,
+}
+
+/// A variant's report, and what its plots need: the sessions series, the time-to-recover
+/// histogram, the load series.
+type VariantParts = (
+    VariantReport,
+    Vec<Sample>,
+    LogHistogram,
+    BTreeMap<String, Vec<u64>>,
+);
+
+/// Figures of one variant, added up as the seeds' results arrive.
+#[derive(Default)]
+struct VariantAcc {
+    runs: u64,
+    first: Option<(u32, u32, u64, u64)>,
+    logins: Logins,
+    codes: BTreeMap<u16, u64>,
+    ttr: LogHistogram,
+    sessions: Sessions,
+    faults: Faults,
+    events: u64,
+    wall_ms: u64,
+    messages: u64,
+    trapped: u64,
+    slow: u64,
+    completed: u64,
+    device_ms: u128,
+    down_ms: u128,
+    stuck: Vec<StuckSeed>,
+    stuck_seeds: u64,
+    stopped: Vec<(u64, String)>,
+    stopped_seeds: u64,
+    violations: Vec<ViolationSummary>,
+    witnesses: Option<Vec<String>>,
+    series: Vec<Sample>,
+    by_primitive: BTreeMap<String, PrimitiveLoad>,
+    peak_requests: u64,
+    load_series: BTreeMap<String, Vec<u64>>,
+    storm: Option<(StormSummary, LogHistogram)>,
+    /// The largest time to 99 % over the seeds; `Some(None)` once a seed never got there.
+    to_99pct: Option<Option<u64>>,
+    digest: Option<(String, xxhash_rust::xxh3::Xxh3)>,
+}
+
+impl VariantAcc {
+    fn add(&mut self, sweep: &SweepId, variant: &str, r: &RunResult) -> Result<(), MergeError> {
         // Every count is a sum over the seeds: records that `imps merge` read from files can
         // hold any number, and a sum that does not fit is an error, not a wrapped figure.
         let add = |acc: &mut u64, v: u64, what: &'static str| {
@@ -597,112 +678,138 @@ fn variant_report(
             })?;
             Ok::<(), MergeError>(())
         };
-        add(&mut events, r.events, "events")?;
-        add(&mut wall_ms, r.wall_ms, "wall_ms")?;
-        add(&mut messages, r.messages, "messages")?;
+        self.runs += 1;
+        self.first
+            .get_or_insert((r.devices, r.users, r.sim_duration_ms, r.liveness_ms));
+        add(&mut self.events, r.events, "events")?;
+        add(&mut self.wall_ms, r.wall_ms, "wall_ms")?;
+        add(&mut self.messages, r.messages, "messages")?;
         let mut stuck_here = r.trapped_devices;
         add(&mut stuck_here, r.slow_devices, "trapped and slow devices")?;
         if !r.stopped() {
-            completed += 1;
-            add(&mut trapped, r.trapped_devices, "trapped_devices")?;
-            add(&mut slow, r.slow_devices, "slow_devices")?;
+            self.completed += 1;
+            add(&mut self.trapped, r.trapped_devices, "trapped_devices")?;
+            add(&mut self.slow, r.slow_devices, "slow_devices")?;
         }
         let l = &r.logins;
-        add(&mut logins.attempted, l.attempted, "logins.attempted")?;
-        add(&mut logins.succeeded, l.succeeded, "logins.succeeded")?;
+        let acc = &mut self.logins;
+        add(&mut acc.attempted, l.attempted, "logins.attempted")?;
+        add(&mut acc.succeeded, l.succeeded, "logins.succeeded")?;
         add(
-            &mut logins.recoveries_attempted,
+            &mut acc.recoveries_attempted,
             l.recoveries_attempted,
             "logins.recoveries_attempted",
         )?;
         add(
-            &mut logins.recoveries_succeeded,
+            &mut acc.recoveries_succeeded,
             l.recoveries_succeeded,
             "logins.recoveries_succeeded",
         )?;
         for (c, n) in &r.result_codes {
-            add(codes.entry(*c).or_default(), *n, "result_codes")?;
+            add(self.codes.entry(*c).or_default(), *n, "result_codes")?;
         }
-        ttr.checked_merge(&r.time_to_recover_ms)
+        self.ttr
+            .checked_merge(&r.time_to_recover_ms)
             .ok_or_else(|| MergeError::Overflow {
                 variant: variant.to_string(),
                 seed: r.seed,
                 what: "time_to_recover_ms",
             })?;
-        let s = &r.sessions;
-        add(&mut sessions.created, s.created, "sessions.created")?;
-        add(&mut sessions.recovered, s.recovered, "sessions.recovered")?;
+        let (s, acc) = (&r.sessions, &mut self.sessions);
+        add(&mut acc.created, s.created, "sessions.created")?;
+        add(&mut acc.recovered, s.recovered, "sessions.recovered")?;
         add(
-            &mut sessions.ended_logout,
+            &mut acc.ended_logout,
             s.ended_logout,
             "sessions.ended_logout",
         )?;
         add(
-            &mut sessions.ended_expired,
+            &mut acc.ended_expired,
             s.ended_expired,
             "sessions.ended_expired",
         )?;
         add(
-            &mut sessions.ended_replaced,
+            &mut acc.ended_replaced,
             s.ended_replaced,
             "sessions.ended_replaced",
         )?;
-        sessions.live_peak = sessions.live_peak.max(s.live_peak);
-        add(&mut sessions.live_end, s.live_end, "sessions.live_end")?;
-        sessions.orphan_peak = sessions.orphan_peak.max(s.orphan_peak);
         add(
-            &mut sessions.orphan_end,
-            s.orphan_end,
-            "sessions.orphan_end",
+            &mut acc.ended_restart,
+            s.ended_restart,
+            "sessions.ended_restart",
         )?;
-        let f = &r.faults;
-        add(&mut faults.crashes, f.crashes, "faults.crashes")?;
+        acc.live_peak = acc.live_peak.max(s.live_peak);
+        add(&mut acc.live_end, s.live_end, "sessions.live_end")?;
+        acc.orphan_peak = acc.orphan_peak.max(s.orphan_peak);
+        add(&mut acc.orphan_end, s.orphan_end, "sessions.orphan_end")?;
+        let (f, acc) = (&r.faults, &mut self.faults);
+        add(&mut acc.crashes, f.crashes, "faults.crashes")?;
         add(
-            &mut faults.lost_messages,
+            &mut acc.lost_messages,
             f.lost_messages,
             "faults.lost_messages",
         )?;
         add(
-            &mut faults.connection_losses,
+            &mut acc.connection_losses,
             f.connection_losses,
             "faults.connection_losses",
         )?;
         add(
-            &mut faults.answers_to_dead_connections,
+            &mut acc.answers_to_dead_connections,
             f.answers_to_dead_connections,
             "faults.answers_to_dead_connections",
         )?;
+        add(
+            &mut acc.outage_crashes,
+            f.outage_crashes,
+            "faults.outage_crashes",
+        )?;
+        add(
+            &mut acc.outage_connection_losses,
+            f.outage_connection_losses,
+            "faults.outage_connection_losses",
+        )?;
         // At most 2^32 devices x 2^64 ms per run and 2^20 runs: 2^116, no overflow.
-        device_ms += u128::from(r.devices) * u128::from(r.end_ms);
-        down_ms += u128::from(r.downtime_ms);
+        self.device_ms += u128::from(r.devices) * u128::from(r.end_ms);
+        self.down_ms += u128::from(r.downtime_ms);
         if stuck_here > 0 {
-            let first = r
-                .trapped_device_ids
-                .first()
-                .or(r.slow_device_ids.first())
-                .copied();
-            stuck.push(StuckSeed {
-                seed: r.seed,
-                count: stuck_here,
-                trapped: r.trapped_devices,
-                slow: r.slow_devices,
-                first_trapped_ids: r
+            self.stuck_seeds += 1;
+            if self.stuck.len() < LISTED_SEEDS {
+                let first = r
                     .trapped_device_ids
-                    .iter()
-                    .take(SHOWN_IDS)
-                    .copied()
-                    .collect(),
-                first_slow_ids: r.slow_device_ids.iter().take(SHOWN_IDS).copied().collect(),
-                replay: sweep.replay(variant, r.seed, first),
-            });
+                    .first()
+                    .or(r.slow_device_ids.first())
+                    .copied();
+                self.stuck.push(StuckSeed {
+                    seed: r.seed,
+                    count: stuck_here,
+                    trapped: r.trapped_devices,
+                    slow: r.slow_devices,
+                    first_trapped_ids: r
+                        .trapped_device_ids
+                        .iter()
+                        .take(SHOWN_IDS)
+                        .copied()
+                        .collect(),
+                    first_slow_ids: r.slow_device_ids.iter().take(SHOWN_IDS).copied().collect(),
+                    replay: sweep.replay(variant, r.seed, first),
+                });
+            }
         }
         if let Some(p) = &r.stopped_by {
-            stopped.push((r.seed, p.clone()));
+            self.stopped_seeds += 1;
+            if self.stopped.len() < LISTED_SEEDS {
+                self.stopped.push((r.seed, p.clone()));
+            }
         }
         for v in &r.violations {
-            match violations.iter_mut().find(|x| x.property == v.property) {
+            match self
+                .violations
+                .iter_mut()
+                .find(|x| x.property == v.property)
+            {
                 Some(x) => add(&mut x.count, v.count, "violations.count")?,
-                None => violations.push(ViolationSummary {
+                None => self.violations.push(ViolationSummary {
                     property: v.property.clone(),
                     invariant: v.invariant,
                     expected: v.expected,
@@ -715,188 +822,379 @@ fn variant_report(
                 }),
             }
         }
-        witnesses = Some(match witnesses {
+        self.witnesses = Some(match self.witnesses.take() {
             None => r.witnesses.clone(),
             Some(w) => w.into_iter().filter(|x| r.witnesses.contains(x)).collect(),
         });
-        for (acc, s) in series.iter_mut().zip(&r.series) {
+        if self.series.is_empty() {
+            self.series = r
+                .series
+                .iter()
+                .map(|s| Sample {
+                    t_ms: s.t_ms,
+                    ..Sample::default()
+                })
+                .collect();
+        }
+        for (acc, s) in self.series.iter_mut().zip(&r.series) {
             add(&mut acc.live, s.live, "series.live")?;
             add(&mut acc.holding, s.holding, "series.holding")?;
             add(&mut acc.orphans, s.orphans, "series.orphans")?;
         }
+        self.peak_requests = self.peak_requests.max(r.load.peak_requests_per_s);
+        for (k, l) in &r.load.by_primitive {
+            let acc = self.by_primitive.entry(k.clone()).or_default();
+            add(&mut acc.total, l.total, "load.by_primitive.total")?;
+            acc.peak_per_s = acc.peak_per_s.max(l.peak_per_s);
+        }
+        for (k, points) in &r.load.series {
+            let acc = self
+                .load_series
+                .entry(k.clone())
+                .or_insert_with(|| vec![0; points.len()]);
+            for (a, p) in acc.iter_mut().zip(points) {
+                add(a, *p, "load.series")?;
+            }
+        }
+        match &r.storm {
+            Some(st) => {
+                let (sum, h) = self.storm.get_or_insert_with(|| {
+                    (
+                        StormSummary {
+                            kind: st.kind.clone(),
+                            at_ms: st.at_ms,
+                            devices_hit: 0,
+                            devices_back: 0,
+                            messages_to_reentry: 0,
+                            time_to_reentry_ms: Quantiles::of(&LogHistogram::new()),
+                        },
+                        LogHistogram::new(),
+                    )
+                });
+                add(&mut sum.devices_hit, st.devices_hit, "storm.devices_hit")?;
+                add(&mut sum.devices_back, st.devices_back, "storm.devices_back")?;
+                add(
+                    &mut sum.messages_to_reentry,
+                    st.messages_to_reentry,
+                    "storm.messages_to_reentry",
+                )?;
+                h.checked_merge(&st.time_to_reentry_ms)
+                    .ok_or_else(|| MergeError::Overflow {
+                        variant: variant.to_string(),
+                        seed: r.seed,
+                        what: "storm.time_to_reentry_ms",
+                    })?;
+                self.to_99pct = Some(match (self.to_99pct, st.time_to_99pct_sessions_ms) {
+                    (None, t) => t,
+                    (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                    (Some(_), _) => None,
+                });
+            }
+            None => self.to_99pct = Some(None),
+        }
+        match &mut self.digest {
+            None => {
+                let mut h = xxhash_rust::xxh3::Xxh3::new();
+                h.update(r.digest.as_bytes());
+                self.digest = Some((r.digest.clone(), h));
+            }
+            Some((_, h)) => h.update(r.digest.as_bytes()),
+        }
+        Ok(())
     }
-    let n = runs.len() as u64;
-    for s in &mut series {
-        s.live /= n;
-        s.holding /= n;
-        s.orphans /= n;
-    }
-    let availability_ppm = ppm(device_ms, down_ms).ok_or_else(|| MergeError::Overflow {
-        variant: variant.to_string(),
-        seed: first.seed,
-        what: "availability (devices x end_ms)",
-    })?;
-    let wall_s = wall_ms as f64 / 1000.0;
-    let report = VariantReport {
-        seed: sweep.seeds[0],
-        seeds: sweep.seeds,
-        variant: variant.to_string(),
-        config_hash: sweep.config_hash.clone(),
-        devices: first.devices,
-        users: first.users,
-        sim_duration_s: first.sim_duration_ms as f64 / 1000.0,
-        liveness_s: first.liveness_ms as f64 / 1000.0,
-        events,
-        wall_s,
-        events_per_s: if wall_ms == 0 {
-            0.0
-        } else {
-            (events as f64 / wall_s).round()
-        },
-        stuck_devices: (completed > 0)
-            .then(|| trapped.checked_add(slow))
-            .map(|sum| {
-                sum.ok_or_else(|| MergeError::Overflow {
-                    variant: variant.to_string(),
-                    seed: first.seed,
-                    what: "trapped and slow devices",
-                })
+
+    fn report(self, sweep: &SweepId, variant: &str) -> Result<VariantParts, MergeError> {
+        let n = self.runs.max(1);
+        let (devices, users, sim_ms, live_ms) = self.first.unwrap_or_default();
+        let series: Vec<Sample> = self
+            .series
+            .into_iter()
+            .map(|s| Sample {
+                t_ms: s.t_ms,
+                live: s.live / n,
+                holding: s.holding / n,
+                orphans: s.orphans / n,
             })
-            .transpose()?,
-        trapped_devices: (completed > 0).then_some(trapped),
-        slow_devices: (completed > 0).then_some(slow),
-        stuck,
-        logins: LoginSummary {
-            attempted: logins.attempted,
-            succeeded: logins.succeeded,
-            recoveries_attempted: logins.recoveries_attempted,
-            recoveries_succeeded: logins.recoveries_succeeded,
-        },
-        result_codes: codes.into_iter().map(|(c, n)| (c.to_string(), n)).collect(),
-        time_to_recover_ms: Quantiles::of(&ttr),
-        orphan_sessions_peak: sessions.orphan_peak,
-        orphan_sessions_end: sessions.orphan_end,
-        live_sessions_peak: sessions.live_peak,
-        sessions,
-        faults,
-        messages,
-        availability_ppm,
-        violations,
-        stopped,
-        witnesses: witnesses.unwrap_or_default(),
-        digest: combine_digests(runs),
-    };
-    Ok((report, series, ttr))
+            .collect();
+        let load_series = self
+            .load_series
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(|x| x / n).collect()))
+            .collect();
+        let availability_ppm =
+            ppm(self.device_ms, self.down_ms).ok_or_else(|| MergeError::Overflow {
+                variant: variant.to_string(),
+                seed: sweep.seeds[0],
+                what: "availability (devices x end_ms)",
+            })?;
+        let wall_s = self.wall_ms as f64 / 1000.0;
+        let completed = self.completed;
+        let storm = self.storm.map(|(mut s, h)| {
+            s.time_to_reentry_ms = Quantiles::of(&h);
+            s
+        });
+        let messages_per_reentry = storm.as_ref().and_then(|s| {
+            (s.devices_back > 0).then(|| {
+                (s.messages_to_reentry as f64 / s.devices_back as f64 * 100.0).round() / 100.0
+            })
+        });
+        let digest = match self.digest {
+            Some((one, _)) if self.runs == 1 => one,
+            Some((_, h)) => format!("{:016x}", h.digest()),
+            None => String::new(),
+        };
+        let report = VariantReport {
+            seed: sweep.seeds[0],
+            seeds: sweep.seeds,
+            variant: variant.to_string(),
+            config_hash: sweep.config_hash.clone(),
+            devices,
+            users,
+            sim_duration_s: sim_ms as f64 / 1000.0,
+            liveness_s: live_ms as f64 / 1000.0,
+            events: self.events,
+            wall_s,
+            events_per_s: if self.wall_ms == 0 {
+                0.0
+            } else {
+                (self.events as f64 / wall_s).round()
+            },
+            stuck_devices: (completed > 0)
+                .then(|| self.trapped.checked_add(self.slow))
+                .map(|sum| {
+                    sum.ok_or_else(|| MergeError::Overflow {
+                        variant: variant.to_string(),
+                        seed: sweep.seeds[0],
+                        what: "trapped and slow devices",
+                    })
+                })
+                .transpose()?,
+            trapped_devices: (completed > 0).then_some(self.trapped),
+            slow_devices: (completed > 0).then_some(self.slow),
+            stuck: self.stuck,
+            stuck_seeds: self.stuck_seeds,
+            logins: LoginSummary {
+                attempted: self.logins.attempted,
+                succeeded: self.logins.succeeded,
+                recoveries_attempted: self.logins.recoveries_attempted,
+                recoveries_succeeded: self.logins.recoveries_succeeded,
+            },
+            result_codes: self
+                .codes
+                .into_iter()
+                .map(|(c, n)| (c.to_string(), n))
+                .collect(),
+            time_to_recover_ms: Quantiles::of(&self.ttr),
+            orphan_sessions_peak: self.sessions.orphan_peak,
+            orphan_sessions_end: self.sessions.orphan_end,
+            live_sessions_peak: self.sessions.live_peak,
+            sessions: self.sessions,
+            faults: self.faults,
+            messages: self.messages,
+            availability_ppm,
+            server_peak_requests_per_s: self.peak_requests,
+            requests_by_primitive: self.by_primitive,
+            time_to_99pct_sessions_ms: self.to_99pct.flatten(),
+            messages_per_reentry,
+            storm,
+            violations: self.violations,
+            stopped: self.stopped,
+            stopped_seeds: self.stopped_seeds,
+            witnesses: self.witnesses.unwrap_or_default(),
+            digest,
+        };
+        Ok((report, series, self.ttr, load_series))
+    }
 }
 
-/// The paired comparison of two variants. Called once [`variant_report`] has summed the same
-/// figures of the same runs without overflow, so its sums cannot overflow either.
-fn compare(sweep: &SweepId, base: usize, other: usize, results: &[RunResult]) -> Comparison {
-    const SUMMED: &str = "invariant: variant_report summed these figures without overflow";
-    let nv = sweep.variants.len();
-    let pick = |v: usize| -> Vec<&RunResult> { results.iter().skip(v).step_by(nv).collect() };
-    let (a, b) = (pick(base), pick(other));
-    let sum = |rs: &[&RunResult], f: &dyn Fn(&RunResult) -> u64| -> u64 {
-        rs.iter()
-            .try_fold(0u64, |acc, r| acc.checked_add(f(r)))
-            .expect(SUMMED)
-    };
-    let complete = |rs: &[&RunResult]| rs.iter().all(|r| !r.stopped());
-    let comparable = complete(&a) && complete(&b);
-    let (mut both, mut only_a, mut only_b, mut exact) = (0u64, 0u64, 0u64, true);
-    for (x, y) in a.iter().zip(&b).filter(|_| comparable) {
+/// The paired comparison of a variant with the baseline, added up seed by seed.
+#[derive(Clone, Debug)]
+struct PairAcc {
+    same_crashes: bool,
+    both: u64,
+    only_a: u64,
+    only_b: u64,
+    exact: bool,
+}
+
+impl Default for PairAcc {
+    fn default() -> Self {
+        PairAcc {
+            same_crashes: true,
+            both: 0,
+            only_a: 0,
+            only_b: 0,
+            exact: true,
+        }
+    }
+}
+
+impl PairAcc {
+    /// The runs of one seed: `x` of the baseline, `y` of the variant.
+    fn add(&mut self, x: &RunResult, y: &RunResult) {
+        self.same_crashes &= !x.stopped() && !y.stopped() && x.faults.crashes == y.faults.crashes;
+        if x.stopped() || y.stopped() {
+            return;
+        }
         let all_ids = |r: &RunResult| r.trapped_device_ids.len() as u64 == r.trapped_devices;
-        exact &= (all_ids(x) && all_ids(y)) || x.trapped_devices == 0 || y.trapped_devices == 0;
+        self.exact &=
+            (all_ids(x) && all_ids(y)) || x.trapped_devices == 0 || y.trapped_devices == 0;
         let common = x
             .trapped_device_ids
             .iter()
             .filter(|d| y.trapped_device_ids.binary_search(d).is_ok())
             .count() as u64;
-        both += common;
-        only_a += x.trapped_devices.saturating_sub(common);
-        only_b += y.trapped_devices.saturating_sub(common);
-    }
-    let merged = |rs: &[&RunResult]| {
-        let mut h = LogHistogram::new();
-        for r in rs {
-            h.checked_merge(&r.time_to_recover_ms).expect(SUMMED);
-        }
-        h
-    };
-    let (ha, hb) = (merged(&a), merged(&b));
-    let avail = |rs: &[&RunResult]| {
-        let dm: u128 = rs
-            .iter()
-            .map(|r| u128::from(r.devices) * u128::from(r.end_ms))
-            .sum();
-        let down: u128 = rs.iter().map(|r| u128::from(r.downtime_ms)).sum();
-        ppm(dm, down).expect(SUMMED)
-    };
-    let peak = |rs: &[&RunResult]| rs.iter().map(|r| r.sessions.orphan_peak).max().unwrap_or(0);
-    // Trapped and slow devices exist only for runs that reached the end of the liveness phase.
-    let liveness =
-        |rs: &[&RunResult], f: &dyn Fn(&RunResult) -> u64| complete(rs).then(|| sum(rs, f));
-    let quantile =
-        |h: &LogHistogram, permille| (h.count() > 0).then(|| h.quantile_permille(permille));
-    Comparison {
-        baseline: sweep.variants[base].clone(),
-        variant: sweep.variants[other].clone(),
-        same_crashes: complete(&a)
-            && complete(&b)
-            && a.iter()
-                .zip(&b)
-                .all(|(x, y)| x.faults.crashes == y.faults.crashes),
-        trapped_devices: Paired::maybe(
-            liveness(&a, &|r| r.trapped_devices),
-            liveness(&b, &|r| r.trapped_devices),
-        ),
-        slow_devices: Paired::maybe(
-            liveness(&a, &|r| r.slow_devices),
-            liveness(&b, &|r| r.slow_devices),
-        ),
-        trapped_in_both: both,
-        trapped_only_baseline: only_a,
-        trapped_only_variant: only_b,
-        trapped_overlap_exact: exact,
-        orphan_sessions_peak: Paired::new(peak(&a), peak(&b)),
-        time_to_recover_p50_ms: Paired::maybe(quantile(&ha, 500), quantile(&hb, 500)),
-        time_to_recover_p99_ms: Paired::maybe(quantile(&ha, 990), quantile(&hb, 990)),
-        availability_ppm: Paired::new(avail(&a), avail(&b)),
-        logins_attempted: Paired::new(
-            sum(&a, &|r| r.logins.attempted),
-            sum(&b, &|r| r.logins.attempted),
-        ),
-        messages: Paired::new(sum(&a, &|r| r.messages), sum(&b, &|r| r.messages)),
-        events: Paired::new(sum(&a, &|r| r.events), sum(&b, &|r| r.events)),
+        self.both += common;
+        self.only_a += x.trapped_devices.saturating_sub(common);
+        self.only_b += y.trapped_devices.saturating_sub(common);
     }
 }
 
-/// Build the report of a sweep from its results in unit order.
+/// The comparison of two variants' reports, with the counts of [`PairAcc`].
+fn compare(a: &VariantReport, b: &VariantReport, pair: &PairAcc) -> Comparison {
+    let complete = |v: &VariantReport| v.stopped_seeds == 0;
+    let comparable = complete(a) && complete(b);
+    let liveness = |v: &VariantReport, f: fn(&VariantReport) -> Option<u64>| {
+        if complete(v) {
+            f(v)
+        } else {
+            None
+        }
+    };
+    let quantile = |v: &VariantReport, f: fn(&Quantiles) -> u64| {
+        (v.time_to_recover_ms.count > 0).then(|| f(&v.time_to_recover_ms))
+    };
+    Comparison {
+        baseline: a.variant.clone(),
+        variant: b.variant.clone(),
+        same_crashes: comparable && pair.same_crashes,
+        trapped_devices: Paired::maybe(
+            liveness(a, |v| v.trapped_devices),
+            liveness(b, |v| v.trapped_devices),
+        ),
+        slow_devices: Paired::maybe(
+            liveness(a, |v| v.slow_devices),
+            liveness(b, |v| v.slow_devices),
+        ),
+        trapped_in_both: if comparable { pair.both } else { 0 },
+        trapped_only_baseline: if comparable { pair.only_a } else { 0 },
+        trapped_only_variant: if comparable { pair.only_b } else { 0 },
+        trapped_overlap_exact: pair.exact,
+        orphan_sessions_peak: Paired::new(a.orphan_sessions_peak, b.orphan_sessions_peak),
+        time_to_recover_p50_ms: Paired::maybe(quantile(a, |q| q.p50), quantile(b, |q| q.p50)),
+        time_to_recover_p99_ms: Paired::maybe(quantile(a, |q| q.p99), quantile(b, |q| q.p99)),
+        availability_ppm: Paired::new(a.availability_ppm, b.availability_ppm),
+        logins_attempted: Paired::new(a.logins.attempted, b.logins.attempted),
+        messages: Paired::new(a.messages, b.messages),
+        events: Paired::new(a.events, b.events),
+        server_peak_requests_per_s: Paired::new(
+            a.server_peak_requests_per_s,
+            b.server_peak_requests_per_s,
+        ),
+        time_to_99pct_sessions_ms: Paired::maybe(
+            a.time_to_99pct_sessions_ms,
+            b.time_to_99pct_sessions_ms,
+        ),
+        messages_per_reentry: PairedRatio::new(a.messages_per_reentry, b.messages_per_reentry),
+    }
+}
+
+/// The report of a sweep, built as its results arrive in unit order, keeping only what the
+/// report needs: sums, merged histograms, the largest peaks, the first seeds' lists. Its
+/// memory does not grow with the number of seeds.
+pub struct Aggregator {
+    sweep: SweepId,
+    variants: Vec<VariantAcc>,
+    pairs: Vec<PairAcc>,
+    /// The baseline's result of the current seed, for the paired comparisons.
+    baseline: Option<RunResult>,
+    next: u64,
+}
+
+impl Aggregator {
+    /// An empty report of `sweep`.
+    pub fn new(sweep: SweepId) -> Aggregator {
+        let nv = sweep.variants.len();
+        Aggregator {
+            variants: (0..nv).map(|_| VariantAcc::default()).collect(),
+            pairs: vec![PairAcc::default(); nv.saturating_sub(1)],
+            baseline: None,
+            next: 0,
+            sweep,
+        }
+    }
+
+    /// Add the result of the next unit (units come in order: 0, 1, 2, ...).
+    ///
+    /// # Errors
+    ///
+    /// [`MergeError::Overflow`] when a sum over the seeds does not fit in 64 bits (only
+    /// records read from files, damaged or forged, can hold such numbers).
+    pub fn push(&mut self, r: &RunResult) -> Result<(), MergeError> {
+        let nv = self.sweep.variants.len() as u64;
+        let v = (self.next % nv) as usize;
+        debug_assert_eq!(
+            self.sweep.unit(self.next),
+            (r.variant.as_str(), r.seed),
+            "invariant: units arrive in order"
+        );
+        self.next += 1;
+        let name = self.sweep.variants[v].clone();
+        self.variants[v].add(&self.sweep, &name, r)?;
+        if v == 0 {
+            self.baseline = Some(r.clone());
+        } else if let Some(b) = &self.baseline {
+            self.pairs[v - 1].add(b, r);
+        }
+        Ok(())
+    }
+
+    /// The report.
+    ///
+    /// # Errors
+    ///
+    /// As [`Aggregator::push`].
+    pub fn finish(self) -> Result<Report, MergeError> {
+        let mut runs = Vec::new();
+        let mut series = Vec::new();
+        let mut ttr = Vec::new();
+        let mut load = Vec::new();
+        for (acc, name) in self.variants.into_iter().zip(&self.sweep.variants) {
+            let (r, s, h, l) = acc.report(&self.sweep, name)?;
+            runs.push(r);
+            series.push(s);
+            ttr.push(h);
+            load.push(l);
+        }
+        let comparison = self
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| compare(&runs[0], &runs[i + 1], p))
+            .collect();
+        Ok(Report {
+            sweep: self.sweep,
+            runs,
+            comparison,
+            series,
+            ttr,
+            load,
+        })
+    }
+}
+
+/// Build the report of a sweep from its results in unit order ([`Aggregator`]).
 ///
 /// # Errors
 ///
 /// [`MergeError::Overflow`] when a sum over the seeds does not fit in 64 bits (only records
 /// read from files, damaged or forged, can hold such numbers).
 pub fn aggregate(sweep: SweepId, results: &[RunResult]) -> Result<Report, MergeError> {
-    let nv = sweep.variants.len();
-    let mut runs = Vec::new();
-    let mut series = Vec::new();
-    let mut ttr = Vec::new();
-    for (v, name) in sweep.variants.iter().enumerate() {
-        let rs: Vec<&RunResult> = results.iter().skip(v).step_by(nv).collect();
-        let (r, s, h) = variant_report(&sweep, name, &rs)?;
-        runs.push(r);
-        series.push(s);
-        ttr.push(h);
+    let mut a = Aggregator::new(sweep);
+    for r in results {
+        a.push(r)?;
     }
-    let comparison = (1..nv).map(|v| compare(&sweep, 0, v, results)).collect();
-    Ok(Report {
-        sweep,
-        runs,
-        comparison,
-        series,
-        ttr,
-    })
+    a.finish()
 }
 
 #[cfg(test)]
