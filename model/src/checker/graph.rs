@@ -191,6 +191,59 @@ pub struct Progress {
     pub done: bool,
 }
 
+/// The permutation of each edge, as an index in [`Graph::perms`]: a byte per edge when the
+/// symmetry group has at most 256 elements (up to 5 devices of one user, or 2 users of 3),
+/// two bytes otherwise; nothing without symmetry reduction.
+#[derive(Debug, Default)]
+pub enum EdgePerms {
+    /// No symmetry reduction.
+    #[default]
+    None,
+    /// A byte per edge.
+    Narrow(Vec<u8>),
+    /// Two bytes per edge.
+    Wide(Vec<u16>),
+}
+
+impl EdgePerms {
+    /// For a group of this order.
+    fn for_group(order: u64) -> EdgePerms {
+        if order <= 256 {
+            EdgePerms::Narrow(Vec::new())
+        } else {
+            EdgePerms::Wide(Vec::new())
+        }
+    }
+
+    /// The permutation index of edge `e` (`None` without symmetry reduction).
+    pub fn get(&self, e: usize) -> Option<usize> {
+        match self {
+            EdgePerms::None => None,
+            EdgePerms::Narrow(v) => Some(v[e] as usize),
+            EdgePerms::Wide(v) => Some(v[e] as usize),
+        }
+    }
+
+    fn push(&mut self, p: u16) {
+        match self {
+            EdgePerms::None => {}
+            EdgePerms::Narrow(v) => v.push(
+                u8::try_from(p)
+                    .expect("invariant: a group of at most 256 has at most 256 permutations"),
+            ),
+            EdgePerms::Wide(v) => v.push(p),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            EdgePerms::None => {}
+            EdgePerms::Narrow(v) => v.shrink_to_fit(),
+            EdgePerms::Wide(v) => v.shrink_to_fit(),
+        }
+    }
+}
+
 /// The explored graph.
 #[derive(Debug)]
 pub struct Graph {
@@ -222,7 +275,7 @@ pub struct Graph {
     /// took its concrete successor (the source's devices after the step) to the stored
     /// canonical state: the device at position `d` of the source is at `perms[..][d]` in
     /// the target. Empty without symmetry reduction (every edge keeps its devices in place).
-    pub edge_perm: Vec<u16>,
+    pub edge_perm: EdgePerms,
     /// The concrete states the stored ones stand for (the sum of their orbits' sizes); the
     /// state count without symmetry reduction.
     pub concrete: u64,
@@ -243,7 +296,7 @@ impl Graph {
             violated: Vec::new(),
             reached: Vec::new(),
             perms: Vec::new(),
-            edge_perm: Vec::new(),
+            edge_perm: EdgePerms::None,
             concrete: 0,
         }
     }
@@ -336,11 +389,11 @@ impl Graph {
     /// The permutation of edge `k` of state `s`: where each device of `s` is in the edge's
     /// target.
     pub fn perm(&self, s: u32, k: usize) -> &Perm {
-        if self.edge_perm.is_empty() {
-            return &IDENTITY;
-        }
         let e = self.offsets[s as usize] as usize + k;
-        &self.perms[self.edge_perm[e] as usize]
+        match self.edge_perm.get(e) {
+            Some(p) => &self.perms[p],
+            None => &IDENTITY,
+        }
     }
 }
 
@@ -953,7 +1006,7 @@ struct Store {
     states: Rows,
     offsets: Vec<u32>,
     targets: Vec<u32>,
-    edge_perm: Vec<u16>,
+    edge_perm: EdgePerms,
     levels: Vec<u32>,
     concrete: u64,
     /// First violation of each safety property in a state, with the edge that found the
@@ -1130,7 +1183,7 @@ pub fn explore_opts(
         violated: vec![None; nprops],
         reached: vec![None; nprops],
         perms: Vec::new(),
-        edge_perm: Vec::new(),
+        edge_perm: EdgePerms::None,
         concrete: init_orbit,
     };
     let mut bad = PropSet::default();
@@ -1149,7 +1202,10 @@ pub fn explore_opts(
         states: std::mem::replace(&mut g.states, Rows::new(stride)),
         offsets: vec![0],
         targets: Vec::new(),
-        edge_perm: Vec::new(),
+        edge_perm: match &sym {
+            Some(_) => EdgePerms::for_group(super::symmetry::group_order(cfg)),
+            None => EdgePerms::None,
+        },
         levels: vec![0],
         concrete: init_orbit,
         violated: vec![None; nprops],

@@ -192,7 +192,7 @@ pub fn can_reach_session(g: &Graph, flags: &DeviceFlags, kinds: &EdgeKinds) -> V
             for (k, &t) in g.succ(s as u32).iter().enumerate() {
                 let e = base + k;
                 let there = match g.edge_perm.get(e) {
-                    Some(&p) => pulls[p as usize][good[t as usize] as usize],
+                    Some(p) => pulls[p][good[t as usize] as usize],
                     None => good[t as usize],
                 };
                 m |= there & kinds.0[e];

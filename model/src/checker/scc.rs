@@ -1,7 +1,8 @@
 //! Strongly connected components, iteratively.
 //!
 //! Pearce's space-efficient variant of Tarjan's algorithm ("A space-efficient algorithm for
-//! finding strongly connected components", 2016): one `u32` per node plus the DFS stack.
+//! finding strongly connected components", 2016): one `u32` per node plus the DFS stack
+//! (whose frames carry the root bit, which only nodes on the DFS path need).
 //! petgraph's `TarjanScc` implements the same algorithm recursively, which overflows the
 //! thread stack on the million-state graphs the checker builds; this version keeps its DFS
 //! stack on the heap. Components come out in reverse topological order (a component is
@@ -17,13 +18,14 @@ pub fn for_each_scc(
     mut f: impl FnMut(&[u32]),
 ) {
     // rindex: 0 = unvisited; 1.. = DFS index while on the stack; from `n` down = component id.
+    // Whether a node is (still) the root of its component lives in its DFS frame: only the
+    // nodes on the DFS path need it.
     let mut rindex = vec![0u32; n];
-    let mut root = vec![false; n];
     let mut index = 1u32;
     let mut comp = u32::try_from(n)
         .expect("invariant: fewer than 2^32 nodes")
         .saturating_sub(1);
-    let mut dfs: Vec<(u32, u32)> = Vec::new();
+    let mut dfs: Vec<(u32, u32, bool)> = Vec::new();
     let mut stack: Vec<u32> = Vec::new();
     let mut members: Vec<u32> = Vec::new();
     for start in 0..n as u32 {
@@ -31,10 +33,9 @@ pub fn for_each_scc(
             continue;
         }
         rindex[start as usize] = index;
-        root[start as usize] = true;
         index += 1;
-        dfs.push((start, 0));
-        while let Some(&mut (v, ref mut i)) = dfs.last_mut() {
+        dfs.push((start, 0, true));
+        while let Some(&mut (v, ref mut i, ref mut root)) = dfs.last_mut() {
             let mut descended = false;
             while let Some(w) = succ(v, *i as usize) {
                 if !include(w) {
@@ -43,23 +44,22 @@ pub fn for_each_scc(
                 }
                 if rindex[w as usize] == 0 {
                     rindex[w as usize] = index;
-                    root[w as usize] = true;
                     index += 1;
-                    dfs.push((w, 0));
+                    dfs.push((w, 0, true));
                     descended = true;
                     break;
                 }
                 if rindex[w as usize] < rindex[v as usize] {
                     rindex[v as usize] = rindex[w as usize];
-                    root[v as usize] = false;
+                    *root = false;
                 }
                 *i += 1;
             }
             if descended {
                 continue;
             }
-            dfs.pop();
-            if root[v as usize] {
+            let (_, _, is_root) = dfs.pop().expect("invariant: `v` is on the DFS path");
+            if is_root {
                 index -= 1;
                 members.clear();
                 members.push(v);
@@ -79,10 +79,10 @@ pub fn for_each_scc(
                 stack.push(v);
             }
             // Back in the parent: finish the tree edge that led to `v`.
-            if let Some(&mut (p, ref mut i)) = dfs.last_mut() {
+            if let Some(&mut (p, ref mut i, ref mut root)) = dfs.last_mut() {
                 if rindex[v as usize] < rindex[p as usize] {
                     rindex[p as usize] = rindex[v as usize];
-                    root[p as usize] = false;
+                    *root = false;
                 }
                 *i += 1;
             }

@@ -230,6 +230,13 @@ pub struct Symmetry {
     /// `moved[c * nd + p]`: device `c` renamed to position `p`, plus one (0: not yet known).
     moved: Vec<u32>,
     tables_moved: FxHashMap<(u32, u8, Perm), u32>,
+    /// `(device, table length)`: the device's signature when its Session-IDs from the table
+    /// length up are stale (numbered locally from there), their count, and a mask of their
+    /// raw values (bit `id % 64`), to tell when two devices might share one.
+    stale: FxHashMap<(u32, u32), (u32, u32, u64)>,
+    /// `(signature, table length, shift, position)`: the signature with its stale
+    /// Session-IDs shifted up, renamed to the position.
+    realized: FxHashMap<(u32, u32, u32, u8), u32>,
     /// The permutations of the edges, interned (0 is the identity).
     pub perms: Interner<Perm>,
     /// Scratch: the signatures of a decoded world's devices.
@@ -268,6 +275,8 @@ impl Symmetry {
             incidences: Interner::new(),
             moved: Vec::new(),
             tables_moved: FxHashMap::default(),
+            stale: FxHashMap::default(),
+            realized: FxHashMap::default(),
             perms,
             sigs: Vec::new(),
         }
@@ -399,6 +408,66 @@ impl Symmetry {
         m
     }
 
+    /// The signature of device `c` in a block whose table has `m` sessions (see
+    /// [`Symmetry::stale`]).
+    fn stale_sig(&mut self, c: u32, m: u32, devices: &Interner<Device>) -> (u32, u32, u64) {
+        if let Some(&r) = self.stale.get(&(c, m)) {
+            return r;
+        }
+        let mut d = devices.items[c as usize].clone();
+        let mut local: Vec<u32> = Vec::new();
+        let mut mask = 0u64;
+        d.visit_session_ids(|s| {
+            if s.0 >= m {
+                mask |= 1 << (s.0 % 64);
+                let i = local.iter().position(|&x| x == s.0).unwrap_or_else(|| {
+                    local.push(s.0);
+                    local.len() - 1
+                });
+                s.0 = m + i as u32;
+            }
+        });
+        rename_device(&self.cfg, &mut d, UserId(0), DeviceId(0));
+        let sig = self.nf_devices.intern(&d);
+        if sig as usize == self.nf_dev_hash.len() {
+            self.nf_dev_hash.push(fx(&d));
+        }
+        let r = (sig, local.len() as u32, mask);
+        self.stale.insert((c, m), r);
+        r
+    }
+
+    /// Signature `sig` (stale Session-IDs from `m` up) with its stale IDs shifted up by
+    /// `shift`, as the device at position `p`.
+    fn realize(
+        &mut self,
+        sig: u32,
+        m: u32,
+        shift: u32,
+        p: usize,
+        devices: &mut Interner<Device>,
+    ) -> u32 {
+        let key = (sig, m, shift, p as u8);
+        if let Some(&c) = self.realized.get(&key) {
+            return c;
+        }
+        let mut d = self.nf_devices.items[sig as usize].clone();
+        d.visit_session_ids(|s| {
+            if s.0 >= m {
+                s.0 += shift;
+            }
+        });
+        rename_device(
+            &self.cfg,
+            &mut d,
+            UserId((p / self.per_user) as u32),
+            DeviceId(p as u32),
+        );
+        let c = devices.intern(&d);
+        self.realized.insert(key, c);
+        c
+    }
+
     /// Put the state with these words (device words, then user words, then the counters;
     /// Session-IDs in canonical order for the present order of devices) in canonical form,
     /// in place. `None` when a device holds a Session-ID its user's table does not (the
@@ -416,15 +485,32 @@ impl Symmetry {
         // relative positions, and the permutation of relative positions.
         let mut sorted = [[(0u32, 0u32, 0u8); MAX_DEVICES]; MAX_DEVICES];
         let mut sigmas = [IDENTITY; MAX_DEVICES];
+        // Per user and relative position: the number of stale Session-IDs of the device
+        // there (before sorting), and whether the user has any.
+        let mut counts = [[0u32; MAX_DEVICES]; MAX_DEVICES];
+        let mut any_stale = [false; MAX_DEVICES];
         for u in 0..self.users {
             let tf = self.tab[key[nd + u] as usize];
             let row = &mut sorted[u];
+            let mut seen = 0u64;
             for j in 0..k {
-                let (nf, end) = self.dev[key[u * k + j] as usize];
-                if end > tf.len {
-                    return None;
-                }
-                row[j] = (tf.inc[j], nf, j as u8);
+                let c = key[u * k + j];
+                let (nf, end) = self.dev[c as usize];
+                let sig = if end > tf.len {
+                    let (sig, count, mask) = self.stale_sig(c, tf.len, devices);
+                    if seen & mask != 0 {
+                        // Two devices might share a stale Session-ID: the decoded form
+                        // decides.
+                        return None;
+                    }
+                    seen |= mask;
+                    counts[u][j] = count;
+                    any_stale[u] = true;
+                    sig
+                } else {
+                    nf
+                };
+                row[j] = (tf.inc[j], sig, j as u8);
             }
             // Insertion sort (a handful of devices), stable.
             for i in 1..k {
@@ -448,9 +534,24 @@ impl Symmetry {
                 }
             }
         }
-        // The users' blocks with their devices in place (still at their user), to sort.
+        // Each user's devices in their sorted places (still at their user), stale
+        // Session-IDs numbered after the table in the new order; and the tables.
+        let mut placed = [[0u32; MAX_DEVICES]; MAX_DEVICES];
         let mut tables = [0u32; MAX_DEVICES];
         for u in 0..self.users {
+            let m = self.tab[key[nd + u] as usize].len;
+            let mut shift = 0;
+            for i in 0..k {
+                let (_, sig, j) = sorted[u][i];
+                let j = j as usize;
+                placed[u][i] = if any_stale[u] && counts[u][j] > 0 {
+                    let c = self.realize(sig, m, shift, u * k + i, devices);
+                    shift += counts[u][j];
+                    c
+                } else {
+                    self.moved(key[u * k + j], u * k + i, devices)
+                };
+            }
             tables[u] = self.table_moved(key[nd + u], u, u, &sigmas[u], users);
         }
         self.sync(devices, users);
@@ -459,7 +560,10 @@ impl Symmetry {
             s.cmp_tab(s.tab[tables[a] as usize].nf, s.tab[tables[b] as usize].nf)
                 .then_with(|| {
                     (0..k)
-                        .map(|i| s.cmp_dev((0, sorted[a][i].1), (0, sorted[b][i].1)))
+                        .map(|i| {
+                            let (da, db) = (placed[a][i] as usize, placed[b][i] as usize);
+                            s.cmp_dev((0, s.dev[da].0), (0, s.dev[db].0))
+                        })
                         .find(|o| o.is_ne())
                         .unwrap_or(Ordering::Equal)
                 })
@@ -481,12 +585,13 @@ impl Symmetry {
             }
         }
         let mut perm = IDENTITY;
-        let old: arrayvec::ArrayVec<u32, { 2 * MAX_DEVICES + 1 }> = key.iter().copied().collect();
         for (to, &from) in uorder.iter().enumerate().take(self.users) {
             for j in 0..k {
                 let i = sigmas[from][j] as usize;
                 perm[from * k + j] = (to * k + i) as u8;
-                key[to * k + i] = self.moved(old[from * k + j], to * k + i, devices);
+            }
+            for i in 0..k {
+                key[to * k + i] = self.moved(placed[from][i], to * k + i, devices);
             }
             key[nd + to] = self.table_moved(tables[from], from, to, &IDENTITY, users);
         }
