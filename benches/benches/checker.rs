@@ -1,10 +1,12 @@
-//! criterion benchmarks of the model checker on two fixed configurations: the exploration
-//! alone (states/s is the elements throughput) and the whole check with liveness.
+//! criterion benchmarks of the model checker: the exploration alone (the throughput is the
+//! stored states, so states/s is the elements rate) and the whole check with liveness, with
+//! the symmetry reduction on 1 and 2 threads, and without it on one.
 //!
 //! `cargo bench --bench checker`
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
-use imps_model::checker::{check, graph::explore, Options};
+use imps_model::checker::graph::{explore_opts, ExploreOptions};
+use imps_model::checker::{check, Options};
 use imps_model::config::{resolve_variant, variants_dir, Config};
 
 fn config(name: &str, sets: &[&str]) -> Config {
@@ -15,7 +17,20 @@ fn config(name: &str, sets: &[&str]) -> Config {
     cfg
 }
 
-/// Exploration and whole check, on each fixed configuration.
+fn explore(cfg: &Config, symmetry: bool, threads: usize) -> u64 {
+    let opts = ExploreOptions {
+        max_states: u64::MAX,
+        symmetry,
+        whole_worlds: false,
+        threads,
+    };
+    explore_opts(cfg, &opts, &mut |_| {})
+        .expect("explores")
+        .len() as u64
+}
+
+/// Exploration and whole check, on each fixed configuration, reduced (1 and 2 threads) and
+/// unreduced (1 thread).
 fn bench(c: &mut Criterion) {
     let configs = [
         (
@@ -33,22 +48,36 @@ fn bench(c: &mut Criterion) {
             "post-cr 1x3x1",
             config("post-cr", &["env.devices_per_user=3"]),
         ),
+        (
+            "post-cr-expiry-two-users",
+            config("post-cr-expiry-two-users", &[]),
+        ),
     ];
     let mut g = c.benchmark_group("checker");
     g.sample_size(10);
     for (name, cfg) in &configs {
-        let states = explore(cfg, u64::MAX, &mut |_| {}).expect("explores").len() as u64;
-        g.throughput(Throughput::Elements(states));
-        g.bench_with_input(BenchmarkId::new("explore", name), cfg, |b, cfg| {
-            b.iter(|| explore(cfg, u64::MAX, &mut |_| {}).expect("explores").len())
-        });
-        g.bench_with_input(BenchmarkId::new("check", name), cfg, |b, cfg| {
-            b.iter(|| {
-                check(cfg, name, Options::default(), &mut |_| {})
-                    .expect("checks")
-                    .states
-            })
-        });
+        for (symmetry, threads) in [(true, 1), (true, 2), (false, 1)] {
+            if !symmetry && cfg.env.users > 1 {
+                // 8.5 million states unreduced: not a benchmark.
+                continue;
+            }
+            let label = format!(
+                "{name} {} {threads}t",
+                if symmetry { "reduced" } else { "unreduced" }
+            );
+            g.throughput(Throughput::Elements(explore(cfg, symmetry, threads)));
+            g.bench_with_input(BenchmarkId::new("explore", &label), cfg, |b, cfg| {
+                b.iter(|| explore(cfg, symmetry, threads))
+            });
+            let opts = Options {
+                symmetry,
+                threads,
+                ..Options::default()
+            };
+            g.bench_with_input(BenchmarkId::new("check", &label), cfg, |b, cfg| {
+                b.iter(|| check(cfg, name, opts, &mut |_| {}).expect("checks").states)
+            });
+        }
     }
     g.finish();
 }
