@@ -2,6 +2,8 @@
 //! safety property (a knob value that breaks it, and the checker finds it), the liveness checks
 //! on cycles, and a cross-check of the safety verdicts with stateright's own BFS.
 
+mod common;
+
 use imps_model::checker::{check, Options, Outcome, PropResult};
 use imps_model::config::{resolve_variant, variants_dir, Config, Verdict};
 use imps_model::props::{Kind, Prop};
@@ -638,7 +640,6 @@ fn canonical_session_ids_stay_unique_with_several_users() {
 /// enabled in all the states of its cycle is taken on the cycle.
 #[test]
 fn the_fair_counterexample_cycle_is_weakly_fair() {
-    use imps_model::checker::liveness::fair_class;
     for (name, sets) in [
         (
             "post-cr",
@@ -654,34 +655,7 @@ fn the_fair_counterexample_cycle_is_weakly_fair() {
         let o = run(&cfg);
         let r = result(&o, Prop::EventuallyLoggedInFair);
         let t = r.trace.as_ref().expect("violated with a lasso");
-        let start = t.loop_start.unwrap();
-        // The states the cycle's steps start from.
-        let mut from: Vec<&imps_model::world::World> = vec![if start == 0 {
-            &t.initial
-        } else {
-            &t.steps[start - 1].state
-        }];
-        from.extend(t.steps[start..t.steps.len() - 1].iter().map(|s| &s.state));
-        let mut always: Option<Vec<u16>> = None;
-        for w in &from {
-            let mut acts = Vec::new();
-            w.actions(&cfg, &mut acts);
-            let en: Vec<u16> = acts.iter().filter_map(fair_class).collect();
-            always = Some(match always {
-                None => en,
-                Some(prev) => prev.into_iter().filter(|c| en.contains(c)).collect(),
-            });
-        }
-        let taken: Vec<u16> = t.steps[start..]
-            .iter()
-            .filter_map(|s| fair_class(&s.action))
-            .collect();
-        for c in always.unwrap() {
-            assert!(
-                taken.contains(&c),
-                "{name} {sets:?}: fair class {c} enabled all along the cycle but never taken"
-            );
-        }
+        common::assert_weakly_fair_cycle(&cfg, t, &format!("{name} {sets:?}"));
     }
 }
 

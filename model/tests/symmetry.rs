@@ -3,8 +3,10 @@
 //! states, the verdicts are the same, and counterexamples found on the quotient replay on
 //! the real core and close their cycles.
 
+mod common;
+
 use imps_model::checker::graph::{explore_opts, ExploreOptions, Graph};
-use imps_model::checker::liveness::{fair_class, WayOut};
+use imps_model::checker::liveness::WayOut;
 use imps_model::checker::symmetry::{permute_world, Perm, Symmetry, IDENTITY};
 use imps_model::checker::{check, Options, Outcome};
 use imps_model::config::{named_variants, resolve_variant, variants_dir, Config};
@@ -319,35 +321,11 @@ fn assert_lasso_means_its_verdict(cfg: &Config, o: &Outcome, what: &str) {
         .and_then(|r| r.trace.as_ref())
     {
         assert_closes(t, what);
-        let start = t.loop_start.unwrap();
         let d = t.device.expect("names its device") as usize;
-        let mut from = vec![if start == 0 {
-            &t.initial
-        } else {
-            &t.steps[start - 1].state
-        }];
-        from.extend(t.steps[start..t.steps.len() - 1].iter().map(|s| &s.state));
-        let mut always: Option<Vec<u16>> = None;
-        for w in &from {
+        for w in common::cycle_states(t) {
             assert!(w.wants_session(d) && !w.holds_session(d), "{what}");
-            let mut acts = Vec::new();
-            w.actions(cfg, &mut acts);
-            let en: Vec<u16> = acts.iter().filter_map(fair_class).collect();
-            always = Some(match always {
-                None => en,
-                Some(prev) => prev.into_iter().filter(|c| en.contains(c)).collect(),
-            });
         }
-        let taken: Vec<u16> = t.steps[start..]
-            .iter()
-            .filter_map(|s| fair_class(&s.action))
-            .collect();
-        for c in always.unwrap() {
-            assert!(
-                taken.contains(&c),
-                "{what}: fair class {c} enabled all along, never taken"
-            );
-        }
+        common::assert_weakly_fair_cycle(cfg, t, what);
     }
 }
 
