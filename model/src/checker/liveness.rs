@@ -536,12 +536,15 @@ impl Component<'_> {
 
 /// The edges of state `v` with their actions, from the decoded world.
 fn state_edges<'a>(g: &'a Graph) -> impl Fn(u32, &mut Vec<(u32, Action, Edge)>) + 'a {
+    // One world and one action list, reused for every state (decoding copies only the
+    // components that differ).
+    let scratch = std::cell::RefCell::new((World::new(&g.cfg), Vec::new()));
     move |v, out| {
-        let mut w = World::new(&g.cfg);
-        g.decode(v, &mut w);
-        let mut acts = Vec::new();
-        w.actions(&g.cfg, &mut acts);
-        for (k, (&t, a)) in g.succ(v).iter().zip(acts).enumerate() {
+        let (w, acts) = &mut *scratch.borrow_mut();
+        g.decode(v, w);
+        acts.clear();
+        w.actions(&g.cfg, acts);
+        for (k, (&t, &a)) in g.succ(v).iter().zip(acts.iter()).enumerate() {
             out.push((t, a, (v, k as u16)));
         }
     }
