@@ -663,7 +663,7 @@ impl Symmetry {
                 let mut cand = order.clone();
                 for_each_arrangement(&mut cand, &groups, &mut |o| {
                     let mut tw = w.clone();
-                    apply_block(&self.cfg, &mut tw, u, u, k, o);
+                    apply_block(&self.cfg, &mut tw, u, k, o);
                     tw.canonicalize();
                     let block: Vec<Device> = tw.devices[base..base + k]
                         .iter()
@@ -699,7 +699,7 @@ impl Symmetry {
             for (i, &j) in order.iter().enumerate() {
                 perm[base + j] = (base + i) as u8;
             }
-            apply_block(&self.cfg, w, u, u, k, &order);
+            apply_block(&self.cfg, w, u, k, &order);
         }
         w.canonicalize();
         // Sort the users by their blocks.
@@ -739,33 +739,15 @@ impl Symmetry {
             }
         }
         if uorder.iter().enumerate().any(|(i, &u)| i != u) {
-            let old = w.clone();
+            // The users move as blocks: user `uorder[to]` goes to `to`.
+            let mut users = IDENTITY;
             for (to, &from) in uorder.iter().enumerate() {
                 for j in 0..k {
-                    let mut d = old.devices[from * k + j].clone();
-                    rename_device(
-                        &self.cfg,
-                        &mut d,
-                        UserId(to as u32),
-                        DeviceId((to * k + j) as u32),
-                    );
-                    w.devices[to * k + j] = d;
+                    users[from * k + j] = (to * k + j) as u8;
                 }
-                let mut t = old.users[from].clone();
-                let (f, tt) = ((from * k) as u32, (to * k) as u32);
-                rename_table(&mut t, UserId(to as u32), |d| d - f + tt);
-                w.users[to] = t;
             }
-            let p = perm;
-            for (d, slot) in perm.iter_mut().enumerate().take(self.nd) {
-                let at = p[d] as usize;
-                let (from, j) = (at / k, at % k);
-                let to = uorder
-                    .iter()
-                    .position(|&x| x == from)
-                    .expect("invariant: every user has a place");
-                *slot = (to * k + j) as u8;
-            }
+            *w = permute_world(&self.cfg, w, &users);
+            perm = compose(&users, &perm);
         }
         Canon {
             perm,
@@ -774,25 +756,17 @@ impl Symmetry {
     }
 }
 
-/// Move user `u`'s devices so that the device at relative position `order[i]` goes to `i`,
-/// renaming them and the table's references (the user stays `u`; `_to` is for symmetry of
-/// the call sites).
-fn apply_block(cfg: &Config, w: &mut World, u: usize, _to: usize, k: usize, order: &[usize]) {
+/// Move user `u`'s devices so that the device at relative position `order[i]` goes to `i`
+/// ([`permute_world`] within the user).
+fn apply_block(cfg: &Config, w: &mut World, u: usize, k: usize, order: &[usize]) {
     if order.iter().enumerate().all(|(i, &j)| i == j) {
         return;
     }
-    let base = u * k;
-    let old: Vec<Device> = w.devices[base..base + k].to_vec();
-    let mut sigma = vec![0u32; k];
+    let mut p = IDENTITY;
     for (i, &j) in order.iter().enumerate() {
-        sigma[j] = i as u32;
-        let mut d = old[j].clone();
-        rename_device(cfg, &mut d, UserId(u as u32), DeviceId((base + i) as u32));
-        w.devices[base + i] = d;
+        p[u * k + j] = (u * k + i) as u8;
     }
-    rename_table(&mut w.users[u], UserId(u as u32), |d| {
-        base as u32 + sigma[d as usize - base]
-    });
+    *w = permute_world(cfg, w, &p);
 }
 
 /// Call `f` with every arrangement of `order` that permutes only within the `groups`
