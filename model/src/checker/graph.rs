@@ -86,29 +86,85 @@ impl<T: Hash + Eq + Clone> Interner<T> {
     }
 }
 
-/// The Session-IDs of each interned component, in canonicalization order, stored flat: the
-/// canonical-form test of a successor reads these instead of a decoded world.
+/// The Session-IDs of each interned component, in canonicalization order: the canonical-form
+/// test of a successor reads these instead of a decoded world. Each component's distinct
+/// IDs, in order of first appearance, are packed into one word when there are at most
+/// three (almost always), so that the test reads one word per component; the others are
+/// stored flat.
 #[derive(Debug, Default)]
 struct IdLists {
+    /// Per component: up to three distinct IDs (16 bits each, first at the bottom) and
+    /// their count in bits 48..50, or [`IdLists::FLAT`] when they are in `ids`.
+    packed: Vec<u64>,
     ids: Vec<u32>,
     start: Vec<u32>,
+    scratch: Vec<u32>,
 }
 
 impl IdLists {
+    const FLAT: u64 = u64::MAX;
+
     /// Record the IDs of the components interned since the last call.
     fn sync<T>(&mut self, items: &[T], mut visit: impl FnMut(&T, &mut Vec<u32>)) {
         if self.start.is_empty() {
             self.start.push(0);
         }
-        for item in &items[self.start.len() - 1..] {
-            visit(item, &mut self.ids);
+        for item in &items[self.packed.len()..] {
+            self.scratch.clear();
+            visit(item, &mut self.scratch);
+            let mut distinct: ArrayVec<u32, 3> = ArrayVec::new();
+            let mut packs = true;
+            for &id in &self.scratch {
+                if distinct.contains(&id) {
+                    continue;
+                }
+                if id >= u32::from(u16::MAX) || distinct.try_push(id).is_err() {
+                    packs = false;
+                    break;
+                }
+            }
+            if packs {
+                let word = distinct
+                    .iter()
+                    .enumerate()
+                    .fold((distinct.len() as u64) << 48, |w, (i, &id)| {
+                        w | u64::from(id) << (16 * i)
+                    });
+                self.packed.push(word);
+            } else {
+                self.packed.push(Self::FLAT);
+                self.ids.extend_from_slice(&self.scratch);
+            }
             self.start.push(self.ids.len() as u32);
         }
     }
 
-    fn of(&self, i: u32) -> &[u32] {
-        let i = i as usize;
-        &self.ids[self.start[i] as usize..self.start[i + 1] as usize]
+    /// The counter of first appearances after component `i`'s IDs, from `next` (`None`
+    /// when one of them appears out of order: it is past the counter).
+    fn advance(&self, i: u32, mut next: u32) -> Option<u32> {
+        let word = self.packed[i as usize];
+        let mut step = |id: u32| {
+            if id == next {
+                next += 1;
+            } else if id > next {
+                return false;
+            }
+            true
+        };
+        if word == Self::FLAT {
+            let i = i as usize;
+            let ids = &self.ids[self.start[i] as usize..self.start[i + 1] as usize];
+            if !ids.iter().all(|&id| step(id)) {
+                return None;
+            }
+        } else {
+            for k in 0..(word >> 48) as usize {
+                if !step((word >> (16 * k) & 0xffff) as u32) {
+                    return None;
+                }
+            }
+        }
+        Some(next)
     }
 }
 
@@ -452,18 +508,9 @@ fn canonical_next_id(
 ) -> Option<u32> {
     let mut max = 0;
     for (u, &table) in key[nd..key.len() - 1].iter().enumerate() {
-        let mut next = 0u32;
-        let devices = &key[u * per_user..(u + 1) * per_user];
-        let lists =
-            std::iter::once(user_ids.of(table)).chain(devices.iter().map(|&d| device_ids.of(d)));
-        for list in lists {
-            for &id in list {
-                if id == next {
-                    next += 1;
-                } else if id > next {
-                    return None;
-                }
-            }
+        let mut next = user_ids.advance(table, 0)?;
+        for &d in &key[u * per_user..(u + 1) * per_user] {
+            next = device_ids.advance(d, next)?;
         }
         max = max.max(next);
     }
@@ -569,6 +616,23 @@ struct Batch {
     /// the size of its target's orbit.
     perms: Vec<u16>,
     orbits: Vec<u64>,
+}
+
+impl Batch {
+    /// An empty batch from state `first`, with room for `states` states and `edges`
+    /// successors of `stride` words (and their permutations when `perms`).
+    fn with_room(first: u32, states: u32, edges: usize, stride: usize, perms: bool) -> Batch {
+        let per_edge = if perms { edges } else { 0 };
+        Batch {
+            first,
+            counts: Vec::with_capacity(states as usize),
+            keys: Vec::with_capacity(edges * stride),
+            hashes: Vec::with_capacity(edges),
+            state_bad: Vec::with_capacity(edges),
+            perms: Vec::with_capacity(per_edge),
+            orbits: Vec::with_capacity(per_edge),
+        }
+    }
 }
 
 /// How many states one batch generates from.
@@ -949,12 +1013,11 @@ impl Explorer<'_> {
     fn generate_level(&mut self, sink: &mut dyn FnMut(Msg) -> bool) {
         let n = self.g.states.len() as u32;
         let mut s = self.base;
+        // Room for as many successors as the last batch had, and a quarter more.
+        let mut room = 0;
         while s < self.base + n {
             let end = (s + BATCH).min(self.base + n);
-            let mut batch = Batch {
-                first: s,
-                ..Batch::default()
-            };
+            let mut batch = Batch::with_room(s, end - s, room, self.g.stride, self.sym.is_some());
             for t in s..end {
                 self.generate(t, &mut batch);
                 if let Some(what) = self.exceeded.take() {
@@ -962,6 +1025,7 @@ impl Explorer<'_> {
                     return;
                 }
             }
+            room = batch.hashes.len() + batch.hashes.len() / 4;
             if !sink(Msg::Batch(batch)) {
                 return;
             }

@@ -200,6 +200,15 @@ fn incidence(us: &UserServer, d: u32) -> Vec<u16> {
     v
 }
 
+/// A key whose order is the lexicographic order of incidences wherever two keys differ: the
+/// first three values plus one, 17 bits each (0 past the end). Equal keys need the full
+/// comparison.
+fn order_key(v: &[u16]) -> u64 {
+    (0..3).fold(0u64, |acc, i| {
+        acc << 17 | v.get(i).map_or(0, |&x| u64::from(x) + 1)
+    })
+}
+
 /// What the canonical form reads of an interned table.
 #[derive(Clone, Copy, Debug)]
 struct TableFacts {
@@ -219,14 +228,16 @@ pub struct Symmetry {
     nd: usize,
     order: u64,
     /// Per interned device: its signature in `nf_devices` when its Session-IDs are all in its
-    /// user's table, and one past its largest Session-ID.
-    dev: Vec<(u32, u32)>,
+    /// user's table, one past its largest Session-ID, and its position.
+    dev: Vec<(u32, u32, u8)>,
     nf_devices: Interner<Device>,
     nf_dev_hash: Vec<u64>,
     tab: Vec<TableFacts>,
     nf_tables: Interner<UserServer>,
     nf_tab_hash: Vec<u64>,
     incidences: Interner<Vec<u16>>,
+    /// Per incidence: [`order_key`] of it, which orders most pairs without reading them.
+    inc_keys: Vec<u64>,
     /// `moved[c * nd + p]`: device `c` renamed to position `p`, plus one (0: not yet known).
     moved: Vec<u32>,
     tables_moved: FxHashMap<(u32, u8, Perm), u32>,
@@ -273,6 +284,7 @@ impl Symmetry {
             nf_tables: Interner::new(),
             nf_tab_hash: Vec::new(),
             incidences: Interner::new(),
+            inc_keys: Vec::new(),
             moved: Vec::new(),
             tables_moved: FxHashMap::default(),
             stale: FxHashMap::default(),
@@ -293,7 +305,7 @@ impl Symmetry {
             if nf as usize == self.nf_dev_hash.len() {
                 self.nf_dev_hash.push(fx(&d));
             }
-            self.dev.push((nf, end));
+            self.dev.push((nf, end, dev.client.device.0 as u8));
         }
         for us in &users.items[self.tab.len()..] {
             // The table's user is the user of the devices it names; a table that names none
@@ -311,7 +323,11 @@ impl Symmetry {
             let base = (user * self.per_user) as u32;
             let mut inc = [0; MAX_DEVICES];
             for (j, slot) in inc.iter_mut().enumerate().take(self.per_user) {
-                *slot = self.incidences.intern(&incidence(us, base + j as u32));
+                let v = incidence(us, base + j as u32);
+                *slot = self.incidences.intern(&v);
+                if *slot as usize == self.inc_keys.len() {
+                    self.inc_keys.push(order_key(&v));
+                }
             }
             let mut t = us.clone();
             rename_table(&mut t, UserId(0), |d| d - base);
@@ -331,7 +347,10 @@ impl Symmetry {
     /// indices.
     fn cmp_dev(&self, a: (u32, u32), b: (u32, u32)) -> Ordering {
         if a.0 != b.0 {
-            return self.incidences.items[a.0 as usize].cmp(&self.incidences.items[b.0 as usize]);
+            let (ka, kb) = (self.inc_keys[a.0 as usize], self.inc_keys[b.0 as usize]);
+            return ka.cmp(&kb).then_with(|| {
+                self.incidences.items[a.0 as usize].cmp(&self.incidences.items[b.0 as usize])
+            });
         }
         if a.1 == b.1 {
             return Ordering::Equal;
@@ -357,8 +376,7 @@ impl Symmetry {
 
     /// Device `c` renamed to position `p`.
     fn moved(&mut self, c: u32, p: usize, devices: &mut Interner<Device>) -> u32 {
-        let dev = &devices.items[c as usize];
-        if dev.client.device.0 as usize == p {
+        if self.dev[c as usize].2 as usize == p {
             return c;
         }
         let slot = c as usize * self.nd + p;
@@ -368,7 +386,7 @@ impl Symmetry {
         if self.moved[slot] != 0 {
             return self.moved[slot] - 1;
         }
-        let mut d = dev.clone();
+        let mut d = devices.items[c as usize].clone();
         rename_device(
             &self.cfg,
             &mut d,
@@ -468,6 +486,68 @@ impl Symmetry {
         c
     }
 
+    /// When the state with these words is its own canonical form (no stale Session-ID, each
+    /// user's devices in order, the users in order), the size of its stabilizer: the
+    /// product of the factorials of the runs of equal devices and of equal users. Most
+    /// successors of a canonical state are canonical, and this is what
+    /// [`Symmetry::canon_words`] would find for them without moving anything.
+    fn already_canonical(&self, key: &[u32]) -> Option<u64> {
+        let (nd, k) = (self.nd, self.per_user);
+        let mut stab = 1u64;
+        let mut users_run = 1u64;
+        for u in 0..self.users {
+            let tf = &self.tab[key[nd + u] as usize];
+            let mut prev = (0, 0);
+            let mut run = 1u64;
+            for j in 0..k {
+                let (nf, end, _) = self.dev[key[u * k + j] as usize];
+                if end > tf.len {
+                    return None;
+                }
+                let here = (tf.inc[j], nf);
+                if j > 0 {
+                    match self.cmp_dev(prev, here) {
+                        Ordering::Greater => return None,
+                        Ordering::Equal => {
+                            run += 1;
+                            stab *= run;
+                        }
+                        Ordering::Less => run = 1,
+                    }
+                }
+                prev = here;
+            }
+            if u > 0 {
+                match self.cmp_block(key, u - 1, u) {
+                    Ordering::Greater => return None,
+                    Ordering::Equal => {
+                        users_run += 1;
+                        stab *= users_run;
+                    }
+                    Ordering::Less => users_run = 1,
+                }
+            }
+        }
+        Some(stab)
+    }
+
+    /// The order of the blocks of users `a` and `b` of a state whose devices are in their
+    /// places: the tables renamed to user 0, then the devices' signatures in order.
+    fn cmp_block(&self, key: &[u32], a: usize, b: usize) -> Ordering {
+        let (nd, k) = (self.nd, self.per_user);
+        let (ta, tb) = (key[nd + a] as usize, key[nd + b] as usize);
+        self.cmp_tab(self.tab[ta].nf, self.tab[tb].nf)
+            .then_with(|| {
+                (0..k)
+                    .map(|i| {
+                        let (da, db) = (key[a * k + i] as usize, key[b * k + i] as usize);
+                        self.cmp_dev((0, self.dev[da].0), (0, self.dev[db].0))
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
+    }
+
     /// Put the state with these words (device words, then user words, then the counters;
     /// Session-IDs in canonical order for the present order of devices) in canonical form,
     /// in place. `None` when a device holds a Session-ID its user's table does not (the
@@ -479,6 +559,12 @@ impl Symmetry {
         users: &mut Interner<UserServer>,
     ) -> Option<Canon> {
         self.sync(devices, users);
+        if let Some(stab) = self.already_canonical(key) {
+            return Some(Canon {
+                perm: IDENTITY,
+                orbit: self.order / stab,
+            });
+        }
         let (nd, k) = (self.nd, self.per_user);
         let mut stab = 1u64;
         // Per user: the devices' (incidence, signature), in sorted order with their old
@@ -495,7 +581,7 @@ impl Symmetry {
             let mut seen = 0u64;
             for j in 0..k {
                 let c = key[u * k + j];
-                let (nf, end) = self.dev[c as usize];
+                let (nf, end, _) = self.dev[c as usize];
                 let sig = if end > tf.len {
                     let (sig, count, mask) = self.stale_sig(c, tf.len, devices);
                     if seen & mask != 0 {
@@ -555,19 +641,14 @@ impl Symmetry {
             tables[u] = self.table_moved(key[nd + u], u, u, &sigmas[u], users);
         }
         self.sync(devices, users);
+        // The blocks laid out as state words, for the order of users.
+        let mut laid = [0u32; 2 * MAX_DEVICES];
+        for u in 0..self.users {
+            laid[u * k..(u + 1) * k].copy_from_slice(&placed[u][..k]);
+            laid[nd + u] = tables[u];
+        }
+        let block_cmp = |s: &Self, a: usize, b: usize| s.cmp_block(&laid, a, b);
         let mut uorder: [usize; MAX_DEVICES] = std::array::from_fn(|i| i);
-        let block_cmp = |s: &Self, a: usize, b: usize| {
-            s.cmp_tab(s.tab[tables[a] as usize].nf, s.tab[tables[b] as usize].nf)
-                .then_with(|| {
-                    (0..k)
-                        .map(|i| {
-                            let (da, db) = (placed[a][i] as usize, placed[b][i] as usize);
-                            s.cmp_dev((0, s.dev[da].0), (0, s.dev[db].0))
-                        })
-                        .find(|o| o.is_ne())
-                        .unwrap_or(Ordering::Equal)
-                })
-        };
         for i in 1..self.users {
             let mut j = i;
             while j > 0 && block_cmp(self, uorder[j - 1], uorder[j]) == Ordering::Greater {
@@ -816,4 +897,38 @@ pub fn permute_world(cfg: &Config, w: &World, perm: &Perm) -> World {
         out.users[to] = us;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where two incidences' keys differ, the keys order them as the incidences do; equal
+    /// keys happen only for incidences that share their first three values.
+    #[test]
+    fn incidence_keys_agree_with_the_order_of_incidences() {
+        let values = [0u16, 1, 4, 5, 8, 9, u16::MAX];
+        let mut all: Vec<Vec<u16>> = vec![Vec::new()];
+        for len in 1..=4 {
+            let mut next = Vec::new();
+            for v in all.iter().filter(|v| v.len() == len - 1) {
+                for &x in &values {
+                    let mut w = v.clone();
+                    w.push(x);
+                    next.push(w);
+                }
+            }
+            all.extend(next);
+        }
+        for a in &all {
+            for b in &all {
+                let (ka, kb) = (order_key(a), order_key(b));
+                if ka == kb {
+                    assert_eq!(a[..a.len().min(3)], b[..b.len().min(3)], "{a:?} {b:?}");
+                } else {
+                    assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} {b:?}");
+                }
+            }
+        }
+    }
 }
