@@ -1425,3 +1425,52 @@ pub fn explore_opts(
     g.edge_perm.shrink_to_fit();
     Ok(g)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counter after a list of IDs, read one by one (the definition `advance` packs).
+    fn reference(ids: &[u32], mut next: u32) -> Option<u32> {
+        for &id in ids {
+            if id == next {
+                next += 1;
+            } else if id > next {
+                return None;
+            }
+        }
+        Some(next)
+    }
+
+    /// Packed (at most three distinct IDs, repeats included) and flat lists (more, or an
+    /// ID too large for 16 bits) advance the counter as reading the IDs one by one does.
+    #[test]
+    fn packed_and_flat_id_lists_advance_alike() {
+        let lists: Vec<Vec<u32>> = vec![
+            vec![],
+            vec![0],
+            vec![2],
+            vec![0, 0, 1],
+            vec![1, 0],
+            vec![3, 4, 3, 5],
+            vec![0, 1, 2, 3],
+            vec![4, 5, 6, 7, 4],
+            vec![65_535],
+            vec![0, 70_000],
+        ];
+        let mut l = IdLists::default();
+        l.sync(&lists, |ids, out| out.extend_from_slice(ids));
+        assert_eq!(l.packed[5], 3 | 4 << 16 | 5 << 32 | 3 << 48);
+        assert_eq!(l.packed[6], IdLists::FLAT);
+        assert_eq!(l.packed[8], IdLists::FLAT);
+        for (i, ids) in lists.iter().enumerate() {
+            for next in 0..10 {
+                assert_eq!(
+                    l.advance(i as u32, next),
+                    reference(ids, next),
+                    "{ids:?} from {next}"
+                );
+            }
+        }
+    }
+}
