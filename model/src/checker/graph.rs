@@ -1306,23 +1306,30 @@ pub fn explore_opts(
     };
     x.facts.sync(cfg, &x.g);
     // Level by level: the level's states, copied for the generator, and its successors
-    // looked up in order.
-    let frontier = |store: &Store, lo: u32| {
-        let mut rows = Rows::new(stride);
-        for s in lo as usize..store.states.len() {
-            rows.push(&store.states.row(s));
-        }
-        rows
-    };
-    let mut x = if opts.threads <= 1 {
+    // looked up in order; `level` generates and looks up one level (from its first state
+    // and its rows).
+    let levels = |store: &mut Store,
+                  level: &mut dyn FnMut(&mut Store, u32, Rows) -> Result<(), ExploreError>|
+     -> Result<(), ExploreError> {
         let mut lo = 0u32;
         while (lo as usize) < store.states.len() {
             let hi = store.states.len() as u32;
             if lo > 0 {
                 store.levels.push(lo);
             }
-            x.g.states = frontier(&store, lo);
-            x.base = lo;
+            let mut rows = Rows::new(stride);
+            for s in lo as usize..store.states.len() {
+                rows.push(&store.states.row(s));
+            }
+            level(store, lo, rows)?;
+            lo = hi;
+        }
+        Ok(())
+    };
+    let mut x = if opts.threads <= 1 {
+        levels(&mut store, &mut |store, base, rows| {
+            x.g.states = rows;
+            x.base = base;
             let mut failed = None;
             x.generate_level(&mut |m| match m {
                 Msg::Batch(b) => match store.insert(&b, progress) {
@@ -1338,48 +1345,36 @@ pub fn explore_opts(
                     false
                 }
             });
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            lo = hi;
-        }
+            failed.map_or(Ok(()), Err)
+        })?;
         x
     } else {
         std::thread::scope(|scope| -> Result<Explorer<'_>, ExploreError> {
-            let (to_gen, levels) = std::sync::mpsc::channel::<(u32, Rows)>();
+            let (to_gen, level_rows) = std::sync::mpsc::channel::<(u32, Rows)>();
             let (to_look, batches) = std::sync::mpsc::sync_channel::<Msg>(8);
             let generator = scope.spawn(move || {
-                while let Ok((base, rows)) = levels.recv() {
+                while let Ok((base, rows)) = level_rows.recv() {
                     x.g.states = rows;
                     x.base = base;
                     x.generate_level(&mut |m| to_look.send(m).is_ok());
                 }
                 x
             });
-            let mut lo = 0u32;
-            let result = (|| {
-                while (lo as usize) < store.states.len() {
-                    let hi = store.states.len() as u32;
-                    if lo > 0 {
-                        store.levels.push(lo);
+            let result = levels(&mut store, &mut |store, base, rows| {
+                to_gen
+                    .send((base, rows))
+                    .expect("invariant: the generator waits for levels");
+                loop {
+                    match batches
+                        .recv()
+                        .expect("invariant: the generator ends each level")
+                    {
+                        Msg::Batch(b) => store.insert(&b, progress)?,
+                        Msg::LevelDone => return Ok(()),
+                        Msg::Failed(e) => return Err(e),
                     }
-                    to_gen
-                        .send((lo, frontier(&store, lo)))
-                        .expect("invariant: the generator waits for levels");
-                    loop {
-                        match batches
-                            .recv()
-                            .expect("invariant: the generator ends each level")
-                        {
-                            Msg::Batch(b) => store.insert(&b, progress)?,
-                            Msg::LevelDone => break,
-                            Msg::Failed(e) => return Err(e),
-                        }
-                    }
-                    lo = hi;
                 }
-                Ok(())
-            })();
+            });
             drop(to_gen);
             drop(batches);
             let x = generator
