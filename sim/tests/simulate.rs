@@ -1,20 +1,15 @@
 //! The simulator end to end: reproducibility, the CR's headline result at a small scale,
 //! sharded sweeps, the report files, and bad input.
 
+mod common;
+
+use common::imps;
 use imps_model::config::{resolve_variant, variants_dir};
 use imps_sim::engine::scenario::{resolve_scenario, scenarios_dir, Scenario};
 use imps_sim::engine::sim::{run, RunSpec};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn imps(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imps"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the imps binary runs")
-}
+use std::process::Output;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

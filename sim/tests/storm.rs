@@ -1,17 +1,10 @@
 //! Storms: a correlated outage (`scenario.outage_*`), the server's load it causes, and what
 //! getting back in costs, pre-CR against post-CR on the same devices.
 
-use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn imps(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imps"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the imps binary runs")
-}
+use common::imps;
+use serde_json::Value;
 
 /// Half of 1,000 devices hit at 5 minutes, with no other fault and no user action, so that
 /// a re-entry's messages are exactly those of the way back in.

@@ -4,17 +4,12 @@
 //! limit that couples users); and a run cut into partitions tells the same story as one that
 //! is not (only the digest and the partition-local event numbers differ).
 
+mod common;
+
+use common::imps;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn imps(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imps"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the imps binary runs")
-}
+use std::process::Output;
 
 /// The JSON output without the wall-clock figures.
 fn json(o: &Output) -> Value {
