@@ -1,8 +1,10 @@
 //! Strongly connected components, iteratively.
 //!
 //! Pearce's space-efficient variant of Tarjan's algorithm ("A space-efficient algorithm for
-//! finding strongly connected components", 2016): one `u32` per node plus the DFS stack
-//! (whose frames carry the root bit, which only nodes on the DFS path need).
+//! finding strongly connected components", 2016): one `u32` per node of the subgraph searched
+//! (the included nodes, numbered densely; 3 bits per node of the whole graph for the
+//! numbering) plus the DFS stack (whose frames carry the root bit, which only nodes on the
+//! DFS path need).
 //! petgraph's `TarjanScc` implements the same algorithm recursively, which overflows the
 //! thread stack on the million-state graphs the checker builds; this version keeps its DFS
 //! stack on the heap. Components come out in reverse topological order (a component is
