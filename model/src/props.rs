@@ -6,7 +6,7 @@
 //! checker (over [`crate::world::World`]) and the simulator evaluate the very same code.
 //!
 //! Safety properties are *monitors*: a state predicate ([`check_user_state`],
-//! [`session_context_consistent`]) or a check of one step, seeing the state before, the
+//! [`check_server_totals`]) or a check of one step, seeing the state before, the
 //! input, the outputs and the state after ([`check_server_step`], [`check_client_step`]).
 //! Witnesses are conditions on steps that a meaningful run must reach. The two liveness
 //! properties are computed over the explored state graph by [`crate::checker`].

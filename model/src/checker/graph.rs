@@ -15,9 +15,10 @@
 //! memo miss or when the successor's Session-IDs must be renumbered (about 1 edge in 70);
 //! [`explore_with`] can step every edge whole, which the tests hold the fast path to.
 //!
-//! Look-ups in the visited set are software-pipelined: the successors of a state are
-//! generated [`LAG`] states ahead of their look-ups, with the visited-set slots prefetched at
-//! generation and the likely matching states one state later.
+//! Look-ups in the visited set are software-pipelined: successors are generated in batches
+//! of `BATCH` states before their look-ups, and within a batch each successor's visited-set
+//! slot is prefetched `PREFETCH` successors ahead and the state it most likely matches half
+//! as far ahead.
 
 use super::memo::Memo;
 use super::rows::{Rows, MAX_WORDS};
