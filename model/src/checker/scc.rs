@@ -50,9 +50,6 @@ pub fn for_each_scc(
     let mut stack: Vec<u32> = Vec::new();
     let mut members: Vec<u32> = Vec::new();
     for start in 0..u32::try_from(n).expect("invariant: fewer than 2^32 nodes") {
-        if bits[start as usize / 64] == 0 {
-            continue;
-        }
         if !included(start) || rindex[at(start)] != 0 {
             continue;
         }
@@ -66,15 +63,16 @@ pub fn for_each_scc(
                     *i += 1;
                     continue;
                 }
-                if rindex[at(w)] == 0 {
-                    rindex[at(w)] = index;
+                let (aw, av) = (at(w), at(v));
+                if rindex[aw] == 0 {
+                    rindex[aw] = index;
                     index += 1;
                     dfs.push((w, 0, true));
                     descended = true;
                     break;
                 }
-                if rindex[at(w)] < rindex[at(v)] {
-                    rindex[at(v)] = rindex[at(w)];
+                if rindex[aw] < rindex[av] {
+                    rindex[av] = rindex[aw];
                     *root = false;
                 }
                 *i += 1;
@@ -84,11 +82,12 @@ pub fn for_each_scc(
             }
             let (_, _, is_root) = dfs.pop().expect("invariant: `v` is on the DFS path");
             if is_root {
+                let av = at(v);
                 index -= 1;
                 members.clear();
                 members.push(v);
                 while let Some(&w) = stack.last() {
-                    if rindex[at(v)] > rindex[at(w)] {
+                    if rindex[av] > rindex[at(w)] {
                         break;
                     }
                     stack.pop();
@@ -96,7 +95,7 @@ pub fn for_each_scc(
                     index -= 1;
                     members.push(w);
                 }
-                rindex[at(v)] = comp;
+                rindex[av] = comp;
                 comp = comp.saturating_sub(1);
                 f(&members);
             } else {
@@ -104,8 +103,9 @@ pub fn for_each_scc(
             }
             // Back in the parent: finish the tree edge that led to `v`.
             if let Some(&mut (p, ref mut i, ref mut root)) = dfs.last_mut() {
-                if rindex[at(v)] < rindex[at(p)] {
-                    rindex[at(p)] = rindex[at(v)];
+                let (av, ap) = (at(v), at(p));
+                if rindex[av] < rindex[ap] {
+                    rindex[ap] = rindex[av];
                     *root = false;
                 }
                 *i += 1;
