@@ -894,7 +894,7 @@ fn a_way_out_that_needs_another_users_choice_is_no_way_out() {
         trap,
         &imps_model::checker::liveness::all_edges(&g),
         &|_| true,
-        &|s| flags.holds[s as usize] & (1 << d) != 0,
+        &|s| flags.holds(&g, s) & (1 << d) != 0,
         false,
     );
     assert!(

@@ -248,55 +248,118 @@ pub struct Progress {
     pub done: bool,
 }
 
-/// The permutation of each edge, as an index in [`Graph::perms`]: a byte per edge when the
-/// symmetry group has at most 256 elements (up to 5 devices of one user, or 2 users of 3),
-/// two bytes otherwise; nothing without symmetry reduction.
+/// The permutation of each edge, as an index in [`Graph::perms`] (0, the identity, for most
+/// edges: a successor is usually canonical already). Only the other edges keep an index, in
+/// edge order, found through a bitmap of them and the count of them before each 64-edge
+/// word: a bit and a half per edge plus the indices of a few in ten edges, instead of a
+/// byte (or two) per edge. An index takes a byte when the symmetry group has at most 256
+/// elements (up to 5 devices of one user, or 2 users of 3), two otherwise. Nothing is kept
+/// without symmetry reduction.
 #[derive(Debug, Default)]
-pub enum EdgePerms {
-    /// No symmetry reduction.
-    #[default]
-    None,
-    /// A byte per edge.
+pub struct EdgePerms {
+    /// Whether there is a symmetry reduction.
+    on: bool,
+    /// Edges so far.
+    len: usize,
+    /// Bit `e % 64` of word `e / 64`: edge `e`'s permutation is not the identity.
+    marked: Vec<u64>,
+    /// Per word of `marked`: the marked edges before it.
+    before: Vec<u32>,
+    /// The marked edges' indices, in edge order.
+    indices: Indices,
+}
+
+/// The permutation indices of the marked edges.
+#[derive(Debug)]
+enum Indices {
+    /// A byte each.
     Narrow(Vec<u8>),
-    /// Two bytes per edge.
+    /// Two bytes each.
     Wide(Vec<u16>),
 }
 
+impl Default for Indices {
+    fn default() -> Self {
+        Indices::Narrow(Vec::new())
+    }
+}
+
 impl EdgePerms {
+    /// Without symmetry reduction: every edge keeps its devices in place.
+    fn none() -> EdgePerms {
+        EdgePerms::default()
+    }
+
     /// For a group of this order.
     fn for_group(order: u64) -> EdgePerms {
-        if order <= 256 {
-            EdgePerms::Narrow(Vec::new())
-        } else {
-            EdgePerms::Wide(Vec::new())
+        EdgePerms {
+            on: true,
+            indices: if order <= 256 {
+                Indices::Narrow(Vec::new())
+            } else {
+                Indices::Wide(Vec::new())
+            },
+            ..EdgePerms::default()
         }
     }
 
     /// The permutation index of edge `e` (`None` without symmetry reduction).
     pub fn get(&self, e: usize) -> Option<usize> {
-        match self {
-            EdgePerms::None => None,
-            EdgePerms::Narrow(v) => Some(v[e] as usize),
-            EdgePerms::Wide(v) => Some(v[e] as usize),
+        if !self.on {
+            return None;
+        }
+        let (w, b) = (e / 64, e % 64);
+        let word = self.marked[w];
+        if word >> b & 1 == 0 {
+            return Some(0);
+        }
+        let i = self.before[w] as usize + (word & ((1u64 << b) - 1)).count_ones() as usize;
+        Some(match &self.indices {
+            Indices::Narrow(v) => v[i] as usize,
+            Indices::Wide(v) => v[i] as usize,
+        })
+    }
+
+    /// The edges not mapped to the identity.
+    pub fn marked(&self) -> usize {
+        match &self.indices {
+            Indices::Narrow(v) => v.len(),
+            Indices::Wide(v) => v.len(),
         }
     }
 
     fn push(&mut self, p: u16) {
-        match self {
-            EdgePerms::None => {}
-            EdgePerms::Narrow(v) => v.push(
+        if !self.on {
+            return;
+        }
+        let b = self.len % 64;
+        if b == 0 {
+            self.before.push(
+                u32::try_from(self.marked())
+                    .expect("invariant: fewer than 2^32 edges (their offsets are 32-bit)"),
+            );
+            self.marked.push(0);
+        }
+        self.len += 1;
+        if p == 0 {
+            return;
+        }
+        *self.marked.last_mut().expect("invariant: pushed above") |= 1 << b;
+        match &mut self.indices {
+            Indices::Narrow(v) => v.push(
                 u8::try_from(p)
                     .expect("invariant: a group of at most 256 has at most 256 permutations"),
             ),
-            EdgePerms::Wide(v) => v.push(p),
+            Indices::Wide(v) => v.push(p),
         }
     }
 
     fn shrink_to_fit(&mut self) {
-        match self {
-            EdgePerms::None => {}
-            EdgePerms::Narrow(v) => v.shrink_to_fit(),
-            EdgePerms::Wide(v) => v.shrink_to_fit(),
+        self.marked.shrink_to_fit();
+        self.before.shrink_to_fit();
+        match &mut self.indices {
+            Indices::Narrow(v) => v.shrink_to_fit(),
+            Indices::Wide(v) => v.shrink_to_fit(),
         }
     }
 }
@@ -353,7 +416,7 @@ impl Graph {
             violated: Vec::new(),
             reached: Vec::new(),
             perms: Vec::new(),
-            edge_perm: EdgePerms::None,
+            edge_perm: EdgePerms::none(),
             concrete: 0,
         }
     }
@@ -416,10 +479,8 @@ impl Graph {
             }
             active += us.active_count() as u32;
         }
-        let c = words[self.stride - 1];
-        w.crashes_left = (c & 0xff) as u8;
-        w.losses_left = ((c >> 8) & 0xff) as u8;
-        w.shared.next_session_id = c >> 16;
+        (w.crashes_left, w.losses_left, w.shared.next_session_id) =
+            unpack_counters(words[self.stride - 1]);
         w.shared.active_total = active;
     }
 
@@ -493,7 +554,29 @@ fn encode(
     }
     // The explorer stops with `ModelBound` when the counter passes 16 bits.
     let next_id = w.shared.next_session_id.min(MAX_SESSION_IDS - 1);
-    key.push(u32::from(w.crashes_left) | u32::from(w.losses_left) << 8 | next_id << 16);
+    key.push(pack_counters(w.crashes_left, w.losses_left, next_id));
+}
+
+/// The last word of a state: the crash and loss budgets left and the server's canonical
+/// Session-ID counter (below 2^16), interleaved so that the usual values (a counter below
+/// 256, budgets below 16) fit in the low 16 bits. The column then stays narrow in [`Rows`]
+/// (with the counter in the high half, it widened in every configuration, 2 bytes a state).
+pub(crate) fn pack_counters(crashes: u8, losses: u8, next_id: u32) -> u32 {
+    debug_assert!(next_id < 1 << 16, "invariant: the counter has 16 bits");
+    let (c, l) = (u32::from(crashes), u32::from(losses));
+    (next_id & 0xff)
+        | (c & 0xf) << 8
+        | (l & 0xf) << 12
+        | (next_id >> 8) << 16
+        | (c >> 4) << 24
+        | (l >> 4) << 28
+}
+
+/// The crash budget, loss budget and Session-ID counter of a [`pack_counters`] word.
+pub(crate) fn unpack_counters(w: u32) -> (u8, u8, u32) {
+    let crashes = (w >> 8 & 0xf | (w >> 24 & 0xf) << 4) as u8;
+    let losses = (w >> 12 & 0xf | (w >> 28) << 4) as u8;
+    (crashes, losses, w & 0xff | (w >> 16 & 0xff) << 8)
 }
 
 /// The server's canonical Session-ID counter for the world with these component words, or
@@ -791,9 +874,10 @@ impl Explorer<'_> {
                     ds => ds,
                 };
                 self.key[d] = ds.device_plus_one - 1;
+                let (crashes, losses, next_id) = unpack_counters(counters);
                 self.key[stride - 1] = match a {
-                    Action::Crash(_) => counters - 1,
-                    Action::LoseConnection(_) => counters - (1 << 8),
+                    Action::Crash(_) => pack_counters(crashes - 1, losses, next_id),
+                    Action::LoseConnection(_) => pack_counters(crashes, losses - 1, next_id),
                     _ => counters,
                 };
                 (bad, seen) = self.findings[ds.found as usize];
@@ -812,7 +896,8 @@ impl Explorer<'_> {
                 .get_or_insert_with(|| "a state holds more than 65,535 Session-IDs".to_string());
         }
         let next_id = next_id.min(MAX_SESSION_IDS - 1);
-        self.key[stride - 1] = self.key[stride - 1] & 0xffff | next_id << 16;
+        let (crashes, losses, _) = unpack_counters(self.key[stride - 1]);
+        self.key[stride - 1] = pack_counters(crashes, losses, next_id);
         Some((bad, seen))
     }
 
@@ -828,7 +913,7 @@ impl Explorer<'_> {
             user: self.held[nd + u],
             what,
             expiry,
-            next_session_id: self.held[stride - 1] >> 16,
+            next_session_id: unpack_counters(self.held[stride - 1]).2,
             active_total: self.held[nd..stride - 1]
                 .iter()
                 .map(|&t| self.facts.user_active[t as usize])
@@ -926,8 +1011,7 @@ impl Explorer<'_> {
             self.decode();
             self.cur.actions(cfg, &mut actions);
         } else {
-            let c = self.held[stride - 1];
-            let (crashes, losses) = ((c & 0xff) as u8, (c >> 8 & 0xff) as u8);
+            let (crashes, losses, _) = unpack_counters(self.held[stride - 1]);
             let (devices, held) = (&self.g.devices.items, &self.held);
             for (d, &i) in held[..nd].iter().enumerate() {
                 devices[i as usize].actions(cfg, d as u8, crashes, losses, &mut actions);
@@ -1248,7 +1332,7 @@ pub fn explore_opts(
         violated: vec![None; nprops],
         reached: vec![None; nprops],
         perms: Vec::new(),
-        edge_perm: EdgePerms::None,
+        edge_perm: EdgePerms::none(),
         concrete: init_orbit,
     };
     let mut bad = PropSet::default();
@@ -1269,7 +1353,7 @@ pub fn explore_opts(
         targets: Vec::new(),
         edge_perm: match &sym {
             Some(_) => EdgePerms::for_group(super::symmetry::group_order(cfg)),
-            None => EdgePerms::None,
+            None => EdgePerms::none(),
         },
         levels: vec![0],
         concrete: init_orbit,
@@ -1436,6 +1520,51 @@ mod tests {
             }
         }
         Some(next)
+    }
+
+    /// Edge permutations read back as pushed, identities unmarked and the rest found by the
+    /// bitmap and the counts before each word, across many words, in one and two bytes;
+    /// without symmetry reduction nothing is kept and every edge reads `None`.
+    #[test]
+    fn edge_perms_read_back_as_pushed() {
+        for (order, top) in [(24u64, 23u16), (720, 719)] {
+            let mut perms = EdgePerms::for_group(order);
+            let pushed: Vec<u16> = (0..1000u32)
+                .map(|e| match e % 7 {
+                    0 | 3 => (e % u32::from(top)) as u16 + 1,
+                    _ => 0,
+                })
+                .collect();
+            for &p in &pushed {
+                perms.push(p);
+            }
+            perms.shrink_to_fit();
+            for (e, &p) in pushed.iter().enumerate() {
+                assert_eq!(perms.get(e), Some(p as usize), "edge {e}");
+            }
+            assert_eq!(perms.marked(), pushed.iter().filter(|&&p| p != 0).count());
+        }
+        let mut none = EdgePerms::none();
+        none.push(0);
+        assert_eq!(none.get(0), None);
+        assert_eq!(none.marked(), 0);
+    }
+
+    /// The counters word gives back what was packed, for every budget and for counters on
+    /// both sides of 2^8, and the usual values (a counter below 256, budgets below 16) keep
+    /// its high half zero, so that the state array's column stays narrow.
+    #[test]
+    fn counters_pack_losslessly_and_narrow() {
+        for crashes in 0..=255u8 {
+            for losses in [0, 1, 2, 15, 16, 17, 200, 255] {
+                for next_id in [0, 1, 7, 255, 256, 257, 4_095, 65_535] {
+                    let w = pack_counters(crashes, losses, next_id);
+                    assert_eq!(unpack_counters(w), (crashes, losses, next_id));
+                    let usual = crashes < 16 && losses < 16 && next_id < 256;
+                    assert_eq!(w >> 16 == 0, usual, "{crashes} {losses} {next_id}: {w:#x}");
+                }
+            }
+        }
     }
 
     /// Packed (at most three distinct IDs, repeats included) and flat lists (more, or an

@@ -8,9 +8,9 @@
 //!   get back in if something else fails or someone else gives up is deadlocked). For each
 //!   device, the states with a way out are the least fixpoint of "holds, or some protocol
 //!   step leads into the set", computed by sweeping the CSR edges in reverse BFS order until
-//!   nothing changes (one byte per state, a bit per device; one byte per edge for its kind,
-//!   [`EdgeKinds`]). A reachable state where the device wants a session and is outside the
-//!   set is a trap.
+//!   nothing changes (one byte per state, a bit per device; the edges' kinds are worked out
+//!   state by state from the device components, [`EdgeKinds`]). A reachable state where the
+//!   device wants a session and is outside the set is a trap.
 //! * `eventually_logged_in_fair`: a counterexample is a reachable cycle on which the device
 //!   wants a session and never holds one, and which is weakly fair: every fair action
 //!   (message deliveries, timers, restarts, Time-To-Live expiry) that is enabled in every
@@ -24,17 +24,42 @@ use super::scc::for_each_scc;
 use super::symmetry::{compose, inverse, Perm, IDENTITY};
 use crate::world::{Action, World};
 
-/// Per device, per state flags.
+/// Whether each device wants a session and whether it holds one, read from the interned
+/// device components (two bits per component), so that no per-state array is kept: on the
+/// largest graphs every byte per state counts, and the flags are read in state order.
 pub struct DeviceFlags {
-    /// Bit d: device d wants a session.
-    pub wants: Vec<u8>,
-    /// Bit d: device d holds a session.
-    pub holds: Vec<u8>,
+    /// Per device component: bit 0 wants a session, bit 1 holds one.
+    comp: Vec<u8>,
+    /// Devices a state.
+    nd: usize,
 }
 
-/// Wants/holds flags of every state (computed from the interned device components).
+impl DeviceFlags {
+    /// Bit d: device d of state `s` wants a session.
+    pub fn wants(&self, g: &Graph, s: u32) -> u8 {
+        self.mask(g, s, 0)
+    }
+
+    /// Bit d: device d of state `s` holds a session.
+    pub fn holds(&self, g: &Graph, s: u32) -> u8 {
+        self.mask(g, s, 1)
+    }
+
+    /// Device `d` of state `s` wants a session and does not hold one.
+    pub fn starving(&self, g: &Graph, s: u32, d: u8) -> bool {
+        self.comp[g.word(s, d as usize) as usize] == 1
+    }
+
+    fn mask(&self, g: &Graph, s: u32, bit: u8) -> u8 {
+        (0..self.nd).fold(0, |m, d| {
+            m | ((self.comp[g.word(s, d) as usize] >> bit) & 1) << d
+        })
+    }
+}
+
+/// The wants/holds flags of the graph's device components.
 pub fn device_flags(g: &Graph, nd: usize) -> DeviceFlags {
-    let comp: Vec<(bool, bool)> = g
+    let comp = g
         .devices
         .items
         .iter()
@@ -45,19 +70,10 @@ pub fn device_flags(g: &Graph, nd: usize) -> DeviceFlags {
                 phase,
                 crate::client::Phase::Established { .. } | crate::client::Phase::Busy { .. }
             );
-            (wants, holds)
+            u8::from(wants) | u8::from(holds) << 1
         })
         .collect();
-    let n = g.len();
-    let (mut wants, mut holds) = (vec![0u8; n], vec![0u8; n]);
-    for s in 0..n {
-        for d in 0..nd {
-            let (w, h) = comp[g.word(s as u32, d) as usize];
-            wants[s] |= u8::from(w) << d;
-            holds[s] |= u8::from(h) << d;
-        }
-    }
-    DeviceFlags { wants, holds }
+    DeviceFlags { comp, nd }
 }
 
 /// What an action is to the way-out question of `no_deadlock`.
@@ -101,64 +117,67 @@ impl WayOut {
 
 /// For every edge of the graph, the devices for which it is a way out
 /// ([`WayOut::devices`]), in the order of the graph's edges. Computed from the interned
-/// device components without decoding any state: a device's actions depend only on its
-/// component and on whether crashes and connection losses are left.
-pub struct EdgeKinds(Vec<u8>);
+/// device components, state by state when asked ([`EdgeKinds::of_state`]), without decoding
+/// any state: a device's actions depend only on its component and on whether crashes and
+/// connection losses are left. Nothing is kept per edge (a byte per edge was 6 bytes per
+/// stored state on the largest graphs).
+pub struct EdgeKinds {
+    /// The way-out masks of each device component's actions, per budget, one list after
+    /// another; a user action is marked by [`EdgeKinds::USER`].
+    masks: Vec<u8>,
+    /// Where the list of (component, budget) starts in `masks`, at `4 * component + budget`
+    /// (budget bit 0: a crash left, bit 1: a loss left); one more at the end.
+    start: Vec<u32>,
+    /// Devices a state.
+    nd: usize,
+}
 
 impl EdgeKinds {
-    /// The kinds of every edge of `g`.
+    /// The mark of a user action in `masks` (its device is known only in the state).
+    const USER: u8 = 0xA5;
+
+    /// The kinds of the edges of `g`.
     pub fn new(g: &Graph) -> EdgeKinds {
         let nd = g.cfg.env.users as usize * g.cfg.env.devices_per_user as usize;
-        // Per device component and budget (bit 0: a crash left, bit 1: a loss left): the
-        // way-out masks of its actions, with a user action marked by `USER`.
-        const USER: u8 = 0xA5;
         let mut acts = Vec::new();
-        let per_comp: Vec<[Vec<u8>; 4]> = g
-            .devices
-            .items
-            .iter()
-            .map(|dev| {
-                std::array::from_fn(|budget| {
-                    acts.clear();
-                    let (c, l) = (u8::from(budget & 1 != 0), u8::from(budget & 2 != 0));
-                    dev.actions(&g.cfg, 0, c, l, &mut acts);
-                    acts.iter()
-                        .map(|a| match WayOut::of(a) {
-                            WayOut::UserOf(_) => USER,
-                            k => k.devices(),
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        let mut kinds = Vec::with_capacity(g.edge_count());
-        for s in 0..g.len() as u32 {
-            let start = kinds.len();
-            let c = g.word(s, g.stride - 1);
-            let budget = usize::from(c & 0xff != 0) | usize::from((c >> 8) & 0xff != 0) << 1;
-            for d in 0..nd {
-                let comp = &per_comp[g.word(s, d) as usize][budget];
-                kinds.extend(comp.iter().map(|&m| if m == USER { 1 << d } else { m }));
+        let (mut masks, mut start) = (Vec::new(), vec![0u32]);
+        for dev in &g.devices.items {
+            for budget in 0..4 {
+                acts.clear();
+                let (c, l) = (u8::from(budget & 1 != 0), u8::from(budget & 2 != 0));
+                dev.actions(&g.cfg, 0, c, l, &mut acts);
+                masks.extend(acts.iter().map(|a| match WayOut::of(a) {
+                    WayOut::UserOf(_) => Self::USER,
+                    k => k.devices(),
+                }));
+                start.push(
+                    u32::try_from(masks.len()).expect("invariant: fewer than 2^32 action masks"),
+                );
             }
-            let n = g.succ(s).len();
-            assert!(
-                kinds.len() - start <= n,
-                "invariant: a state has an edge for each of its devices' actions"
-            );
-            // The rest are Time-To-Live expiries, protocol steps.
-            kinds.resize(start + n, WayOut::Protocol.devices());
         }
-        EdgeKinds(kinds)
+        EdgeKinds { masks, start, nd }
     }
 
-    /// The successors of `s` that are a way out for device `d`, in edge order.
-    pub fn way_out<'a>(&'a self, g: &'a Graph, s: u32, d: u8) -> impl Iterator<Item = u32> + 'a {
-        let base = g.offsets[s as usize] as usize;
-        g.succ(s)
-            .iter()
-            .enumerate()
-            .filter(move |&(k, _)| self.0[base + k] & (1 << d) != 0)
-            .map(|(_, &t)| t)
+    /// The kinds of the edges of state `s`, in edge order, into `out` (cleared first).
+    pub fn of_state(&self, g: &Graph, s: u32, out: &mut Vec<u8>) {
+        out.clear();
+        let (crashes, losses, _) = super::graph::unpack_counters(g.word(s, g.stride - 1));
+        let budget = usize::from(crashes != 0) | usize::from(losses != 0) << 1;
+        for d in 0..self.nd {
+            let at = 4 * g.word(s, d) as usize + budget;
+            let list = &self.masks[self.start[at] as usize..self.start[at + 1] as usize];
+            out.extend(
+                list.iter()
+                    .map(|&m| if m == Self::USER { 1 << d } else { m }),
+            );
+        }
+        let n = g.succ(s).len();
+        assert!(
+            out.len() <= n,
+            "invariant: a state has an edge for each of its devices' actions"
+        );
+        // The rest are Time-To-Live expiries, protocol steps.
+        out.resize(n, WayOut::Protocol.devices());
     }
 }
 
@@ -183,19 +202,20 @@ fn pull_tables(g: &Graph) -> Vec<[u8; 256]> {
 /// each edge's permutation.
 pub fn can_reach_session(g: &Graph, flags: &DeviceFlags, kinds: &EdgeKinds) -> Vec<u8> {
     let pulls = pull_tables(g);
-    let mut good = flags.holds.clone();
+    let mut good: Vec<u8> = (0..g.len() as u32).map(|s| flags.holds(g, s)).collect();
+    let mut ks = Vec::new();
     loop {
         let mut changed = false;
         for s in (0..g.len()).rev() {
             let mut m = good[s];
             let base = g.offsets[s] as usize;
-            for (k, &t) in g.succ(s as u32).iter().enumerate() {
-                let e = base + k;
-                let there = match g.edge_perm.get(e) {
+            kinds.of_state(g, s as u32, &mut ks);
+            for (k, (&t, &kind)) in g.succ(s as u32).iter().zip(&ks).enumerate() {
+                let there = match g.edge_perm.get(base + k) {
                     Some(p) => pulls[p][good[t as usize] as usize],
                     None => good[t as usize],
                 };
-                m |= there & kinds.0[e];
+                m |= there & kind;
             }
             if m != good[s] {
                 good[s] = m;
@@ -211,7 +231,7 @@ pub fn can_reach_session(g: &Graph, flags: &DeviceFlags, kinds: &EdgeKinds) -> V
 /// The first trap in BFS order (so a shallowest one): (state, device).
 pub fn first_trap(g: &Graph, flags: &DeviceFlags, good: &[u8]) -> Option<(u32, u8)> {
     (0..g.len()).find_map(|s| {
-        let bad = flags.wants[s] & !good[s];
+        let bad = flags.wants(g, s as u32) & !good[s];
         (bad != 0).then(|| (s as u32, bad.trailing_zeros() as u8))
     })
 }
@@ -301,10 +321,12 @@ fn tracked_way_out<'a>(
     g: &'a Graph,
     kinds: &'a EdgeKinds,
 ) -> impl Fn(Tracked, &mut Vec<(Tracked, Edge)>) + 'a {
+    let ks = std::cell::RefCell::new(Vec::new());
     move |(v, d), out| {
-        let base = g.offsets[v as usize] as usize;
-        for (k, &t) in g.succ(v).iter().enumerate() {
-            if kinds.0[base + k] & (1 << d) != 0 {
+        let ks = &mut *ks.borrow_mut();
+        kinds.of_state(g, v, ks);
+        for (k, (&t, &kind)) in g.succ(v).iter().zip(ks.iter()).enumerate() {
+            if kind & (1 << d) != 0 {
                 out.push(((t, g.perm(v, k)[d as usize]), (v, k as u16)));
             }
         }
@@ -560,9 +582,7 @@ pub fn fair_violation(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> {
     let edges = state_edges(g);
     let mut best: Option<(u32, u8, Vec<u32>)> = None;
     for d in 0..nd {
-        let bit = 1u8 << d;
-        let inside =
-            |v: u32| flags.wants[v as usize] & bit != 0 && flags.holds[v as usize] & bit == 0;
+        let inside = |v: u32| flags.starving(g, v, d as u8);
         for_each_scc(
             g.len(),
             |v, i| g.succ(v).get(i).copied(),
@@ -640,8 +660,7 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
     let split = |x: u32| (x / nd as u32, (x % nd as u32) as u8);
     let inside = |x: u32| {
         let (v, d) = split(x);
-        let bit = 1u8 << d;
-        flags.wants[v as usize] & bit != 0 && flags.holds[v as usize] & bit == 0
+        flags.starving(g, v, d)
     };
     let succ = |x: u32, i: usize| {
         let (v, d) = split(x);
@@ -665,11 +684,41 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
         if best.is_some_and(|b| b.0 <= entry) {
             return;
         }
-        let member = |x: u32| sorted.binary_search(&x).is_ok();
-        // Frames from the base by a spanning tree, then the orbits of H on the labels.
-        let mut rho: rustc_hash::FxHashMap<u32, [u8; 16]> = Default::default();
-        rho.insert(sorted[0], std::array::from_fn(|l| l as u8));
-        let mut queue = std::collections::VecDeque::from([sorted[0]]);
+        let at = |x: u32| sorted.binary_search(&x).ok();
+        // The internal edges, by source (CSR over the members' positions in `sorted`): the
+        // edge's index among its source's edges and its target's position. Arrays rather
+        // than maps: a component can hold millions of nodes.
+        let mut first: Vec<usize> = Vec::with_capacity(sorted.len() + 1);
+        let mut internal: Vec<(u16, u32)> = Vec::new();
+        for &x in &sorted {
+            first.push(internal.len());
+            for i in 0..g.succ(split(x).0).len() {
+                let y = succ(x, i).expect("invariant: the edge exists");
+                if let Some(py) = at(y) {
+                    internal.push((i as u16, py as u32));
+                }
+            }
+        }
+        first.push(internal.len());
+        let internal_edge = !internal.is_empty();
+        let out = |px: usize| &internal[first[px]..first[px + 1]];
+        // Frames from the base by a spanning tree (a frame is a permutation of the labels,
+        // so `UNSET` marks a member not reached yet), then the orbits of H on the labels.
+        const UNSET: [u8; 16] = [u8::MAX; 16];
+        let mut rho = vec![UNSET; sorted.len()];
+        rho[0] = std::array::from_fn(|l| l as u8);
+        let mut queue = std::collections::VecDeque::from([0usize]);
+        while let Some(px) = queue.pop_front() {
+            let rx = rho[px];
+            let v = split(sorted[px]).0;
+            for &(i, py) in out(px) {
+                if rho[py as usize] == UNSET {
+                    let p = label_map(g.perm(v, i as usize), k);
+                    rho[py as usize] = std::array::from_fn(|l| p[rx[l] as usize]);
+                    queue.push_back(py as usize);
+                }
+            }
+        }
         let mut uf: [u8; 16] = std::array::from_fn(|l| l as u8);
         fn find(uf: &mut [u8; 16], mut x: u8) -> u8 {
             while uf[x as usize] != x {
@@ -677,46 +726,22 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
             }
             x
         }
-        let mut internal_edge = false;
-        let mut internal: Vec<(u32, usize, u32)> = Vec::new();
-        for &x in &sorted {
-            let (v, _) = split(x);
-            for i in 0..g.succ(v).len() {
-                let y = succ(x, i).expect("invariant: the edge exists");
-                if member(y) {
-                    internal.push((x, i, y));
-                    internal_edge = true;
-                }
-            }
-        }
-        // Spanning tree.
-        let mut adj: rustc_hash::FxHashMap<u32, Vec<(usize, u32)>> = Default::default();
-        for &(x, i, y) in &internal {
-            adj.entry(x).or_default().push((i, y));
-        }
-        while let Some(x) = queue.pop_front() {
-            let rx = rho[&x];
-            for &(i, y) in adj.get(&x).map(Vec::as_slice).unwrap_or(&[]) {
-                if let std::collections::hash_map::Entry::Vacant(e) = rho.entry(y) {
-                    let p = label_map(g.perm(split(x).0, i), k);
-                    e.insert(std::array::from_fn(|l| p[rx[l] as usize]));
-                    queue.push_back(y);
-                }
-            }
-        }
         // Generators: for each internal edge, ρ_y⁻¹ ∘ π ∘ ρ_x joins each label to its image.
-        for &(x, i, y) in &internal {
-            let (rx, ry) = (rho[&x], rho[&y]);
-            let p = label_map(g.perm(split(x).0, i), k);
-            let mut ry_inv = [0u8; 16];
-            for l in 0..16 {
-                ry_inv[ry[l] as usize] = l as u8;
-            }
-            for l in 0..16u8 {
-                let img = ry_inv[p[rx[l as usize] as usize] as usize];
-                let (a, b) = (find(&mut uf, l), find(&mut uf, img));
-                if a != b {
-                    uf[a.max(b) as usize] = a.min(b);
+        for px in 0..sorted.len() {
+            let (rx, v) = (rho[px], split(sorted[px]).0);
+            for &(i, py) in out(px) {
+                let ry = rho[py as usize];
+                let p = label_map(g.perm(v, i as usize), k);
+                let mut ry_inv = [0u8; 16];
+                for l in 0..16 {
+                    ry_inv[ry[l] as usize] = l as u8;
+                }
+                for l in 0..16u8 {
+                    let img = ry_inv[p[rx[l as usize] as usize] as usize];
+                    let (a, b) = (find(&mut uf, l), find(&mut uf, img));
+                    if a != b {
+                        uf[a.max(b) as usize] = a.min(b);
+                    }
                 }
             }
         }
@@ -736,9 +761,9 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
         let mut taken = vec![0u16; kinds];
         let mut enabled = vec![0u16; kinds];
         let mut touched: Vec<u16> = Vec::new();
-        for &x in &sorted {
+        for (px, &x) in sorted.iter().enumerate() {
             let (v, _) = split(x);
-            let rx = rho[&x];
+            let rx = rho[px];
             let mut inv = [0u8; 16];
             for l in 0..16 {
                 inv[rx[l] as usize] = l as u8;
@@ -755,8 +780,7 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
                     touched.push(kind);
                 }
                 enabled[kind as usize] |= 1 << label;
-                let y = succ(x, i).expect("invariant: an edge per action");
-                if member(y) {
+                if out(px).iter().any(|&(j, _)| j as usize == i) {
                     taken[kind as usize] |= orbit[label as usize];
                 }
             }
@@ -793,10 +817,7 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
 fn lift_cycle(g: &Graph, flags: &DeviceFlags, entry: u32, device: u8) -> Vec<Edge> {
     type Node = (u32, Perm);
     let start: Node = (entry, IDENTITY);
-    let starving = |(v, f): Node| {
-        let bit = 1u8 << f[device as usize];
-        flags.wants[v as usize] & bit != 0 && flags.holds[v as usize] & bit == 0
-    };
+    let starving = |(v, f): Node| flags.starving(g, v, f[device as usize]);
     let step = |(v, f): Node, k: usize| -> Node { (g.succ(v)[k], compose(g.perm(v, k), &f)) };
     // Forward from the start, and keep the nodes that lead back to it (its component).
     let mut index: rustc_hash::FxHashMap<Node, u32> = Default::default();
