@@ -29,11 +29,18 @@ pub const SEGMENT_BITS: u32 = 6;
 /// The capacity of a segment of a new table.
 const FIRST_SLOTS: usize = 64;
 
-/// One segment: a linear-probing table of its own. Slot value 0 is empty; otherwise the
-/// high half is the fingerprint and the low half the state number plus one.
+/// One segment: a linear-probing table of its own, kept in fingerprint order (ordered
+/// hashing): a look-up for a state that is not there stops at the first larger fingerprint,
+/// not at the next empty slot, so it reads about as many slots as one that finds its state
+/// (2.3 at 72 % full, where plain linear probing reads 6.9). Runs do not wrap around: the
+/// slots past the last home are an overflow area, lengthened when a run reaches its end.
+/// Slot value 0 is empty; otherwise the high half is the fingerprint and the low half the
+/// state number plus one.
 #[derive(Debug)]
 struct Segment {
     slots: Vec<u64>,
+    /// The home slots (the rest of `slots` is overflow).
+    homes: usize,
     len: usize,
 }
 
@@ -49,42 +56,66 @@ pub struct Visited {
 pub enum Probe {
     /// The state is there, with this number.
     Found(u32),
-    /// The state is not there; this is the empty slot where it goes (segment in the high
-    /// half, slot in the low half).
+    /// The state is not there; this is the place where it goes (segment in the high half,
+    /// slot in the low half), for [`Visited::insert_at`].
     Vacant(usize),
 }
 
 impl Segment {
-    /// The home slot: the fingerprint read as a fraction of 1 and scaled to the capacity,
-    /// so that the homes keep the fingerprints' order.
-    fn home(&self, fingerprint: u32) -> usize {
-        ((u64::from(fingerprint) * self.slots.len() as u64) >> 32) as usize
-    }
-
-    /// The slot after `i`, wrapping around.
-    fn next(&self, i: usize) -> usize {
-        if i + 1 == self.slots.len() {
-            0
-        } else {
-            i + 1
+    fn new(homes: usize) -> Segment {
+        Segment {
+            slots: vec![0; homes],
+            homes,
+            len: 0,
         }
     }
 
-    /// Grow by a quarter (rounded up to a whole cache line of slots), re-homing every entry
-    /// from its fingerprint.
+    /// The home slot: the fingerprint read as a fraction of 1 and scaled to the home slots,
+    /// so that the homes keep the fingerprints' order.
+    fn home(&self, fingerprint: u32) -> usize {
+        ((u64::from(fingerprint) * self.homes as u64) >> 32) as usize
+    }
+
+    /// Put `v` at slot `i`, shifting the run from `i` up by one (into the next empty slot,
+    /// lengthening the overflow by one when there is none).
+    fn place(&mut self, i: usize, v: u64) {
+        let end = self.slots[i.min(self.slots.len())..]
+            .iter()
+            .position(|&x| x == 0)
+            .map(|k| i + k);
+        let end = match end {
+            Some(end) => end,
+            None => {
+                // Exactly one more slot: a doubling capacity would double the segment.
+                self.slots.reserve_exact(1);
+                self.slots.push(0);
+                self.slots.len() - 1
+            }
+        };
+        self.slots.copy_within(i..end, i + 1);
+        self.slots[i] = v;
+    }
+
+    /// Grow the home slots by a quarter (rounded up to a whole cache line of slots). The
+    /// entries are in fingerprint order, so they are re-homed in one sequential pass, each
+    /// at its new home or just after the entry before it.
     fn grow(&mut self) {
-        let cap = (self.slots.len() + self.slots.len() / 4).next_multiple_of(8);
+        let homes = (self.homes + self.homes / 4).next_multiple_of(8);
         assert!(
-            cap <= u32::MAX as usize,
+            homes <= u32::MAX as usize,
             "invariant: fewer than 2^32 slots a segment"
         );
-        let old = std::mem::replace(&mut self.slots, vec![0; cap]);
+        let old = std::mem::replace(&mut self.slots, vec![0; homes]);
+        self.homes = homes;
+        let mut next = 0;
         for v in old.into_iter().filter(|&v| v != 0) {
-            let mut i = self.home((v >> 32) as u32);
-            while self.slots[i] != 0 {
-                i = self.next(i);
+            let i = self.home((v >> 32) as u32).max(next);
+            if i == self.slots.len() {
+                self.slots.reserve_exact(1);
+                self.slots.push(0);
             }
             self.slots[i] = v;
+            next = i + 1;
         }
     }
 }
@@ -94,10 +125,7 @@ impl Visited {
     pub fn new() -> Visited {
         Visited {
             segments: (0..1 << SEGMENT_BITS)
-                .map(|_| Segment {
-                    slots: vec![0; FIRST_SLOTS],
-                    len: 0,
-                })
+                .map(|_| Segment::new(FIRST_SLOTS))
                 .collect(),
             len: 0,
         }
@@ -145,29 +173,29 @@ impl Visited {
         let seg = &self.segments[s];
         let mut i = seg.home(fp);
         loop {
-            let v = seg.slots[i];
-            if v == 0 {
+            // Past the overflow's end reads as empty.
+            let v = seg.slots.get(i).copied().unwrap_or(0);
+            let at = (v >> 32) as u32;
+            if v == 0 || at > fp {
                 return Probe::Vacant(s << 32 | i);
             }
-            if (v >> 32) as u32 == fp && eq(v as u32 - 1) {
+            if at == fp && eq(v as u32 - 1) {
                 return Probe::Found(v as u32 - 1);
             }
-            i = seg.next(i);
+            i += 1;
         }
     }
 
-    /// Put state `n` with this hash in the slot that [`Visited::find`] returned as vacant
-    /// (with no insertion in between).
+    /// Put state `n` with this hash in the place that [`Visited::find`] returned as vacant
+    /// (with no insertion in between), shifting the states after it in its run.
     pub fn insert_at(&mut self, slot: usize, hash: u64, n: u32) {
         assert!(n < u32::MAX, "invariant: fewer than 2^32 - 1 states");
         let seg = &mut self.segments[slot >> 32];
-        let i = slot & 0xffff_ffff;
-        debug_assert_eq!(seg.slots[i], 0, "invariant: the slot is vacant");
-        seg.slots[i] = (hash >> 32) << 32 | u64::from(n + 1);
+        seg.place(slot & 0xffff_ffff, (hash >> 32) << 32 | u64::from(n + 1));
         seg.len += 1;
         self.len += 1;
-        // At most 4/5 full: linear probing stays short.
-        if seg.len * 5 > seg.slots.len() * 4 {
+        // At most 4/5 full: the runs stay short.
+        if seg.len * 5 > seg.homes * 4 {
             seg.grow();
         }
     }
@@ -243,6 +271,49 @@ mod tests {
             cap = now;
         }
         assert!(cap > 4096, "the segments grew");
+    }
+
+    /// States whose fingerprints are the largest (home: the last slot) and the smallest
+    /// pile up past the last home and at the first: the overflow lengthens to hold them,
+    /// every segment stays in fingerprint order, and every state is found again, before and
+    /// after the segments grow.
+    #[test]
+    fn runs_past_the_last_home_lengthen_the_overflow() {
+        let mut v = Visited::new();
+        let key = |n: u32| match n % 4 {
+            0 => hash(u32::MAX, n),
+            1 => hash(u32::MAX - (n % 5), n),
+            2 => hash(0, n),
+            _ => hash(n.wrapping_mul(2_654_435_761), n),
+        };
+        for n in 0..5_000u32 {
+            match v.find(key(n), |m| m == n) {
+                Probe::Vacant(slot) => v.insert_at(slot, key(n), n),
+                Probe::Found(m) => panic!("state {n} found as {m} before its insertion"),
+            }
+            if n % 997 == 0 || n == 4_999 {
+                for seg in &v.segments {
+                    let fps: Vec<u64> = seg
+                        .slots
+                        .iter()
+                        .filter(|&&x| x != 0)
+                        .map(|&x| x >> 32)
+                        .collect();
+                    assert!(
+                        fps.windows(2).all(|w| w[0] <= w[1]),
+                        "a segment out of order"
+                    );
+                    assert_eq!(fps.len(), seg.len);
+                }
+                for m in 0..=n {
+                    assert_eq!(v.find(key(m), |j| j == m), Probe::Found(m), "state {m}");
+                }
+            }
+        }
+        assert!(
+            v.segments.iter().any(|s| s.slots.len() > s.homes),
+            "some overflow"
+        );
     }
 
     #[test]
