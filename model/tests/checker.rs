@@ -903,6 +903,40 @@ fn a_way_out_that_needs_another_users_choice_is_no_way_out() {
     );
 }
 
+/// The weak-fairness search runs one crash and loss budget at a time, which is exact only
+/// if no edge gives a budget back: along every edge both budgets stay or go down, and the
+/// graphs hold states of several budgets (so the test is not vacuous).
+#[test]
+fn budgets_never_grow_along_an_edge() {
+    use imps_model::checker::graph::explore;
+    use imps_model::checker::liveness::budget;
+    for sets in [
+        &[
+            "env.devices_per_user=2",
+            "env.max_crashes=2",
+            "client.client_id_pool=3",
+        ][..],
+        &["env.max_crashes=1", "env.max_connection_losses=2"][..],
+    ] {
+        let g = explore(&variant("post-cr", sets), u64::MAX, &mut |_| {}).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for s in 0..g.len() as u32 {
+            let (c, l) = budget(&g, s);
+            seen.insert((c, l));
+            for &t in g.succ(s) {
+                let (tc, tl) = budget(&g, t);
+                assert!(
+                    tc <= c && tl <= l,
+                    "{sets:?}: {s} {:?} -> {t} {:?}",
+                    (c, l),
+                    (tc, tl)
+                );
+            }
+        }
+        assert!(seen.len() >= 3, "{sets:?}: budgets {seen:?}");
+    }
+}
+
 /// Every edge kind is what its action is: crashes and losses are no way out for anyone, a
 /// user action only for its own device, everything else for every device.
 #[test]

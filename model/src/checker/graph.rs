@@ -1402,10 +1402,7 @@ pub fn explore_opts(
             if lo > 0 {
                 store.levels.push(lo);
             }
-            let mut rows = Rows::new(stride);
-            for s in lo as usize..store.states.len() {
-                rows.push(&store.states.row(s));
-            }
+            let rows = store.states.slice(lo as usize..store.states.len());
             level(store, lo, rows)?;
             lo = hi;
         }

@@ -572,6 +572,29 @@ fn state_edges<'a>(g: &'a Graph) -> impl Fn(u32, &mut Vec<(u32, Action, Edge)>) 
     }
 }
 
+/// The crash and loss budgets left in state `s`. Neither ever grows along an edge (a crash
+/// or a connection loss spends one, nothing gives one back), so no cycle, and no strongly
+/// connected component, spans two budgets: the weak-fairness search runs one budget at a
+/// time, and its index holds the nodes of one budget only (on 2 x 3 x 1, with a crash
+/// left and without, about half of them).
+pub fn budget(g: &Graph, s: u32) -> (u8, u8) {
+    let (crashes, losses, _) = super::graph::unpack_counters(g.word(s, g.stride - 1));
+    (crashes, losses)
+}
+
+/// The budgets of the graph's states, in order.
+fn budgets(g: &Graph) -> Vec<(u8, u8)> {
+    let mut seen = vec![false; 1 << 16];
+    for s in 0..g.len() as u32 {
+        let (c, l) = budget(g, s);
+        seen[usize::from(c) << 8 | usize::from(l)] = true;
+    }
+    (0..1usize << 16)
+        .filter(|&i| seen[i])
+        .map(|i| ((i >> 8) as u8, i as u8))
+        .collect()
+}
+
 /// Find a weakly fair cycle violating `eventually_logged_in_fair`, closest to the initial
 /// state over all devices.
 pub fn fair_violation(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> {
@@ -581,8 +604,9 @@ pub fn fair_violation(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> {
     let nd = g.cfg.env.users as usize * g.cfg.env.devices_per_user as usize;
     let edges = state_edges(g);
     let mut best: Option<(u32, u8, Vec<u32>)> = None;
-    for d in 0..nd {
-        let inside = |v: u32| flags.starving(g, v, d as u8);
+    let bs = budgets(g);
+    for (d, &b) in (0..nd).flat_map(|d| bs.iter().map(move |b| (d, b))) {
+        let inside = |v: u32| budget(g, v) == b && flags.starving(g, v, d as u8);
         for_each_scc(
             g.len(),
             |v, i| g.succ(v).get(i).copied(),
@@ -669,7 +693,7 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
     let mut w = World::new(&g.cfg);
     let mut acts = Vec::new();
     let mut best: Option<(u32, u8)> = None;
-    for_each_scc(n, succ, inside, |comp| {
+    let mut on_component = |comp: &[u32]| {
         if comp.len() == 1 {
             // A single node is a component with a cycle only with a self-loop.
             let x = comp[0];
@@ -800,7 +824,11 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
         if internal_edge && fair {
             best = Some((entry, d));
         }
-    });
+    };
+    for b in budgets(g) {
+        let inside = |x: u32| budget(g, split(x).0) == b && inside(x);
+        for_each_scc(n, succ, inside, &mut on_component);
+    }
     let (entry, device) = best?;
     Some(FairLasso {
         device,

@@ -115,6 +115,18 @@ impl Rows {
         })
     }
 
+    /// A copy of the rows in `range` (with this array's wide columns).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Rows {
+        let w = self.wide_cols.len();
+        Rows {
+            stride: self.stride,
+            lo: self.lo[range.start * self.stride..range.end * self.stride].to_vec(),
+            wide_at: self.wide_at.clone(),
+            wide_cols: self.wide_cols.clone(),
+            hi: self.hi[range.start * w..range.end * w].to_vec(),
+        }
+    }
+
     /// Start loading row `s` into the cache.
     pub fn prefetch(&self, s: usize) {
         prefetch_index::prefetch_index(&self.lo, s * self.stride);
@@ -168,5 +180,15 @@ mod tests {
         }
         // A narrow column told apart from a value with a high half.
         assert!(!rows.eq(0, &[0, 1 << 16, 3, 0]));
+        // A slice holds the same rows.
+        let part = rows.slice(1500..2600);
+        assert_eq!(part.len(), 1100);
+        for s in 0..1100 {
+            assert_eq!(
+                part.row(s).as_slice(),
+                &want[1500 + s],
+                "row {s} of the slice"
+            );
+        }
     }
 }
