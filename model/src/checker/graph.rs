@@ -21,6 +21,7 @@
 //! as far ahead.
 
 use super::memo::Memo;
+use super::ranked::RankedBits;
 use super::rows::{Rows, MAX_WORDS};
 use super::symmetry::{Perm, Symmetry, IDENTITY};
 use super::visited::{Probe, Visited};
@@ -259,12 +260,8 @@ pub struct Progress {
 pub struct EdgePerms {
     /// Whether there is a symmetry reduction.
     on: bool,
-    /// Edges so far.
-    len: usize,
-    /// Bit `e % 64` of word `e / 64`: edge `e`'s permutation is not the identity.
-    marked: Vec<u64>,
-    /// Per word of `marked`: the marked edges before it.
-    before: Vec<u32>,
+    /// The edges whose permutation is not the identity (the marked edges).
+    marked: RankedBits,
     /// The marked edges' indices, in edge order.
     indices: Indices,
 }
@@ -308,12 +305,10 @@ impl EdgePerms {
         if !self.on {
             return None;
         }
-        let (w, b) = (e / 64, e % 64);
-        let word = self.marked[w];
-        if word >> b & 1 == 0 {
+        if !self.marked.contains(e) {
             return Some(0);
         }
-        let i = self.before[w] as usize + (word & ((1u64 << b) - 1)).count_ones() as usize;
+        let i = self.marked.rank(e);
         Some(match &self.indices {
             Indices::Narrow(v) => v[i] as usize,
             Indices::Wide(v) => v[i] as usize,
@@ -322,29 +317,17 @@ impl EdgePerms {
 
     /// The edges not mapped to the identity.
     pub fn marked(&self) -> usize {
-        match &self.indices {
-            Indices::Narrow(v) => v.len(),
-            Indices::Wide(v) => v.len(),
-        }
+        self.marked.ones()
     }
 
     fn push(&mut self, p: u16) {
         if !self.on {
             return;
         }
-        let b = self.len % 64;
-        if b == 0 {
-            self.before.push(
-                u32::try_from(self.marked())
-                    .expect("invariant: fewer than 2^32 edges (their offsets are 32-bit)"),
-            );
-            self.marked.push(0);
-        }
-        self.len += 1;
+        self.marked.push(p != 0);
         if p == 0 {
             return;
         }
-        *self.marked.last_mut().expect("invariant: pushed above") |= 1 << b;
         match &mut self.indices {
             Indices::Narrow(v) => v.push(
                 u8::try_from(p)
@@ -356,7 +339,6 @@ impl EdgePerms {
 
     fn shrink_to_fit(&mut self) {
         self.marked.shrink_to_fit();
-        self.before.shrink_to_fit();
         match &mut self.indices {
             Indices::Narrow(v) => v.shrink_to_fit(),
             Indices::Wide(v) => v.shrink_to_fit(),

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod liveness;
 pub mod memo;
 pub mod monitor;
+pub mod ranked;
 pub mod rows;
 pub mod scc;
 pub mod sr;

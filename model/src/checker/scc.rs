@@ -10,6 +10,8 @@
 //! stack on the heap. Components come out in reverse topological order (a component is
 //! reported after every component reachable from it).
 
+use super::ranked::RankedBits;
+
 /// Call `f` with each strongly connected component of the subgraph induced by the nodes
 /// `0..n` for which `include` holds; `succ(v, i)` is the `i`-th successor of `v` (`None`
 /// past the last).
@@ -22,24 +24,10 @@ pub fn for_each_scc(
     // The included nodes, numbered densely: a bitmap, and the count of included nodes
     // before each 64-node word. The per-node index below then takes 4 bytes per included
     // node rather than per node (a fraction of them in the checker's searches).
-    let words = n.div_ceil(64);
-    let mut bits = vec![0u64; words];
-    let mut before = vec![0u32; words];
-    let mut m = 0u32;
-    for (w, (bits, before)) in bits.iter_mut().zip(before.iter_mut()).enumerate() {
-        *before = m;
-        for b in 0..64.min(n - w * 64) {
-            if include((w * 64 + b) as u32) {
-                *bits |= 1 << b;
-                m += 1;
-            }
-        }
-    }
-    let included = |v: u32| bits[v as usize / 64] >> (v % 64) & 1 != 0;
-    let at = |v: u32| {
-        let w = v as usize / 64;
-        (before[w] + (bits[w] & ((1u64 << (v % 64)) - 1)).count_ones()) as usize
-    };
+    let dense = RankedBits::from_fn(n, |v| include(v as u32));
+    let m = u32::try_from(dense.ones()).expect("invariant: fewer than 2^32 nodes");
+    let included = |v: u32| dense.contains(v as usize);
+    let at = |v: u32| dense.rank(v as usize);
     // rindex (by dense number): 0 = unvisited; 1.. = DFS index while on the stack; from `m`
     // down = component id. Whether a node is (still) the root of its component lives in its
     // DFS frame: only the nodes on the DFS path need it.
