@@ -161,10 +161,10 @@ impl EdgeKinds {
     /// The kinds of the edges of state `s`, in edge order, into `out` (cleared first).
     pub fn of_state(&self, g: &Graph, s: u32, out: &mut Vec<u8>) {
         out.clear();
-        let (crashes, losses, _) = super::graph::unpack_counters(g.word(s, g.stride - 1));
-        let budget = usize::from(crashes != 0) | usize::from(losses != 0) << 1;
+        let (crashes, losses) = budget(g, s);
+        let left = usize::from(crashes != 0) | usize::from(losses != 0) << 1;
         for d in 0..self.nd {
-            let at = 4 * g.word(s, d) as usize + budget;
+            let at = 4 * g.word(s, d) as usize + left;
             let list = &self.masks[self.start[at] as usize..self.start[at + 1] as usize];
             out.extend(
                 list.iter()

@@ -80,21 +80,20 @@ impl Segment {
     /// Put `v` at slot `i`, shifting the run from `i` up by one (into the next empty slot,
     /// lengthening the overflow by one when there is none).
     fn place(&mut self, i: usize, v: u64) {
-        let end = self.slots[i.min(self.slots.len())..]
-            .iter()
-            .position(|&x| x == 0)
-            .map(|k| i + k);
-        let end = match end {
-            Some(end) => end,
-            None => {
-                // Exactly one more slot: a doubling capacity would double the segment.
-                self.slots.reserve_exact(1);
-                self.slots.push(0);
-                self.slots.len() - 1
-            }
+        let end = match self.slots[i..].iter().position(|&x| x == 0) {
+            Some(k) => i + k,
+            None => self.lengthen(),
         };
         self.slots.copy_within(i..end, i + 1);
         self.slots[i] = v;
+    }
+
+    /// Add one empty slot to the overflow, and return it. Exactly one: a doubling capacity
+    /// would double the segment.
+    fn lengthen(&mut self) -> usize {
+        self.slots.reserve_exact(1);
+        self.slots.push(0);
+        self.slots.len() - 1
     }
 
     /// Grow the home slots by a quarter (rounded up to a whole cache line of slots). The
@@ -112,8 +111,7 @@ impl Segment {
         for v in old.into_iter().filter(|&v| v != 0) {
             let i = self.home((v >> 32) as u32).max(next);
             if i == self.slots.len() {
-                self.slots.reserve_exact(1);
-                self.slots.push(0);
+                self.lengthen();
             }
             self.slots[i] = v;
             next = i + 1;
