@@ -1122,7 +1122,13 @@ impl Explorer<'_> {
                 c
             }
         };
-        let i = sym.perms.intern(&c.perm);
+        // Most successors of a canonical state are canonical already: the identity is
+        // interned first, so it needs no look-up.
+        let i = if c.perm == IDENTITY {
+            0
+        } else {
+            sym.perms.intern(&c.perm)
+        };
         (
             u16::try_from(i).expect("invariant: fewer than 2^16 permutations of 8 devices"),
             c.orbit,
