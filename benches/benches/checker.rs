@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench checker`
 
-use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use imps_model::checker::graph::{explore_opts, ExploreOptions};
 use imps_model::checker::{check, Options};
 use imps_model::config::{resolve_variant, variants_dir, Config};
@@ -88,4 +88,10 @@ fn benches() {
     bench(&mut c);
 }
 
-criterion_main!(benches);
+/// The benchmarks on the heap `imps check` runs on: glibc's, marked for huge pages
+/// ([`imps_sim::hugepages`]).
+fn main() {
+    imps_sim::hugepages::restart_with_huge_pages();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1000,3 +1000,29 @@ fn expectations_are_set_aside_at_other_bounds() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["expectations_set_aside"], serde_json::json!(["post-cr"]));
 }
+
+/// `imps check` starts itself again with glibc's heaps marked for huge pages (Linux with
+/// glibc), unless `GLIBC_TUNABLES` already says what to do about it; the restarted run has
+/// the same arguments and output, and `--stats` tells which heap it ran on.
+#[test]
+fn check_runs_on_huge_pages_unless_the_environment_says_otherwise() {
+    let run = |tunables: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_imps"));
+        c.args(["check", "--variant", "post-cr", "--stats", "--format", "json"]);
+        match tunables {
+            Some(t) => c.env("GLIBC_TUNABLES", t),
+            None => c.env_remove("GLIBC_TUNABLES"),
+        };
+        let o = c.output().expect("imps runs");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        assert_eq!(v["stats"][0]["states"], 121, "{v}");
+        v["stats"][0]["huge_pages"]
+            .as_bool()
+            .expect("huge_pages reported")
+    };
+    let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
+    assert_eq!(run(None), glibc);
+    assert_eq!(run(Some("glibc.malloc.arena_max=4")), glibc);
+    assert!(!run(Some("glibc.malloc.hugetlb=0")));
+}

@@ -105,6 +105,8 @@ struct Stats {
     explore: Duration,
     total: Duration,
     peak_rss_bytes: Option<u64>,
+    /// glibc's heaps were marked for huge pages ([`crate::hugepages`]).
+    huge_pages: bool,
 }
 
 struct Checked {
@@ -305,6 +307,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             explore: explored.get().map_or(elapsed, |t| t.duration_since(start)),
             total: elapsed,
             peak_rss_bytes: peak_rss_bytes(),
+            huge_pages: crate::hugepages::in_effect(),
         };
         let mut files = Vec::new();
         for r in &outcome.results {
@@ -472,6 +475,7 @@ fn stats_json(c: &Checked) -> serde_json::Value {
         "concrete_states_per_s": c.outcome.concrete_states as f64 / explore_s.max(1e-9),
         "peak_rss_bytes": c.stats.peak_rss_bytes,
         "bytes_per_state": c.stats.peak_rss_bytes.map(|b| b as f64 / c.outcome.states.max(1) as f64),
+        "huge_pages": c.stats.huge_pages,
     })
 }
 
@@ -528,7 +532,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             let st = stats_json(c);
             writeln!(
                 out,
-                "stats {}: explored {} states ({} concrete), {} edges in {:.3} s ({:.0} states/s, {:.0} concrete/s, {} thread(s)); total {:.3} s; peak RSS {} ({} bytes/state)",
+                "stats {}: explored {} states ({} concrete), {} edges in {:.3} s ({:.0} states/s, {:.0} concrete/s, {} thread(s)); total {:.3} s; peak RSS {} ({} bytes/state); huge pages {}",
                 c.name,
                 c.outcome.states,
                 c.outcome.concrete_states,
@@ -540,6 +544,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
                 c.stats.total.as_secs_f64(),
                 c.stats.peak_rss_bytes.map_or("?".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
                 st["bytes_per_state"].as_f64().map_or("?".to_string(), |b| format!("{b:.1}")),
+                if c.stats.huge_pages { "on" } else { "off" },
             )?;
         }
     }

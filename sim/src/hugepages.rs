@@ -1,0 +1,105 @@
+//! Transparent huge pages for the checker's heap, through glibc's own switch.
+//!
+//! The explorer's look-ups are random reads into the visited set and the state array, which
+//! reach gigabytes: with 4 KiB pages nearly every look-up misses the TLB as well as the
+//! cache, and in a virtual machine a page walk costs several memory reads of its own. Where
+//! the kernel gives huge pages only to memory marked for them (THP mode `madvise`, as on this
+//! machine), glibc marks its heaps when the tunable `glibc.malloc.hugetlb=1` is set. Tunables
+//! are read once, at start-up, from the environment, so `imps check` and `imps sweep` start
+//! themselves again with it set ([`restart_with_huge_pages`]) unless `GLIBC_TUNABLES` already
+//! says what to do about it.
+//!
+//! Measured (README, "Speed and memory of the checker"): the exploration 12-19 % faster on
+//! 1 x 4 x 1 and 9-13 % on 1 x 4 x 2, one thread, two runs side by side each time so that
+//! both see the same machine; the peak RSS within 1 %. Marking only the blocks of 2 MiB and
+//! more from a global allocator was tried first and gave half as many huge pages (2 x 2 x 2:
+//! 0.32 GB of 1.12 against 0.58 of 1.16): a block that grows is moved by `mremap`, which
+//! splits the huge pages it had unless the new place happens to line up.
+
+/// The glibc tunable that marks the heaps for transparent huge pages.
+pub const TUNABLE: &str = "glibc.malloc.hugetlb";
+
+/// The `GLIBC_TUNABLES` value that adds huge pages to `current` (the variable's value, if
+/// set), or `None` when `current` already sets the tunable, either way: the user's choice
+/// stands, and a restarted process does not restart again.
+pub fn tunables_with_huge_pages(current: Option<&str>) -> Option<String> {
+    match current {
+        Some(c) if c.split(':').any(|t| t.split('=').next() == Some(TUNABLE)) => None,
+        Some(c) if !c.is_empty() => Some(format!("{c}:{TUNABLE}=1")),
+        _ => Some(format!("{TUNABLE}=1")),
+    }
+}
+
+/// Whether this process runs with glibc's heaps marked for huge pages: Linux with glibc,
+/// and `GLIBC_TUNABLES` sets the tunable to 1 or 2 (`imps check --stats` reports it).
+pub fn in_effect() -> bool {
+    cfg!(all(target_os = "linux", target_env = "gnu"))
+        && std::env::var("GLIBC_TUNABLES").is_ok_and(|v| {
+            v.split(':')
+                .filter_map(|t| t.split_once('='))
+                .any(|(k, v)| k == TUNABLE && (v == "1" || v == "2"))
+        })
+}
+
+/// Start this program again, with the same arguments, with huge pages on (see the module
+/// documentation). Returns only when it does not: not Linux with glibc, `GLIBC_TUNABLES`
+/// already sets the tunable or is not UTF-8, or the program cannot be started again (then
+/// it goes on as it is, without huge pages). Call it first thing in `main`, before any
+/// thread or output.
+pub fn restart_with_huge_pages() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+        let current = match std::env::var_os("GLIBC_TUNABLES") {
+            None => None,
+            Some(v) => match v.into_string() {
+                Ok(v) => Some(v),
+                Err(_) => return,
+            },
+        };
+        let Some(tunables) = tunables_with_huge_pages(current.as_deref()) else {
+            return;
+        };
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let mut args = std::env::args_os();
+        let mut cmd = std::process::Command::new(exe);
+        if let Some(arg0) = args.next() {
+            cmd.arg0(arg0);
+        }
+        // `exec` returns only on failure; the run goes on without huge pages.
+        let _failed = cmd.args(args).env("GLIBC_TUNABLES", tunables).exec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tunable_is_added_once_and_a_users_setting_stands() {
+        assert_eq!(
+            tunables_with_huge_pages(None).as_deref(),
+            Some("glibc.malloc.hugetlb=1")
+        );
+        assert_eq!(
+            tunables_with_huge_pages(Some("")).as_deref(),
+            Some("glibc.malloc.hugetlb=1")
+        );
+        assert_eq!(
+            tunables_with_huge_pages(Some("glibc.malloc.arena_max=2")).as_deref(),
+            Some("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1")
+        );
+        for set in [
+            "glibc.malloc.hugetlb=0",
+            "glibc.malloc.hugetlb=1",
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2",
+        ] {
+            assert_eq!(tunables_with_huge_pages(Some(set)), None, "{set}");
+        }
+        // What the restarted process sees does not restart it again.
+        let once = tunables_with_huge_pages(Some("glibc.malloc.arena_max=2")).expect("added");
+        assert_eq!(tunables_with_huge_pages(Some(&once)), None);
+    }
+}
