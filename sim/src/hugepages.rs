@@ -9,12 +9,13 @@
 //! themselves again with it set ([`restart_with_huge_pages`]) unless `GLIBC_TUNABLES` already
 //! says what to do about it.
 //!
-//! Measured (README, "Speed and memory of the checker"): the exploration 12-19 % faster on
-//! 1 x 4 x 1 and 9-13 % on 1 x 4 x 2, one thread, two runs side by side each time so that
-//! both see the same machine; the peak RSS within 1 %. Marking only the blocks of 2 MiB and
-//! more from a global allocator was tried first and gave half as many huge pages (2 x 2 x 2:
-//! 0.32 GB of 1.12 against 0.58 of 1.16): a block that grows is moved by `mremap`, which
-//! splits the huge pages it had unless the new place happens to line up.
+//! Measured (README, "Speed and memory of the checker"): 1 x 4 x 2 on one thread, two runs
+//! side by side each time so that both see the same machine, explored in 93.5-93.9 s with
+//! huge pages against 112.0-117.5 s with `glibc.malloc.hugetlb=0`, at the same peak RSS
+//! (3.76-3.79 GB). Marking only the blocks of 2 MiB and more from a global allocator was
+//! tried first and gave half as many huge pages (2 x 2 x 2: 0.32 GB of 1.12 against 0.58 of
+//! 1.16); the likely cause is that a block that grows is moved by `mremap`, which splits the
+//! huge pages it had unless the new place happens to line up.
 
 /// The glibc tunable that marks the heaps for transparent huge pages.
 pub const TUNABLE: &str = "glibc.malloc.hugetlb";

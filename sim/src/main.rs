@@ -192,7 +192,7 @@ fn main() -> ExitCode {
         Err(e) => return clap_error(&e),
     };
     if matches!(cli.command, Command::Check(_) | Command::Sweep(_)) {
-        // The checker's look-ups run a third faster or so on huge pages; glibc reads the
+        // The checker's exploration takes a sixth less time on huge pages; glibc reads the
         // switch at start-up only.
         imps_sim::hugepages::restart_with_huge_pages();
     }

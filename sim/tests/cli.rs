@@ -1008,7 +1008,14 @@ fn expectations_are_set_aside_at_other_bounds() {
 fn check_runs_on_huge_pages_unless_the_environment_says_otherwise() {
     let run = |tunables: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_imps"));
-        c.args(["check", "--variant", "post-cr", "--stats", "--format", "json"]);
+        c.args([
+            "check",
+            "--variant",
+            "post-cr",
+            "--stats",
+            "--format",
+            "json",
+        ]);
         match tunables {
             Some(t) => c.env("GLIBC_TUNABLES", t),
             None => c.env_remove("GLIBC_TUNABLES"),
