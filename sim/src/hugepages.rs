@@ -25,21 +25,26 @@ pub const TUNABLE: &str = "glibc.malloc.hugetlb";
 /// stands, and a restarted process does not restart again.
 pub fn tunables_with_huge_pages(current: Option<&str>) -> Option<String> {
     match current {
-        Some(c) if c.split(':').any(|t| t.split('=').next() == Some(TUNABLE)) => None,
+        Some(c) if setting(c).is_some() => None,
         Some(c) if !c.is_empty() => Some(format!("{c}:{TUNABLE}=1")),
         _ => Some(format!("{TUNABLE}=1")),
     }
+}
+
+/// The value that a `GLIBC_TUNABLES` string (`name=value` pairs joined by `:`) gives
+/// [`TUNABLE`], if any.
+fn setting(tunables: &str) -> Option<&str> {
+    tunables
+        .split(':')
+        .filter_map(|t| t.split_once('='))
+        .find_map(|(k, v)| (k == TUNABLE).then_some(v))
 }
 
 /// Whether this process runs with glibc's heaps marked for huge pages: Linux with glibc,
 /// and `GLIBC_TUNABLES` sets the tunable to 1 or 2 (`imps check --stats` reports it).
 pub fn in_effect() -> bool {
     cfg!(all(target_os = "linux", target_env = "gnu"))
-        && std::env::var("GLIBC_TUNABLES").is_ok_and(|v| {
-            v.split(':')
-                .filter_map(|t| t.split_once('='))
-                .any(|(k, v)| k == TUNABLE && (v == "1" || v == "2"))
-        })
+        && std::env::var("GLIBC_TUNABLES").is_ok_and(|v| matches!(setting(&v), Some("1" | "2")))
 }
 
 /// Start this program again, with the same arguments, with huge pages on (see the module
