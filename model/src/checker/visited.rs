@@ -33,8 +33,9 @@ const FIRST_SLOTS: usize = 64;
 /// One segment: a linear-probing table of its own, kept in fingerprint order (ordered
 /// hashing): a look-up for a state that is not there stops at the first larger fingerprint,
 /// not at the next empty slot, so it reads about as many slots as one that finds its state
-/// (2.3 at 72 % full, 4.5 at 87.5 %, where plain linear probing reads 6.9 and 32.5). Runs do not wrap around: the
-/// slots past the last home are an overflow area, lengthened when a run reaches its end.
+/// (2.3 at 72 % full, 4.5 at 87.5 %, where plain linear probing reads 6.9 and 32.5). Runs
+/// do not wrap around: the slots past the last home are an overflow area, lengthened when a
+/// run reaches its end.
 /// Slot value 0 is empty; otherwise the high half is the fingerprint and the low half the
 /// state number plus one.
 #[derive(Debug)]
