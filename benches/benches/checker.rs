@@ -7,10 +7,14 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use imps_model::checker::graph::{explore_opts, ExploreOptions};
 use imps_model::checker::{check, Options};
-use imps_model::config::{resolve_variant, variants_dir, Config};
+use imps_model::config::Config;
+use imps_model::variant::{resolve_variant, variants_dir};
 
 fn config(name: &str, sets: &[&str]) -> Config {
-    let (_, mut cfg) = resolve_variant(name, &variants_dir()).expect("variant");
+    let mut cfg = resolve_variant(name, &variants_dir())
+        .expect("variant")
+        .1
+        .cfg;
     for s in sets {
         cfg.apply_set(s).expect("knob");
     }

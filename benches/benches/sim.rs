@@ -5,7 +5,7 @@
 //! `cargo bench -p imps-benches --bench sim`. Throughput is reported in events per second.
 
 use criterion::{criterion_main, BatchSize, Criterion, Throughput};
-use imps_model::config::{resolve_variant, variants_dir};
+use imps_model::variant::{resolve_variant, variants_dir};
 use imps_sim::engine::queue::{Event, Kind, RadixQueue};
 use imps_sim::engine::scenario::{resolve_scenario, scenarios_dir, Dur, Scenario};
 use imps_sim::engine::sim::{run, RunSpec};
@@ -70,11 +70,15 @@ fn whole_runs(c: &mut Criterion) {
     let mut g = c.benchmark_group("simulate");
     g.sample_size(10);
     for variant in ["post-cr", "pre-cr"] {
-        let (_, cfg) = resolve_variant(variant, &variants_dir()).expect("the variant parses");
+        let variant_file = resolve_variant(variant, &variants_dir())
+            .expect("the variant parses")
+            .1;
+        let cfg = variant_file.cfg.clone();
         let spec = RunSpec {
             threads: 1,
             variant,
             cfg: &cfg,
+            expected: variant_file.expected_violated(),
             scenario: &sc,
             seed: 1,
             trace_devices: &[],
@@ -102,7 +106,10 @@ fn whole_runs(c: &mut Criterion) {
 /// minutes, post-cr, seed 1, on one thread and on every core; the digest is the same.
 fn partitioned(c: &mut Criterion) {
     let sc = scenario(100_000, 10);
-    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).expect("the variant parses");
+    let variant_file = resolve_variant("post-cr", &variants_dir())
+        .expect("the variant parses")
+        .1;
+    let cfg = variant_file.cfg.clone();
     let mut g = c.benchmark_group("simulate partitioned");
     g.sample_size(10);
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -112,6 +119,7 @@ fn partitioned(c: &mut Criterion) {
             threads,
             variant: "post-cr",
             cfg: &cfg,
+            expected: variant_file.expected_violated(),
             scenario: &sc,
             seed: 1,
             trace_devices: &[],

@@ -9,10 +9,10 @@
 //! The 100,000-message figure of the README comes from the command shown there.
 
 use criterion::{criterion_main, Criterion, Throughput};
-use imps_model::config::{resolve_variant, variants_dir};
 use imps_model::validate::log::parse_jsonl;
 use imps_model::validate::obs::prepare;
 use imps_model::validate::{validate, Options, Validation};
+use imps_model::variant::{resolve_variant, variants_dir};
 use imps_sim::engine::scenario::{resolve_scenario, scenarios_dir, Dur, Scenario};
 use imps_sim::engine::sim::{run, RunSpec};
 use imps_sim::engine::vlog;
@@ -26,12 +26,16 @@ fn log(devices: u32, minutes: u64) -> String {
         duration: Dur(minutes * 60_000),
         ..f.scenario
     };
-    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).expect("post-cr parses");
+    let variant_file = resolve_variant("post-cr", &variants_dir())
+        .expect("post-cr parses")
+        .1;
+    let cfg = variant_file.cfg.clone();
     let all: Vec<u32> = (0..devices).collect();
     let spec = RunSpec {
         threads: 1,
         variant: "post-cr",
         cfg: &cfg,
+        expected: variant_file.expected_violated(),
         scenario: &sc,
         seed: 1,
         trace_devices: &all,
@@ -63,7 +67,10 @@ fn benches() {
         .filter(|l| !l.contains("\"event\""))
         .map(|l| format!("{l}\n"))
         .collect();
-    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).expect("post-cr parses");
+    let variant_file = resolve_variant("post-cr", &variants_dir())
+        .expect("post-cr parses")
+        .1;
+    let cfg = variant_file.cfg.clone();
     let v = Validation::new(&cfg);
     let mut g = c.benchmark_group("validate");
     g.sample_size(10);

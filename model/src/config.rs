@@ -1,17 +1,19 @@
 //! Variant configuration: every behaviour that the CR leaves open, and the pre-CR behaviour,
 //! as a knob.
 //!
-//! A variant is a TOML file under `specs/variants/` with the sections `[server]`, `[client]`,
-//! `[env]` and an optional `[expect]` (verdicts the checker is expected to give, written from
-//! what it found). Unknown sections and knobs are errors. Every knob has a default (the
-//! defaults are the `post-cr` behaviour: every MUST and SHOULD of the CR followed) and can be
-//! overridden from the command line with `--set section.knob=value` ([`Config::apply_set`]).
-//! [`KNOBS`] documents each knob; a test keeps it in step with the structs.
+//! A [`Config`] is the sections `[server]`, `[client]` and `[env]` of a variant file (the
+//! file itself, with its `[expect]` table of verdicts, is a [`crate::variant::Variant`]).
+//! Unknown sections and knobs are errors. Every knob has a default (the defaults are the
+//! `post-cr` behaviour: every MUST and SHOULD of the CR followed) and can be overridden from
+//! the command line with `--set section.knob=value` ([`Config::apply_set`]). [`KNOBS`]
+//! documents each knob; a test keeps it in step with the structs.
+//!
+//! This module reads nothing of the rest of the crate but [`crate::io`]: the protocol core
+//! (client, server) reads its knobs from here, and the properties that judge the core
+//! (`props`) come after it.
 
-use crate::specs::{Entry, Kind, SpecsDir};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What the server does with a login whose Client-ID another active session of the same user
 /// already uses (CR 7.1, 5.1.3).
@@ -353,30 +355,7 @@ impl Default for EnvConfig {
     }
 }
 
-/// A verdict a variant file may expect for a property.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// The property holds within the bounds (a witness: it was reached).
-    Holds,
-    /// The checker found a counterexample.
-    Violated,
-    /// A witness that no reachable state shows.
-    NotReached,
-}
-
-impl Verdict {
-    /// The verdict as written in reports and files.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Holds => "holds",
-            Verdict::Violated => "violated",
-            Verdict::NotReached => "not-reached",
-        }
-    }
-}
-
-/// A whole variant.
+/// The knobs and bounds of a variant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -388,8 +367,6 @@ pub struct Config {
     pub client: ClientConfig,
     /// Checker bounds.
     pub env: EnvConfig,
-    /// Expected verdicts by property name.
-    pub expect: BTreeMap<String, Verdict>,
 }
 
 /// A configuration error: the file or flag, where in it, and what was expected.
@@ -424,7 +401,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         origin: origin.into(),
         message: message.into(),
@@ -432,20 +409,6 @@ fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError
 }
 
 impl Config {
-    /// Parse a variant from TOML text; `origin` names the file in errors.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text)
-            .map_err(|e| invalid(origin, crate::io::toml_error_line(text, &e)))?;
-        cfg.validate().map_err(|m| invalid(origin, m))?;
-        Ok(cfg)
-    }
-
-    /// Read a variant file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = crate::io::read_capped_string(path, crate::io::Cap::VARIANT_FILE)?;
-        Config::from_toml(&text, &path.display().to_string())
-    }
-
     /// Apply one `section.knob=value` override and check the result ([`Config::apply_sets`]
     /// with one assignment).
     pub fn apply_set(&mut self, assignment: &str) -> Result<(), ConfigError> {
@@ -504,11 +467,16 @@ impl Config {
                 invalid(
                     &origin,
                     format!(
-                        "unknown section `{section}`, expected one of: server, client, env, expect"
+                        "unknown section `{section}`, expected one of: server, client, env{}",
+                        if section == "expect" {
+                            " ([expect] is a variant's, not a configuration's)"
+                        } else {
+                            ""
+                        }
                     ),
                 )
             })?;
-        if section != "expect" && !table.contains_key(knob) {
+        if !table.contains_key(knob) {
             let known: Vec<&str> = KNOBS
                 .iter()
                 .filter_map(|k| {
@@ -562,37 +530,6 @@ impl Config {
         }
         if e.presence_values > 3 {
             return Err("env.presence_values must be at most 3".into());
-        }
-        for (name, verdict) in &self.expect {
-            let Some(p) = crate::props::Prop::from_name(name) else {
-                let known: Vec<&str> = crate::props::Prop::ALL.iter().map(|p| p.name()).collect();
-                return Err(format!(
-                    "[expect] names an unknown property `{name}`; expected one of: {}",
-                    known.join(", ")
-                ));
-            };
-            let fits = match p.kind() {
-                crate::props::Kind::Witness => *verdict != Verdict::Violated,
-                crate::props::Kind::Safety | crate::props::Kind::Liveness => {
-                    *verdict != Verdict::NotReached
-                }
-            };
-            if !fits {
-                return Err(format!(
-                    "[expect] {name} = \"{}\": a {} property is {}",
-                    verdict.as_str(),
-                    match p.kind() {
-                        crate::props::Kind::Witness => "witness",
-                        crate::props::Kind::Safety => "safety",
-                        crate::props::Kind::Liveness => "liveness",
-                    },
-                    match p.kind() {
-                        crate::props::Kind::Witness => "\"holds\" (reached) or \"not-reached\"",
-                        crate::props::Kind::Safety | crate::props::Kind::Liveness =>
-                            "\"holds\" or \"violated\"",
-                    }
-                ));
-            }
         }
         if self.client.ttl_s == 0 || self.server.max_keep_alive_s == 0 {
             return Err("client.ttl_s and server.max_keep_alive_s must be at least 1".into());
@@ -658,8 +595,8 @@ pub const KNOBS: &[KnobDoc] = &[
     KnobDoc { key: "env.settle_inert_disconnects", values: "bool", meaning: "take at once a pushed Disconnect of a session the device refers to nowhere (it cannot change anything); false queues it (more than 4 waiting is an exploration error)" },
 ];
 
-/// Flatten a config into `section.knob = value` pairs (without `[expect]`), for listings and
-/// the configuration hash.
+/// Flatten a config into `section.knob = value` pairs, for listings and the configuration
+/// hash.
 pub fn knob_values(cfg: &Config) -> Vec<(String, String)> {
     let doc = toml::Value::try_from(cfg).expect("invariant: a Config always serializes to TOML");
     let mut out = Vec::new();
@@ -671,50 +608,6 @@ pub fn knob_values(cfg: &Config) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// The named variants: `specs/variants` under the current directory when there is one (a
-/// project of your own), else the ones built into the binary ([`crate::specs`]).
-pub fn variants_dir() -> SpecsDir {
-    SpecsDir::find(Kind::Variants)
-}
-
-/// A named variant or a path, resolved and loaded. A name is a file stem in `dir`; an
-/// argument ending in `.toml` or with a directory part is a path, named by its file stem.
-pub fn resolve_variant(
-    name_or_path: &str,
-    dir: &SpecsDir,
-) -> Result<(String, Config), ConfigError> {
-    let p = Path::new(name_or_path);
-    if name_or_path.ends_with(".toml") || p.components().count() > 1 {
-        let name = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name_or_path.to_string());
-        return Ok((name, Config::load(p)?));
-    }
-    match dir.entry(name_or_path) {
-        Some(Entry::File(file)) => Ok((name_or_path.to_string(), Config::load(&file)?)),
-        Some(Entry::BuiltIn { origin, text }) => {
-            Ok((name_or_path.to_string(), Config::from_toml(text, &origin)?))
-        }
-        None => Err(ConfigError::UnknownVariant {
-            name: name_or_path.to_string(),
-            known: named_variants(dir)?
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
-}
-
-/// Every named variant in `dir`, sorted by name.
-pub fn named_variants(dir: &SpecsDir) -> Result<Vec<(String, Entry)>, ConfigError> {
-    dir.entries().map_err(|source| ConfigError::Io {
-        path: PathBuf::from(dir.describe()),
-        source,
-    })
 }
 
 #[cfg(test)]
@@ -777,25 +670,6 @@ mod tests {
                 && e.contains("app")
                 && e.contains("device")
                 && e.contains("user"),
-            "{e}"
-        );
-        let e = Config::from_toml("[client]\nclient_id_scope = \"handset\"\n", "x.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("client_id_scope") && e.contains("device"), "{e}");
-    }
-
-    #[test]
-    fn unknown_fields_in_a_file_name_the_file_and_the_place() {
-        let e = Config::from_toml(
-            "[server]\nduplicate_clientid = \"allow\"\n",
-            "specs/variants/x.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("specs/variants/x.toml:"), "{e}");
-        assert!(
-            e.contains("line 2") && e.contains("duplicate_clientid"),
             "{e}"
         );
     }

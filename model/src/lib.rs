@@ -43,5 +43,6 @@ pub mod server;
 pub mod specs;
 pub mod trace;
 pub mod validate;
+pub mod variant;
 pub mod world;
 pub mod xml;

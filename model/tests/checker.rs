@@ -5,12 +5,13 @@
 mod common;
 
 use imps_model::checker::{check, Options, Outcome, PropResult};
-use imps_model::config::{resolve_variant, variants_dir, Config, Verdict};
+use imps_model::config::Config;
 use imps_model::props::{Kind, Prop};
+use imps_model::variant::{resolve_variant, variants_dir, Verdict};
 use imps_model::world::{Action, World};
 
 fn variant(name: &str, sets: &[&str]) -> Config {
-    let (_, mut cfg) = resolve_variant(name, &variants_dir()).unwrap();
+    let mut cfg = resolve_variant(name, &variants_dir()).unwrap().1.cfg;
     for s in sets {
         cfg.apply_set(s).unwrap();
     }
@@ -667,7 +668,7 @@ fn the_fair_counterexample_cycle_is_weakly_fair() {
 #[test]
 fn component_steps_give_the_whole_world_graph() {
     use imps_model::checker::graph::explore_with;
-    let mut configs: Vec<(String, Config)> = imps_model::config::named_variants(&variants_dir())
+    let mut configs: Vec<(String, Config)> = imps_model::variant::named_variants(&variants_dir())
         .unwrap()
         .into_iter()
         .map(|(name, _)| {
@@ -967,7 +968,7 @@ fn way_out_kinds_of_actions() {
 #[test]
 fn no_named_variant_fills_a_queue() {
     use imps_model::checker::graph::{explore_opts, ExploreOptions};
-    use imps_model::config::named_variants;
+    use imps_model::variant::named_variants;
     use imps_model::world::{MAX_PUSHES, MAX_REQUESTS};
     for (name, _) in named_variants(&variants_dir()).unwrap() {
         // Reduced: the components are the same, one state per orbit.

@@ -8,6 +8,7 @@ use imps_model::config::*;
 use imps_model::msg::{Envelope, Primitive, SessionId};
 use imps_model::server::EndCause;
 use imps_model::server::ServerEvent;
+use imps_model::variant::{named_variants, resolve_variant, variants_dir};
 use imps_model::world::{Action, Step, World};
 
 struct T {
@@ -941,17 +942,20 @@ fn every_named_variant_parses() {
     let named = named_variants(&dir).unwrap();
     assert!(named.len() >= 5);
     for (name, _) in named {
-        let (_, cfg) = resolve_variant(&name, &dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let cfg = resolve_variant(&name, &dir)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .1
+            .cfg;
         assert!(!cfg.description.is_empty(), "{name} has a description");
     }
-    let (_, pre) = resolve_variant("pre-cr", &dir).unwrap();
+    let pre = resolve_variant("pre-cr", &dir).unwrap().1.cfg;
     assert_eq!(
         pre.server.duplicate_client_id,
         DuplicateClientId::RejectGeneric
     );
     assert!(!pre.client.stores_session_id && !pre.server.ttl_expiry);
     assert_eq!(pre.server.recovery, Recovery::Unsupported);
-    let (_, post) = resolve_variant("post-cr", &dir).unwrap();
+    let post = resolve_variant("post-cr", &dir).unwrap().1.cfg;
     assert_eq!(post.server, ServerConfig::default());
     assert!(resolve_variant("no-such-variant", &dir)
         .unwrap_err()

@@ -4,9 +4,10 @@
 
 use imps_model::client::{Client, ClientOut, ClientTimer, Phase};
 use imps_model::codes::ResultCode;
-use imps_model::config::{resolve_variant, variants_dir, Config};
+use imps_model::config::Config;
 use imps_model::msg::{DeviceId, Primitive, UserId};
 use imps_model::server::{Origin, ServerOut, ServerShared, UserServer};
+use imps_model::variant::{resolve_variant, variants_dir};
 
 /// Run client `c` against the server until it sends nothing more; the answers' result codes.
 fn exchange(
@@ -34,7 +35,7 @@ fn exchange(
 }
 
 fn logged_in(sets: &[&str]) -> (Config, Client, UserServer, ServerShared) {
-    let (_, mut cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
+    let mut cfg = resolve_variant("post-cr", &variants_dir()).unwrap().1.cfg;
     for s in sets {
         cfg.apply_set(s).unwrap();
     }

@@ -9,15 +9,16 @@ use imps_model::checker::graph::{explore_opts, ExploreOptions, Graph};
 use imps_model::checker::liveness::WayOut;
 use imps_model::checker::symmetry::{permute_world, Perm, Symmetry, IDENTITY};
 use imps_model::checker::{check, Options, Outcome};
-use imps_model::config::{named_variants, resolve_variant, variants_dir, Config};
+use imps_model::config::Config;
 use imps_model::msg::SessionId;
 use imps_model::props::Prop;
 use imps_model::trace::Trace;
+use imps_model::variant::{named_variants, resolve_variant, variants_dir};
 use imps_model::world::World;
 use rand_core::{RngCore, SeedableRng};
 
 fn variant(name: &str, sets: &[&str]) -> Config {
-    let (_, mut cfg) = resolve_variant(name, &variants_dir()).unwrap();
+    let mut cfg = resolve_variant(name, &variants_dir()).unwrap().1.cfg;
     for s in sets {
         cfg.apply_set(s).unwrap();
     }

@@ -4,17 +4,18 @@
 //! bounds the validator enforces each turn a run into a departure when broken.
 
 use imps_model::checker::{check, replay, Options as CheckOptions};
-use imps_model::config::{named_variants, resolve_variant, variants_dir, Config};
+use imps_model::config::Config;
 use imps_model::props::Prop;
 use imps_model::trace::Trace;
 use imps_model::validate::engine::Bound;
 use imps_model::validate::log::parse_jsonl;
 use imps_model::validate::obs::prepare;
 use imps_model::validate::{validate, Options, Report, ValidateError, Validation};
+use imps_model::variant::{named_variants, resolve_variant, variants_dir};
 use imps_model::world::Action;
 
 fn variant(name: &str, sets: &[&str]) -> Config {
-    let (_, mut cfg) = resolve_variant(name, &variants_dir()).unwrap();
+    let mut cfg = resolve_variant(name, &variants_dir()).unwrap().1.cfg;
     for s in sets {
         cfg.apply_set(s).unwrap();
     }
@@ -79,7 +80,7 @@ fn login(d: u8) -> Vec<Action> {
 fn every_counterexample_is_a_run_of_its_own_variant() {
     let mut logs = 0;
     for (name, _) in named_variants(&variants_dir()).unwrap() {
-        let (_, cfg) = resolve_variant(&name, &variants_dir()).unwrap();
+        let cfg = resolve_variant(&name, &variants_dir()).unwrap().1.cfg;
         let outcome = check(&cfg, &name, CheckOptions::default(), &mut |_| {}).unwrap();
         for r in &outcome.results {
             let Some(t) = &r.trace else { continue };

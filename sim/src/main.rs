@@ -1,7 +1,8 @@
 //! `imps`: validate the IMPS CSP 1.3 session-recovery CR with a model checker and a simulator.
 
 use clap::{Parser, Subcommand};
-use imps_model::config::{resolve_variant, variants_dir, Config};
+use imps_model::config::Config;
+use imps_model::variant::{resolve_variant, variants_dir};
 use imps_sim::output::{note, Sink, Stdout};
 use std::io::Write;
 use std::path::PathBuf;
@@ -70,9 +71,9 @@ enum Command {
 const BAD_INPUT: u8 = 2;
 
 fn load(name: &str, sets: &[String]) -> Result<(String, Config), String> {
-    let (name, mut cfg) = resolve_variant(name, &variants_dir()).map_err(|e| e.to_string())?;
-    cfg.apply_sets(sets).map_err(|e| e.to_string())?;
-    Ok((name, cfg))
+    let (name, mut variant) = resolve_variant(name, &variants_dir()).map_err(|e| e.to_string())?;
+    variant.apply_sets(sets).map_err(|e| e.to_string())?;
+    Ok((name, variant.cfg))
 }
 
 fn explore(name: &str, cfg: Config, port: u16, out: &mut dyn Write) -> Result<(), String> {

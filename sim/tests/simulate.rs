@@ -4,7 +4,7 @@
 mod common;
 
 use common::imps;
-use imps_model::config::{resolve_variant, variants_dir};
+use imps_model::variant::{resolve_variant, variants_dir};
 use imps_sim::engine::scenario::{resolve_scenario, scenarios_dir, Scenario};
 use imps_sim::engine::sim::{run, RunSpec};
 use serde_json::Value;
@@ -27,11 +27,13 @@ fn smoke() -> Scenario {
 }
 
 fn digest(variant: &str, sc: &Scenario, seed: u64) -> String {
-    let (_, cfg) = resolve_variant(variant, &variants_dir()).unwrap();
+    let variant_file = resolve_variant(variant, &variants_dir()).unwrap().1;
+    let cfg = variant_file.cfg.clone();
     let spec = RunSpec {
         threads: 1,
         variant,
         cfg: &cfg,
+        expected: variant_file.expected_violated(),
         scenario: sc,
         seed,
         trace_devices: &[],
@@ -59,11 +61,13 @@ fn the_digest_of_a_small_run_is_pinned() {
         devices: 200,
         ..smoke()
     };
-    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
+    let variant_file = resolve_variant("post-cr", &variants_dir()).unwrap().1;
+    let cfg = variant_file.cfg.clone();
     let spec = RunSpec {
         threads: 1,
         variant: "post-cr",
         cfg: &cfg,
+        expected: variant_file.expected_violated(),
         scenario: &sc,
         seed: 1,
         trace_devices: &[],
@@ -704,7 +708,7 @@ fn checker_deadlocks(cfg: &imps_model::config::Config) -> bool {
         .find(|x| x.prop == imps_model::props::Prop::NoDeadlock)
         .expect("no_deadlock has a verdict")
         .verdict
-        == imps_model::config::Verdict::Violated
+        == imps_model::variant::Verdict::Violated
 }
 
 /// The issue's reproducer itself (10,000 devices, one hour, one TTL of liveness), through the
@@ -713,13 +717,17 @@ fn checker_deadlocks(cfg: &imps_model::config::Config) -> bool {
 #[test]
 #[ignore]
 fn the_issue_reproducer_at_full_scale_has_no_trapped_device() {
-    let (_, cfg) = resolve_variant("post-cr-expiry", &variants_dir()).unwrap();
+    let variant_file = resolve_variant("post-cr-expiry", &variants_dir())
+        .unwrap()
+        .1;
+    let cfg = variant_file.cfg.clone();
     let mut sc = reproducer(10_000, "1h");
     sc.liveness_ttls = 1;
     let spec = RunSpec {
         threads: 1,
         variant: "post-cr-expiry",
         cfg: &cfg,
+        expected: variant_file.expected_violated(),
         scenario: &sc,
         seed: 1,
         trace_devices: &[],
@@ -758,7 +766,10 @@ fn spec_with<'a>(spec: &RunSpec<'a>, sc: &'a Scenario) -> RunSpec<'a> {
 /// classified, and none is trapped exactly when the checker finds no deadlock.
 #[test]
 fn a_liveness_phase_too_short_leaves_slow_devices_not_trapped_ones() {
-    let (_, cfg) = resolve_variant("post-cr-expiry", &variants_dir()).unwrap();
+    let variant_file = resolve_variant("post-cr-expiry", &variants_dir())
+        .unwrap()
+        .1;
+    let cfg = variant_file.cfg.clone();
     let mut sc = reproducer(1000, "20m");
     sc.liveness_ttls = 1;
     assert!(sc.check_variant("post-cr-expiry", &cfg).is_err(), "refused");
@@ -766,6 +777,7 @@ fn a_liveness_phase_too_short_leaves_slow_devices_not_trapped_ones() {
         threads: 1,
         variant: "post-cr-expiry",
         cfg: &cfg,
+        expected: variant_file.expected_violated(),
         scenario: &sc,
         seed: 1,
         trace_devices: &[],
@@ -829,7 +841,8 @@ fn slow_devices_do_not_fail_a_run_and_trapped_ones_do() {
 /// the checker's world; 0 leaves the Poisson process alone (the same run as before the knob).
 #[test]
 fn crashes_can_be_capped_per_user() {
-    let (_, cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
+    let variant_file = resolve_variant("post-cr", &variants_dir()).unwrap().1;
+    let cfg = variant_file.cfg.clone();
     let base = Scenario {
         devices: 400,
         duration: "10m".parse().unwrap(),
@@ -841,6 +854,7 @@ fn crashes_can_be_capped_per_user() {
             threads: 1,
             variant: "post-cr",
             cfg: &cfg,
+            expected: variant_file.expected_violated(),
             scenario: sc,
             seed: 3,
             trace_devices: &[],
@@ -906,8 +920,9 @@ fn checker_and_simulator_agree_on_deadlock() {
     let dir = variants_dir();
     let seeds = 1..=3u64;
     let mut table = Vec::new();
-    for (name, _) in imps_model::config::named_variants(&dir).unwrap() {
-        let (_, cfg) = resolve_variant(&name, &dir).unwrap();
+    for (name, _) in imps_model::variant::named_variants(&dir).unwrap() {
+        let variant_file = resolve_variant(&name, &dir).unwrap().1;
+        let cfg = variant_file.cfg.clone();
         let deadlocks = checker_deadlocks(&cfg);
         let sc = at_the_variants_bounds(&cfg, 1000);
         sc.check_variant(&name, &cfg)
@@ -919,6 +934,7 @@ fn checker_and_simulator_agree_on_deadlock() {
                     threads: 1,
                     variant: &name,
                     cfg: &cfg,
+                    expected: variant_file.expected_violated(),
                     scenario: &sc,
                     seed,
                     trace_devices: &[],

@@ -3,10 +3,10 @@
 //! variant and departs from another where that one would answer otherwise; bad input is
 //! exit 2 with the file and line; the README's examples are what the commands print.
 
-use imps_model::config::{resolve_variant, variants_dir};
 use imps_model::validate::log::{parse_jsonl, Dir, Entry};
 use imps_model::validate::obs::prepare;
 use imps_model::validate::{validate, Options, Validation};
+use imps_model::variant::{resolve_variant, variants_dir};
 use imps_model::xml;
 use imps_sim::engine::scenario::{Dur, Scenario};
 use imps_sim::engine::sim::{run, RunSpec};
@@ -201,7 +201,8 @@ fn the_readme_table_is_the_manifest() {
 
 /// A small simulated run of `variant`, every device traced, as a log.
 fn sim_log(variant: &str, devices: u32) -> String {
-    let (_, cfg) = resolve_variant(variant, &variants_dir()).unwrap();
+    let variant_file = resolve_variant(variant, &variants_dir()).unwrap().1;
+    let cfg = variant_file.cfg.clone();
     let scenario = Scenario {
         devices,
         duration: Dur(20 * 60_000),
@@ -217,6 +218,7 @@ fn sim_log(variant: &str, devices: u32) -> String {
         threads: 1,
         variant,
         cfg: &cfg,
+        expected: variant_file.expected_violated(),
         scenario: &scenario,
         seed: 3,
         trace_devices: &all,
@@ -226,7 +228,8 @@ fn sim_log(variant: &str, devices: u32) -> String {
 }
 
 fn first_departure(log: &str, variant: &str, sets: &[&str]) -> Option<usize> {
-    let (_, cfg) = resolve_variant(variant, &variants_dir()).unwrap();
+    let variant_file = resolve_variant(variant, &variants_dir()).unwrap().1;
+    let cfg = variant_file.cfg.clone();
     let mut v = Validation::new(&cfg);
     for s in sets {
         v.set(s).unwrap();

@@ -24,9 +24,10 @@ pub mod symmetry;
 pub mod trap;
 pub mod visited;
 
-use crate::config::{ClientIdScope, Config, Verdict};
+use crate::config::{ClientIdScope, Config};
 use crate::props::{Kind, Prop};
 use crate::trace::{Trace, TraceStep};
+use crate::variant::Verdict;
 use crate::world::{Action, World};
 use graph::{ExploreError, Found, Graph, Progress};
 use liveness::Edge;

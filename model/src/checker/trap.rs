@@ -204,12 +204,12 @@ mod tests {
     use super::*;
     use crate::checker::{check, Options};
     use crate::client::UserAction;
-    use crate::config::{resolve_variant, variants_dir};
     use crate::props::Prop;
     use crate::trace::Trace;
+    use crate::variant::{resolve_variant, variants_dir};
 
     fn variant(name: &str) -> Config {
-        resolve_variant(name, &variants_dir()).unwrap().1
+        resolve_variant(name, &variants_dir()).unwrap().1.cfg
     }
 
     /// The checker's `no_deadlock` counterexample of a variant.

@@ -83,7 +83,6 @@ pub fn knob_value(cfg: &Config, knob: &str) -> String {
 pub fn with_knob(cfg: &Config, knob: &str, value: &str) -> Option<Config> {
     let mut c = cfg.clone();
     c.env = crate::config::EnvConfig::default();
-    c.expect.clear();
     c.apply_set(&format!("{knob}={value}")).ok()?;
     let mut out = cfg.clone();
     out.server = c.server;

@@ -3,12 +3,11 @@
 
 use crate::output::{entry_name, write_atomic};
 use imps_model::checker::{self, graph::Progress, Options, Outcome};
-use imps_model::config::{
-    named_variants, resolve_variant, variants_dir, Config, ConfigError, Verdict,
-};
+use imps_model::config::ConfigError;
 use imps_model::props::{Kind, Prop};
 use imps_model::specs::{Entry, SpecsDir};
 use imps_model::trace::Trace;
+use imps_model::variant::{named_variants, resolve_variant, variants_dir, Variant, Verdict};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -114,17 +113,13 @@ struct Checked {
     threads: usize,
     name: String,
     path: Option<PathBuf>,
-    cfg: Config,
+    variant: Variant,
     outcome: Outcome,
     elapsed: Duration,
     /// Property → trace file stem, for violations.
     files: Vec<(Prop, PathBuf)>,
     /// Its `[expect]` table was set aside (--set changed its knobs or bounds).
     set_aside: bool,
-}
-
-fn expected(cfg: &Config, p: Prop) -> Option<Verdict> {
-    cfg.expect.get(p.name()).copied()
 }
 
 /// The file a variant argument names, for `--bless`; `None` for a built-in variant.
@@ -139,10 +134,10 @@ fn variant_path(arg: &str, dir: &SpecsDir) -> Option<PathBuf> {
     }
 }
 
-/// A variant to check: its name, file (none for a built-in variant), configuration (with
-/// --set applied), and whether its `[expect]` table was set aside because --set changed its
-/// knobs or bounds.
-type Loaded = (String, Option<PathBuf>, Config, bool);
+/// A variant to check: its name, file (none for a built-in variant), knobs and expectations
+/// (with --set applied), and whether its `[expect]` table was set aside because --set changed
+/// its knobs or bounds.
+type Loaded = (String, Option<PathBuf>, Variant, bool);
 
 fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
     let dir = variants_dir();
@@ -158,7 +153,7 @@ fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
     let mut out: Vec<Loaded> = Vec::new();
     let mut given: Vec<&str> = Vec::new();
     for n in &names {
-        let (name, mut cfg) =
+        let (name, mut variant) =
             resolve_variant(n, &dir).map_err(|e| CheckError::BadInput(e.to_string()))?;
         // A variant's counterexamples go to OUT/<name>/: the name must be a folder under
         // OUT, and a folder of its own.
@@ -189,16 +184,17 @@ fn load_all(args: &CheckArgs) -> Result<Vec<Loaded>, CheckError> {
                  run in the directory that holds specs/variants/{name}.toml (the checkout) or give its path"
             )));
         }
-        let before = imps_model::config::knob_values(&cfg);
-        cfg.apply_sets(&args.set)
+        let before = imps_model::config::knob_values(&variant.cfg);
+        variant
+            .apply_sets(&args.set)
             .map_err(|e| CheckError::BadInput(format!("variant {name}: {e}")))?;
         // The [expect] table describes the variant as written: a run at other knobs or
         // bounds is judged by its verdicts alone, unless --expect asks to compare.
-        let set_aside = !args.expect && imps_model::config::knob_values(&cfg) != before;
+        let set_aside = !args.expect && imps_model::config::knob_values(&variant.cfg) != before;
         if set_aside {
-            cfg.expect.clear();
+            variant.expect.clear();
         }
-        out.push((name, path, cfg, set_aside));
+        out.push((name, path, variant, set_aside));
         given.push(n);
     }
     Ok(out)
@@ -282,7 +278,8 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     }
     let variants = load_all(args)?;
     let mut checked = Vec::new();
-    for (name, path, cfg, set_aside) in variants {
+    for (name, path, variant, set_aside) in variants {
+        let cfg = &variant.cfg;
         let start = Instant::now();
         let explored = std::cell::Cell::new(None);
         let mut progress = progress_printer(&name, &explored);
@@ -292,10 +289,10 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             symmetry: args.symmetry == OnOff::On,
             threads: args.threads.unwrap_or_else(checker::all_cores),
         };
-        let outcome = checker::check(&cfg, &name, opts, &mut progress).map_err(|e| {
+        let outcome = checker::check(cfg, &name, opts, &mut progress).map_err(|e| {
             CheckError::BadInput(format!(
                 "variant {name}: {e} (bounds: {})",
-                checker::bounds(&cfg)
+                checker::bounds(cfg)
             ))
         })?;
         if std::io::stderr().is_terminal() {
@@ -320,7 +317,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             threads: opts.threads,
             name,
             path,
-            cfg,
+            variant,
             outcome,
             elapsed,
             files,
@@ -333,7 +330,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             c.outcome
                 .results
                 .iter()
-                .filter(|r| expected(&c.cfg, r.prop).is_some_and(|e| e != r.verdict))
+                .filter(|r| c.variant.expected(r.prop).is_some_and(|e| e != r.verdict))
                 .count()
         })
         .sum();
@@ -430,13 +427,13 @@ fn json_report(checked: &[Checked]) -> serde_json::Value {
                 "property": r.prop.name(),
                 "kind": kind_str(r.prop.kind()),
                 "verdict": r.verdict.as_str(),
-                "expected": expected(&c.cfg, r.prop).map(Verdict::as_str),
+                "expected": c.variant.expected(r.prop).map(Verdict::as_str),
                 "requirements": r.prop.requirements(),
                 "states": c.outcome.states,
                 "concrete_states": c.outcome.concrete_states,
                 "symmetry": c.outcome.symmetry,
                 "edges": c.outcome.edges,
-                "bounds": checker::bounds(&c.cfg),
+                "bounds": checker::bounds(&c.variant.cfg),
             });
             if c.outcome.vacuous(r.prop) {
                 let names: Vec<&str> = c
@@ -503,7 +500,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             c.outcome.states,
             c.outcome.edges,
             c.elapsed.as_secs_f64(),
-            checker::bounds(&c.cfg)
+            checker::bounds(&c.variant.cfg)
         )?;
     }
     let reduced: Vec<String> = (0..checked.len())
@@ -561,7 +558,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             let r = c.outcome.results.iter().find(|r| r.prop == p);
             let s = match r {
                 Some(r) => {
-                    let mark = match expected(&c.cfg, p) {
+                    let mark = match c.variant.expected(p) {
                         Some(e) if e != r.verdict => "!",
                         _ => "",
                     };
@@ -581,7 +578,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     let mut mism = Vec::new();
     for c in checked {
         for r in &c.outcome.results {
-            if let Some(e) = expected(&c.cfg, r.prop) {
+            if let Some(e) = c.variant.expected(r.prop) {
                 if e != r.verdict {
                     mism.push(format!(
                         "{} {}: expected {}, found {}",
@@ -662,7 +659,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
     if aside.len() == checked.len() {
         // Nothing was compared.
     } else if mism.is_empty() {
-        let n: usize = checked.iter().map(|c| c.cfg.expect.len()).sum();
+        let n: usize = checked.iter().map(|c| c.variant.expect.len()).sum();
         writeln!(out, "expectations: all {n} met")?;
     } else {
         writeln!(
@@ -718,6 +715,8 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     let (base_name, mut base) =
         resolve_variant(&args.variant, &variants_dir()).map_err(|e| bad(e.to_string()))?;
     base.apply_sets(&args.set).map_err(|e| bad(e.to_string()))?;
+    // The sweep's verdicts are its table: the variant's [expect] has no part in it.
+    let base = base.cfg;
     let mut axes: Vec<(String, Vec<String>)> = Vec::new();
     for a in &args.axes {
         let (k, vs) = a

@@ -7,9 +7,10 @@
 use crate::cli::check::CheckError;
 use imps_model::catalogue::Catalogue;
 use imps_model::checker::{self, Options, Outcome};
-use imps_model::config::{knob_values, resolve_variant, variants_dir, Config, Verdict};
+use imps_model::config::{knob_values, Config};
 use imps_model::props::{Kind, Prop};
 use imps_model::trace::{Trace, TraceStep};
+use imps_model::variant::{resolve_variant, variants_dir, Verdict};
 use imps_model::world::World;
 use serde_json::json;
 use std::fmt::Write as _;
@@ -71,10 +72,12 @@ struct Departure {
 
 fn load(name: &str, sets: &[String]) -> Result<(String, Config), CheckError> {
     let bad = |e: String| CheckError::BadInput(e);
-    let (name, mut cfg) = resolve_variant(name, &variants_dir()).map_err(|e| bad(e.to_string()))?;
-    cfg.apply_sets(sets)
+    let (name, mut variant) =
+        resolve_variant(name, &variants_dir()).map_err(|e| bad(e.to_string()))?;
+    variant
+        .apply_sets(sets)
         .map_err(|e| bad(format!("variant {name}: {e}")))?;
-    Ok((name, cfg))
+    Ok((name, variant.cfg))
 }
 
 /// Replay the actions of `trace` on `cfg` and find where it parts from the trace.

@@ -24,7 +24,8 @@ use crate::engine::sweep::{
 use crate::engine::trace::{self as trace_render, TraceOf};
 use crate::output::{note, write_atomic};
 use clap::ValueEnum;
-use imps_model::config::{knob_values, resolve_variant, variants_dir, Config};
+use imps_model::config::{knob_values, Config};
+use imps_model::variant::{resolve_variant, variants_dir, Variant};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -182,7 +183,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SimulateError + '_ {
 /// Everything resolved from the flags, before anything runs.
 struct Plan {
     sweep: SweepId,
-    variants: Vec<(String, Config)>,
+    variants: Vec<(String, Variant)>,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -197,19 +198,19 @@ fn shell_quote(s: &str) -> String {
 
 /// The configuration hash: xxh3-64 of the resolved scenario (without its default seed) and
 /// every variant's name and knobs.
-fn config_hash(scenario: &Scenario, variants: &[(String, Config)]) -> String {
+fn config_hash(scenario: &Scenario, variants: &[(String, Variant)]) -> String {
     let mut text = String::new();
     let hashed = Scenario {
         seed: 0,
         ..scenario.clone()
     };
     text.push_str(&toml::to_string(&hashed).expect("invariant: a scenario serializes to TOML"));
-    for (name, cfg) in variants {
+    for (name, variant) in variants {
         text.push_str(&format!("\n[variant {name}]\n"));
-        for (k, v) in knob_values(cfg) {
+        for (k, v) in knob_values(&variant.cfg) {
             text.push_str(&format!("{k} = {v}\n"));
         }
-        for (k, v) in &cfg.expect {
+        for (k, v) in &variant.expect {
             text.push_str(&format!("expect.{k} = {}\n", v.as_str()));
         }
     }
@@ -265,19 +266,20 @@ fn plan(args: &SimulateArgs) -> Result<Plan, SimulateError> {
     } else {
         args.variants.clone()
     };
-    let mut variants: Vec<(String, Config)> = Vec::new();
+    let mut variants: Vec<(String, Variant)> = Vec::new();
     for n in &names {
-        let (name, mut cfg) = resolve_variant(n, &variants_dir())
+        let (name, mut variant) = resolve_variant(n, &variants_dir())
             .map_err(|e| input(format!("--variant {n}: {e}")))?;
-        cfg.apply_sets(&variant_sets)
+        variant
+            .apply_sets(&variant_sets)
             .map_err(|e| input(format!("--variant {n}: {e}")))?;
         if variants.iter().any(|(x, _)| *x == name) {
             return Err(input(format!(
                 "--variant {n}: variant `{name}` is given twice"
             )));
         }
-        sc.check_variant(&name, &cfg).map_err(input)?;
-        variants.push((name, cfg));
+        sc.check_variant(&name, &variant.cfg).map_err(input)?;
+        variants.push((name, variant));
     }
     for &d in &args.trace_devices {
         if d >= sc.devices {
@@ -359,11 +361,12 @@ fn run_unit(
     ),
     SimulateError,
 > {
-    let (name, cfg) = &plan.variants[v];
+    let (name, variant) = &plan.variants[v];
     let spec = RunSpec {
         threads,
         variant: name,
-        cfg,
+        cfg: &variant.cfg,
+        expected: variant.expected_violated(),
         scenario: &plan.sweep.scenario,
         seed,
         trace_devices,
@@ -569,8 +572,8 @@ pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<ExitCode, Simulat
         out,
     )?;
     let threads = args.threads.unwrap_or_else(default_threads);
-    for (name, cfg) in &plan.variants {
-        let sc = &sweep.scenario;
+    for (name, variant) in &plan.variants {
+        let (sc, cfg) = (&sweep.scenario, &variant.cfg);
         if let Some(why) = partition::coupling(cfg) {
             note(&format!("imps simulate: variant {name}: {why}"));
         } else {

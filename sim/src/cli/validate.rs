@@ -7,11 +7,11 @@
 //! line that does not parse, an unknown `dir`, a message the decoder refuses: `file:line`
 //! and the decoder's position) or a bound of the validator passed (named, with its flag).
 
-use imps_model::config::{named_variants, resolve_variant, variants_dir};
 use imps_model::validate::infer::{infer, InferOptions, InferReport, KnobStatus};
 use imps_model::validate::log::parse_log;
 use imps_model::validate::obs::{prepare, Prepared};
 use imps_model::validate::{validate, Options, Report, Validation};
+use imps_model::variant::{named_variants, resolve_variant, variants_dir};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -69,9 +69,9 @@ fn load_log(path: &PathBuf) -> Result<Prepared, ValidateCmdError> {
 }
 
 fn load_variant(name: &str, sets: &[String]) -> Result<(String, Validation), ValidateCmdError> {
-    let (name, cfg) = resolve_variant(name, &variants_dir())
+    let (name, variant) = resolve_variant(name, &variants_dir())
         .map_err(|e| ValidateCmdError(format!("--variant {name}: {e}")))?;
-    let mut v = Validation::new(&cfg);
+    let mut v = Validation::new(&variant.cfg);
     for s in sets {
         v.set(s).map_err(|e| ValidateCmdError(e.to_string()))?;
     }

@@ -1,9 +1,8 @@
 //! `imps variants`: the named variants and every knob with its default and meaning.
 
-use imps_model::config::{
-    knob_values, named_variants, resolve_variant, Config, ConfigError, KNOBS,
-};
+use imps_model::config::{knob_values, Config, ConfigError, KNOBS};
 use imps_model::specs::SpecsDir;
+use imps_model::variant::{named_variants, resolve_variant};
 use std::io::Write;
 
 /// Print the listing of the named variants in `dir`, then every knob.
@@ -16,8 +15,8 @@ pub fn list(dir: &SpecsDir, out: &mut dyn Write) -> Result<(), ConfigError> {
     writeln!(out, "Named variants ({}):", dir.describe()).map_err(io)?;
     let width = named.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     for (name, _) in &named {
-        let (_, cfg) = resolve_variant(name, dir)?;
-        writeln!(out, "  {name:width$}  {}", cfg.description).map_err(io)?;
+        let (_, variant) = resolve_variant(name, dir)?;
+        writeln!(out, "  {name:width$}  {}", variant.cfg.description).map_err(io)?;
     }
     writeln!(
         out,

@@ -338,12 +338,12 @@ impl Classifier {
 mod tests {
     use super::*;
     use imps_model::checker::{check, Options};
-    use imps_model::config::{resolve_variant, variants_dir};
     use imps_model::props::Prop;
     use imps_model::server::ServerOut;
+    use imps_model::variant::{resolve_variant, variants_dir};
 
     fn variant(name: &str) -> Config {
-        resolve_variant(name, &variants_dir()).unwrap().1
+        resolve_variant(name, &variants_dir()).unwrap().1.cfg
     }
 
     /// The second request of a 4-way login carries a digest of the user and a nonce of the

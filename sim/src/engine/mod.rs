@@ -25,13 +25,21 @@
 //! seed, no `HashMap` is iterated, and floating point is limited to `+ - * /`.
 //!
 //! ```
-//! use imps_model::config::{resolve_variant, variants_dir};
+//! use imps_model::variant::{resolve_variant, variants_dir};
 //! use imps_sim::engine::scenario::{Dur, Scenario};
 //! use imps_sim::engine::sim::{run, RunSpec};
 //!
-//! let (_, cfg) = resolve_variant("post-cr", &variants_dir()).unwrap();
+//! let (name, variant) = resolve_variant("post-cr", &variants_dir()).unwrap();
 //! let scenario = Scenario { devices: 200, duration: Dur(600_000), ..Scenario::default() };
-//! let spec = RunSpec { threads: 2, variant: "post-cr", cfg: &cfg, scenario: &scenario, seed: 7, trace_devices: &[] };
+//! let spec = RunSpec {
+//!     threads: 2,
+//!     variant: &name,
+//!     cfg: &variant.cfg,
+//!     expected: variant.expected_violated(),
+//!     scenario: &scenario,
+//!     seed: 7,
+//!     trace_devices: &[],
+//! };
 //! let a = run(&spec, &mut |_| {}).unwrap().result;
 //! let b = run(&spec, &mut |_| {}).unwrap().result;
 //! assert_eq!(a.digest, b.digest, "a seed reproduces the run");

@@ -29,7 +29,7 @@ use super::result::{
     Load, PrimitiveLoad, RunResult, Sample, Storm, ViolationRecord, MAX_STUCK_IDS,
 };
 use super::sim::{is_invariant, Part, PartOutput, Progress, RunOutput, RunSpec, Sim, SimError};
-use imps_model::config::{Config, Verdict};
+use imps_model::config::Config;
 use imps_model::props::{Kind as PropKind, Prop, PropSet};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -329,7 +329,7 @@ fn load_series(grid: &Grid, series: &[Sample]) -> BTreeMap<String, Vec<u64>> {
 fn finish(spec: &RunSpec<'_>, parts: &[Part], threads: usize, acc: Acc) -> RunOutput {
     let sc = spec.scenario;
     let cfg = spec.cfg;
-    let expected = |p: Prop| cfg.expect.get(p.name()) == Some(&Verdict::Violated);
+    let expected = |p: Prop| spec.expected.contains(p);
     let violations = Prop::ALL
         .iter()
         .filter(|p| p.kind() == PropKind::Safety)

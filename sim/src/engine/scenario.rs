@@ -934,9 +934,12 @@ mod tests {
 
     #[test]
     fn every_named_scenario_accepts_every_named_variant() {
-        let dir = imps_model::config::variants_dir();
-        for (name, _) in imps_model::config::named_variants(&dir).unwrap() {
-            let (_, cfg) = imps_model::config::resolve_variant(&name, &dir).unwrap();
+        let dir = imps_model::variant::variants_dir();
+        for (name, _) in imps_model::variant::named_variants(&dir).unwrap() {
+            let cfg = imps_model::variant::resolve_variant(&name, &dir)
+                .unwrap()
+                .1
+                .cfg;
             for sc in named_scenarios(&scenarios_dir()) {
                 let (_, f) = resolve_scenario(&sc, &scenarios_dir()).unwrap();
                 f.scenario

@@ -12,7 +12,7 @@ use super::rng::{event_stream, exponential, stream, uniform_u64, unit, ExpTable,
 use super::scenario::{OutageKind, Scenario};
 use super::vlog::{LogEntry, LogWhat, MAX_LOG_ENTRIES};
 use imps_model::client::{Client, ClientNote, ClientOut, ClientTimer, Phase, UserAction};
-use imps_model::config::{Config, Verdict};
+use imps_model::config::Config;
 use imps_model::msg::{DeviceId, Envelope, Primitive, SessionId, UserId};
 use imps_model::props::{self, ClientInput, Prop, PropSet, ServerStep};
 use imps_model::server::{
@@ -152,8 +152,12 @@ pub struct RunSpec<'a> {
     pub threads: usize,
     /// The variant's name (for the result).
     pub variant: &'a str,
-    /// The variant.
+    /// The variant's configuration.
     pub cfg: &'a Config,
+    /// The safety properties the variant's `[expect]` says are violated
+    /// ([`imps_model::variant::Variant::expected_violated`]): a violation of one is counted,
+    /// and does not stop the run.
+    pub expected: PropSet,
     /// The scenario.
     pub scenario: &'a Scenario,
     /// The seed.
@@ -518,15 +522,7 @@ impl<'a> Sim<'a> {
             .collect();
         traced.sort_unstable();
         traced.dedup();
-        let expected = {
-            let mut s = PropSet::default();
-            for prop in Prop::ALL {
-                if spec.cfg.expect.get(prop.name()) == Some(&Verdict::Violated) {
-                    s.insert(*prop);
-                }
-            }
-            s
-        };
+        let expected = spec.expected;
         let outage = p.outage.is_some();
         let mut sim = Sim {
             cfg: spec.cfg,
