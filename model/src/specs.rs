@@ -122,6 +122,21 @@ impl SpecsDir {
         }
     }
 
+    /// The file a command-line argument names, and the name it goes by: an argument ending
+    /// in `.toml` or with a directory part is a path, named by its file stem; any other is a
+    /// name, a file stem in this directory (`None` when there is no such file).
+    pub fn resolve(&self, name_or_path: &str) -> Option<(String, Entry)> {
+        let p = Path::new(name_or_path);
+        if name_or_path.ends_with(".toml") || p.components().count() > 1 {
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name_or_path.to_string());
+            return Some((name, Entry::File(p.to_path_buf())));
+        }
+        Some((name_or_path.to_string(), self.entry(name_or_path)?))
+    }
+
     /// The file named `name`, if there is one.
     pub fn entry(&self, name: &str) -> Option<Entry> {
         match self {

@@ -227,18 +227,10 @@ pub fn resolve_variant(
     name_or_path: &str,
     dir: &SpecsDir,
 ) -> Result<(String, Variant), ConfigError> {
-    let p = Path::new(name_or_path);
-    if name_or_path.ends_with(".toml") || p.components().count() > 1 {
-        let name = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name_or_path.to_string());
-        return Ok((name, Variant::load(p)?));
-    }
-    match dir.entry(name_or_path) {
-        Some(Entry::File(file)) => Ok((name_or_path.to_string(), Variant::load(&file)?)),
-        Some(Entry::BuiltIn { origin, text }) => {
-            Ok((name_or_path.to_string(), Variant::from_toml(text, &origin)?))
+    match dir.resolve(name_or_path) {
+        Some((name, Entry::File(file))) => Ok((name, Variant::load(&file)?)),
+        Some((name, Entry::BuiltIn { origin, text })) => {
+            Ok((name, Variant::from_toml(text, &origin)?))
         }
         None => Err(ConfigError::UnknownVariant {
             name: name_or_path.to_string(),

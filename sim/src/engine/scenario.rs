@@ -464,20 +464,11 @@ pub fn resolve_scenario(
     name_or_path: &str,
     dir: &SpecsDir,
 ) -> Result<(String, ScenarioFile), ScenarioError> {
-    let p = Path::new(name_or_path);
-    if name_or_path.ends_with(".toml") || p.components().count() > 1 {
-        let name = p
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name_or_path.to_string());
-        return Ok((name, ScenarioFile::load(p)?));
-    }
-    match dir.entry(name_or_path) {
-        Some(Entry::File(file)) => Ok((name_or_path.to_string(), ScenarioFile::load(&file)?)),
-        Some(Entry::BuiltIn { origin, text }) => Ok((
-            name_or_path.to_string(),
-            ScenarioFile::from_toml(text, &origin)?,
-        )),
+    match dir.resolve(name_or_path) {
+        Some((name, Entry::File(file))) => Ok((name, ScenarioFile::load(&file)?)),
+        Some((name, Entry::BuiltIn { origin, text })) => {
+            Ok((name, ScenarioFile::from_toml(text, &origin)?))
+        }
         None => Err(ScenarioError::Unknown {
             name: name_or_path.to_string(),
             known: named_scenarios(dir).join(", "),
