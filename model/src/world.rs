@@ -167,6 +167,22 @@ impl Action {
             Action::Expire { .. } => None,
         }
     }
+
+    /// The same action at device `d` (an expiry, which has no device, unchanged).
+    pub const fn at_device(self, d: u8) -> Action {
+        match self {
+            Action::Start(_) => Action::Start(d),
+            Action::ServerReceives(_) => Action::ServerReceives(d),
+            Action::ClientReceives(_) => Action::ClientReceives(d),
+            Action::ClientReceivesPush(_) => Action::ClientReceivesPush(d),
+            Action::RetryTimer(_) => Action::RetryTimer(d),
+            Action::KeepAliveTimer(_) => Action::KeepAliveTimer(d),
+            Action::Crash(_) => Action::Crash(d),
+            Action::LoseConnection(_) => Action::LoseConnection(d),
+            Action::User(_, u) => Action::User(d, u),
+            e @ Action::Expire { .. } => e,
+        }
+    }
 }
 
 /// What a step did: the outputs of the state machines it ran, for monitors and traces.

@@ -89,84 +89,109 @@ impl<T: Hash + Eq + Clone> Interner<T> {
 }
 
 /// The Session-IDs of each interned component, in canonicalization order: the canonical-form
-/// test of a successor reads these instead of a decoded world. Each component's distinct
-/// IDs, in order of first appearance, are packed into one word when there are at most
-/// three (almost always), so that the test reads one word per component; the others are
-/// stored flat.
+/// test of a successor reads these instead of a decoded world. The test runs a counter of
+/// first appearances through each component's IDs ([`IdLists::advance`]); what a component
+/// does to a counter below 15 is tabulated, so that the test reads one word per component
+/// and shifts it, and reads the list itself only where the table has no answer.
 #[derive(Debug, Default)]
 struct IdLists {
-    /// Per component: up to three distinct IDs (16 bits each, first at the bottom) and
-    /// their count in bits 48..50, or [`IdLists::FLAT`] when they are in `ids`.
-    packed: Vec<u64>,
+    /// Per component: for each counter `n` below 15, the counter after its IDs, in bits
+    /// `4n..4n + 4`; [`IdLists::READ`] where the list must be read (an ID out of order, or
+    /// a counter past 14).
+    after: Vec<u64>,
+    /// The components' IDs, one list after another.
     ids: Vec<u32>,
     start: Vec<u32>,
-    scratch: Vec<u32>,
 }
 
 impl IdLists {
-    const FLAT: u64 = u64::MAX;
+    /// The table's mark for "read the list".
+    const READ: u64 = 0xf;
 
     /// Record the IDs of the components interned since the last call.
     fn sync<T>(&mut self, items: &[T], mut visit: impl FnMut(&T, &mut Vec<u32>)) {
         if self.start.is_empty() {
             self.start.push(0);
         }
-        for item in &items[self.packed.len()..] {
-            self.scratch.clear();
-            visit(item, &mut self.scratch);
-            let mut distinct: ArrayVec<u32, 3> = ArrayVec::new();
-            let mut packs = true;
-            for &id in &self.scratch {
-                if distinct.contains(&id) {
-                    continue;
-                }
-                if id >= u32::from(u16::MAX) || distinct.try_push(id).is_err() {
-                    packs = false;
-                    break;
-                }
-            }
-            if packs {
-                let word = distinct
-                    .iter()
-                    .enumerate()
-                    .fold((distinct.len() as u64) << 48, |w, (i, &id)| {
-                        w | u64::from(id) << (16 * i)
-                    });
-                self.packed.push(word);
-            } else {
-                self.packed.push(Self::FLAT);
-                self.ids.extend_from_slice(&self.scratch);
-            }
-            self.start.push(self.ids.len() as u32);
+        for item in &items[self.after.len()..] {
+            let from = self.ids.len();
+            visit(item, &mut self.ids);
+            let ids = &self.ids[from..];
+            let after = (0..15u32).fold(0u64, |w, n| {
+                let v = match Self::read(ids, n) {
+                    Some(v) if u64::from(v) < Self::READ => u64::from(v),
+                    _ => Self::READ,
+                };
+                w | v << (4 * n)
+            });
+            self.after.push(after);
+            self.start
+                .push(u32::try_from(self.ids.len()).expect("invariant: fewer than 2^32 IDs"));
         }
     }
 
     /// The counter of first appearances after component `i`'s IDs, from `next` (`None`
     /// when one of them appears out of order: it is past the counter).
-    fn advance(&self, i: u32, mut next: u32) -> Option<u32> {
-        let word = self.packed[i as usize];
-        let mut step = |id: u32| {
+    #[inline]
+    fn advance(&self, i: u32, next: u32) -> Option<u32> {
+        if next < 15 {
+            let v = self.after[i as usize] >> (4 * next) & Self::READ;
+            if v != Self::READ {
+                return Some(v as u32);
+            }
+        }
+        let i = i as usize;
+        Self::read(
+            &self.ids[self.start[i] as usize..self.start[i + 1] as usize],
+            next,
+        )
+    }
+
+    /// The counter after `ids`, read one by one from `next`.
+    fn read(ids: &[u32], mut next: u32) -> Option<u32> {
+        for &id in ids {
             if id == next {
                 next += 1;
             } else if id > next {
-                return false;
-            }
-            true
-        };
-        if word == Self::FLAT {
-            let i = i as usize;
-            let ids = &self.ids[self.start[i] as usize..self.start[i + 1] as usize];
-            if !ids.iter().all(|&id| step(id)) {
                 return None;
-            }
-        } else {
-            for k in 0..(word >> 48) as usize {
-                if !step((word >> (16 * k) & 0xffff) as u32) {
-                    return None;
-                }
             }
         }
         Some(next)
+    }
+}
+
+/// The actions of each device component, computed once per component and budget: a device's
+/// actions depend only on its component, its place (the device they name) and whether
+/// crashes and connection losses are left.
+#[derive(Debug, Default)]
+struct ActionTable {
+    /// The actions at device 0 of each (component, budget), one list after another.
+    actions: Vec<Action>,
+    /// Where the list of (component, budget) starts in `actions`, at `4 * component +
+    /// budget` (budget bit 0: a crash left, bit 1: a loss left); one more at the end.
+    start: Vec<u32>,
+}
+
+impl ActionTable {
+    /// Add the actions of the components interned since the last call.
+    fn sync(&mut self, cfg: &Config, devices: &[Device]) {
+        if self.start.is_empty() {
+            self.start.push(0);
+        }
+        for dev in &devices[(self.start.len() - 1) / 4..] {
+            for budget in 0..4u8 {
+                dev.actions(cfg, 0, budget & 1, budget >> 1, &mut self.actions);
+                self.start.push(
+                    u32::try_from(self.actions.len()).expect("invariant: fewer than 2^32 actions"),
+                );
+            }
+        }
+    }
+
+    /// The actions of component `c` with this budget, at device 0.
+    fn get(&self, c: u32, crashes: u8, losses: u8) -> &[Action] {
+        let i = 4 * c as usize + usize::from(crashes > 0) + 2 * usize::from(losses > 0);
+        &self.actions[self.start[i] as usize..self.start[i + 1] as usize]
     }
 }
 
@@ -635,8 +660,20 @@ struct Facts {
 }
 
 impl Facts {
-    /// Record the facts of the components interned since the last call.
+    /// Record the facts of the components interned since the last call. Called on every
+    /// edge, and almost always with nothing new: that case is two comparisons.
+    #[inline]
     fn sync(&mut self, cfg: &Config, g: &Graph) {
+        if self.user_bad.len() == g.users.items.len()
+            && self.device_ids.after.len() == g.devices.items.len()
+        {
+            return;
+        }
+        self.sync_new(cfg, g);
+    }
+
+    #[inline(never)]
+    fn sync_new(&mut self, cfg: &Config, g: &Graph) {
         self.device_ids.sync(&g.devices.items, |dev, out| {
             dev.clone().visit_session_ids(|id| out.push(id.0));
         });
@@ -740,6 +777,7 @@ struct Explorer<'a> {
     /// empty.
     push_lists: Vec<ArrayVec<(DeviceId, Envelope), 2>>,
     facts: Facts,
+    device_actions: ActionTable,
     /// The words of the state generated from; `cur` holds them decoded when `decoded`.
     held: Vec<u32>,
     cur: World,
@@ -995,8 +1033,10 @@ impl Explorer<'_> {
         } else {
             let (crashes, losses, _) = unpack_counters(self.held[stride - 1]);
             let (devices, held) = (&self.g.devices.items, &self.held);
+            self.device_actions.sync(cfg, devices);
             for (d, &i) in held[..nd].iter().enumerate() {
-                devices[i as usize].actions(cfg, d as u8, crashes, losses, &mut actions);
+                let at_0 = self.device_actions.get(i, crashes, losses);
+                actions.extend(at_0.iter().map(|a| a.at_device(d as u8)));
             }
             for (u, &i) in held[nd..stride - 1].iter().enumerate() {
                 let us = &self.g.users.items[i as usize];
@@ -1365,6 +1405,7 @@ pub fn explore_opts(
         pushes: HashMap::default(),
         push_lists: vec![ArrayVec::new()],
         facts: Facts::default(),
+        device_actions: ActionTable::default(),
         held: Vec::with_capacity(stride),
         cur: init.clone(),
         cur_words: Vec::new(),
@@ -1495,7 +1536,8 @@ pub fn explore_opts(
 mod tests {
     use super::*;
 
-    /// The counter after a list of IDs, read one by one (the definition `advance` packs).
+    /// The counter after a list of IDs, read one by one (the definition `advance`
+    /// tabulates).
     fn reference(ids: &[u32], mut next: u32) -> Option<u32> {
         for &id in ids {
             if id == next {
@@ -1552,10 +1594,11 @@ mod tests {
         }
     }
 
-    /// Packed (at most three distinct IDs, repeats included) and flat lists (more, or an
-    /// ID too large for 16 bits) advance the counter as reading the IDs one by one does.
+    /// The table and the lists advance the counter as reading the IDs one by one does:
+    /// from counters the table covers and from counters past it, for lists that take the
+    /// counter past it, lists with repeats, out of order, and IDs too large for a table entry.
     #[test]
-    fn packed_and_flat_id_lists_advance_alike() {
+    fn tabulated_id_lists_advance_as_read_one_by_one() {
         let lists: Vec<Vec<u32>> = vec![
             vec![],
             vec![0],
@@ -1567,14 +1610,20 @@ mod tests {
             vec![4, 5, 6, 7, 4],
             vec![65_535],
             vec![0, 70_000],
+            vec![12, 13, 14, 15, 16],
+            vec![14],
         ];
         let mut l = IdLists::default();
+        l.sync(&lists[..4], |ids, out| out.extend_from_slice(ids));
         l.sync(&lists, |ids, out| out.extend_from_slice(ids));
-        assert_eq!(l.packed[5], 3 | 4 << 16 | 5 << 32 | 3 << 48);
-        assert_eq!(l.packed[6], IdLists::FLAT);
-        assert_eq!(l.packed[8], IdLists::FLAT);
+        assert_eq!(l.after.len(), lists.len(), "each list tabulated once");
+        // [3, 4, 3, 5] from 3 gives 6; from 0, 3 is out of order (read the list).
+        assert_eq!(l.after[5] >> 12 & 0xf, 6);
+        assert_eq!(l.after[5] & 0xf, IdLists::READ);
+        // [14] from 14 gives 15, which the table cannot hold.
+        assert_eq!(l.after[11] >> 56 & 0xf, IdLists::READ);
         for (i, ids) in lists.iter().enumerate() {
-            for next in 0..10 {
+            for next in 0..20 {
                 assert_eq!(
                     l.advance(i as u32, next),
                     reference(ids, next),

@@ -295,7 +295,16 @@ impl Symmetry {
     }
 
     /// Record the facts of the components interned since the last call.
+    #[inline]
     fn sync(&mut self, devices: &Interner<Device>, users: &Interner<UserServer>) {
+        if self.dev.len() == devices.items.len() && self.tab.len() == users.items.len() {
+            return;
+        }
+        self.sync_new(devices, users);
+    }
+
+    #[inline(never)]
+    fn sync_new(&mut self, devices: &Interner<Device>, users: &Interner<UserServer>) {
         for dev in &devices.items[self.dev.len()..] {
             let mut end = 0;
             let mut d = dev.clone();
