@@ -1536,19 +1536,6 @@ pub fn explore_opts(
 mod tests {
     use super::*;
 
-    /// The counter after a list of IDs, read one by one (the definition `advance`
-    /// tabulates).
-    fn reference(ids: &[u32], mut next: u32) -> Option<u32> {
-        for &id in ids {
-            if id == next {
-                next += 1;
-            } else if id > next {
-                return None;
-            }
-        }
-        Some(next)
-    }
-
     /// Edge permutations read back as pushed, identities unmarked and the rest found by the
     /// bitmap and the counts before each word, across many words, in one and two bytes;
     /// without symmetry reduction nothing is kept and every edge reads `None`.
@@ -1594,9 +1581,10 @@ mod tests {
         }
     }
 
-    /// The table and the lists advance the counter as reading the IDs one by one does:
-    /// from counters the table covers and from counters past it, for lists that take the
-    /// counter past it, lists with repeats, out of order, and IDs too large for a table entry.
+    /// The table and the lists advance the counter as reading the IDs one by one
+    /// ([`IdLists::read`], the definition) does: from counters the table covers and from
+    /// counters past it, for lists that take the counter past it, lists with repeats, out of
+    /// order, and IDs too large for a table entry.
     #[test]
     fn tabulated_id_lists_advance_as_read_one_by_one() {
         let lists: Vec<Vec<u32>> = vec![
@@ -1626,7 +1614,7 @@ mod tests {
             for next in 0..20 {
                 assert_eq!(
                     l.advance(i as u32, next),
-                    reference(ids, next),
+                    IdLists::read(ids, next),
                     "{ids:?} from {next}"
                 );
             }
