@@ -162,9 +162,10 @@ impl IdLists {
 
 /// The actions of each device component, computed once per component and budget: a device's
 /// actions depend only on its component, its place (the device they name) and whether
-/// crashes and connection losses are left.
+/// crashes and connection losses are left. The generator lists a state's actions from it,
+/// and the liveness checks the kinds of its edges.
 #[derive(Debug, Default)]
-struct ActionTable {
+pub(crate) struct ActionTable {
     /// The actions at device 0 of each (component, budget), one list after another.
     actions: Vec<Action>,
     /// Where the list of (component, budget) starts in `actions`, at `4 * component +
@@ -174,7 +175,7 @@ struct ActionTable {
 
 impl ActionTable {
     /// Add the actions of the components interned since the last call.
-    fn sync(&mut self, cfg: &Config, devices: &[Device]) {
+    pub(crate) fn sync(&mut self, cfg: &Config, devices: &[Device]) {
         if self.start.is_empty() {
             self.start.push(0);
         }
@@ -188,10 +189,20 @@ impl ActionTable {
         }
     }
 
-    /// The actions of component `c` with this budget, at device 0.
-    fn get(&self, c: u32, crashes: u8, losses: u8) -> &[Action] {
+    /// Where the actions of component `c` with this budget are in [`ActionTable::all`].
+    pub(crate) fn range(&self, c: u32, crashes: u8, losses: u8) -> std::ops::Range<usize> {
         let i = 4 * c as usize + usize::from(crashes > 0) + 2 * usize::from(losses > 0);
-        &self.actions[self.start[i] as usize..self.start[i + 1] as usize]
+        self.start[i] as usize..self.start[i + 1] as usize
+    }
+
+    /// The actions of component `c` with this budget, at device 0.
+    pub(crate) fn get(&self, c: u32, crashes: u8, losses: u8) -> &[Action] {
+        &self.actions[self.range(c, crashes, losses)]
+    }
+
+    /// Every list, one after another.
+    pub(crate) fn all(&self) -> &[Action] {
+        &self.actions
     }
 }
 

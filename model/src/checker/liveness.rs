@@ -19,7 +19,7 @@
 //!   takes, on its internal edges, every fair action enabled throughout it (a cycle can then
 //!   walk the whole component).
 
-use super::graph::Graph;
+use super::graph::{ActionTable, Graph};
 use super::scc::for_each_scc;
 use super::symmetry::{compose, inverse, Perm, IDENTITY};
 use crate::world::{Action, World};
@@ -122,12 +122,11 @@ impl WayOut {
 /// connection losses are left. Nothing is kept per edge (a byte per edge was 6 bytes per
 /// stored state on the largest graphs).
 pub struct EdgeKinds {
-    /// The way-out masks of each device component's actions, per budget, one list after
-    /// another; a user action is marked by [`EdgeKinds::USER`].
+    /// The actions of each device component, per budget.
+    actions: ActionTable,
+    /// The way-out mask of each of those actions, in the table's order; a user action is
+    /// marked by [`EdgeKinds::USER`].
     masks: Vec<u8>,
-    /// Where the list of (component, budget) starts in `masks`, at `4 * component + budget`
-    /// (budget bit 0: a crash left, bit 1: a loss left); one more at the end.
-    start: Vec<u32>,
     /// Devices a state.
     nd: usize,
 }
@@ -139,33 +138,25 @@ impl EdgeKinds {
     /// The kinds of the edges of `g`.
     pub fn new(g: &Graph) -> EdgeKinds {
         let nd = g.cfg.env.users as usize * g.cfg.env.devices_per_user as usize;
-        let mut acts = Vec::new();
-        let (mut masks, mut start) = (Vec::new(), vec![0u32]);
-        for dev in &g.devices.items {
-            for budget in 0..4 {
-                acts.clear();
-                let (c, l) = (u8::from(budget & 1 != 0), u8::from(budget & 2 != 0));
-                dev.actions(&g.cfg, 0, c, l, &mut acts);
-                masks.extend(acts.iter().map(|a| match WayOut::of(a) {
-                    WayOut::UserOf(_) => Self::USER,
-                    k => k.devices(),
-                }));
-                start.push(
-                    u32::try_from(masks.len()).expect("invariant: fewer than 2^32 action masks"),
-                );
-            }
-        }
-        EdgeKinds { masks, start, nd }
+        let mut actions = ActionTable::default();
+        actions.sync(&g.cfg, &g.devices.items);
+        let masks = actions
+            .all()
+            .iter()
+            .map(|a| match WayOut::of(a) {
+                WayOut::UserOf(_) => Self::USER,
+                k => k.devices(),
+            })
+            .collect();
+        EdgeKinds { actions, masks, nd }
     }
 
     /// The kinds of the edges of state `s`, in edge order, into `out` (cleared first).
     pub fn of_state(&self, g: &Graph, s: u32, out: &mut Vec<u8>) {
         out.clear();
         let (crashes, losses) = budget(g, s);
-        let left = usize::from(crashes != 0) | usize::from(losses != 0) << 1;
         for d in 0..self.nd {
-            let at = 4 * g.word(s, d) as usize + left;
-            let list = &self.masks[self.start[at] as usize..self.start[at + 1] as usize];
+            let list = &self.masks[self.actions.range(g.word(s, d), crashes, losses)];
             out.extend(
                 list.iter()
                     .map(|&m| if m == Self::USER { 1 << d } else { m }),
