@@ -683,6 +683,7 @@ impl Facts {
         self.sync_new(cfg, g);
     }
 
+    /// The work of `sync` when there are new components (out of line: it is rare).
     #[inline(never)]
     fn sync_new(&mut self, cfg: &Config, g: &Graph) {
         self.device_ids.sync(&g.devices.items, |dev, out| {

@@ -303,6 +303,7 @@ impl Symmetry {
         self.sync_new(devices, users);
     }
 
+    /// The work of `sync` when there are new components (out of line: it is rare).
     #[inline(never)]
     fn sync_new(&mut self, devices: &Interner<Device>, users: &Interner<UserServer>) {
         for dev in &devices.items[self.dev.len()..] {
