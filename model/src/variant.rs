@@ -49,8 +49,9 @@ pub struct Variant {
     pub expect: BTreeMap<String, Verdict>,
 }
 
-/// A variant file as written: the configuration's sections and `[expect]`.
-#[derive(Deserialize)]
+/// A variant file as written: the configuration's sections and `[expect]`. A missing
+/// section takes its defaults, as in [`Config`], whose default is its sections' defaults.
+#[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct File {
     description: String,
@@ -58,24 +59,6 @@ struct File {
     client: ClientConfig,
     env: EnvConfig,
     expect: BTreeMap<String, Verdict>,
-}
-
-impl Default for File {
-    fn default() -> Self {
-        let Config {
-            description,
-            server,
-            client,
-            env,
-        } = Config::default();
-        File {
-            description,
-            server,
-            client,
-            env,
-            expect: BTreeMap::new(),
-        }
-    }
 }
 
 impl Variant {
@@ -286,6 +269,10 @@ mod tests {
     fn expectations_are_read_checked_and_set_apart_from_the_knobs() {
         let text = "description = \"d\"\n[client]\nclient_id_scope = \"user\"\n\
                     [expect]\nno_deadlock = \"violated\"\nreach_608 = \"holds\"\n";
+        assert_eq!(
+            Variant::from_toml("", "e.toml").unwrap(),
+            Variant::default()
+        );
         let mut v = Variant::from_toml(text, "v.toml").unwrap();
         assert_eq!(v.cfg.description, "d");
         assert_eq!(v.cfg.client.client_id_scope, ClientIdScope::User);
