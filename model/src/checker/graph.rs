@@ -356,20 +356,19 @@ impl EdgePerms {
         self.marked.ones()
     }
 
-    fn push(&mut self, p: u16) {
+    /// Add the permutations of the next edges.
+    fn extend(&mut self, perms: &[u16]) {
         if !self.on {
             return;
         }
-        self.marked.push(p != 0);
-        if p == 0 {
-            return;
-        }
+        self.marked.extend(perms.iter().map(|&p| p != 0));
+        let marked = perms.iter().copied().filter(|&p| p != 0);
         match &mut self.indices {
-            Indices::Narrow(v) => v.push(
+            Indices::Narrow(v) => v.extend(marked.map(|p| {
                 u8::try_from(p)
-                    .expect("invariant: a group of at most 256 has at most 256 permutations"),
-            ),
-            Indices::Wide(v) => v.push(p),
+                    .expect("invariant: a group of at most 256 has at most 256 permutations")
+            })),
+            Indices::Wide(v) => v.extend(marked),
         }
     }
 
@@ -1221,6 +1220,10 @@ impl Store {
         for &h in p.hashes.iter().take(PREFETCH) {
             self.index.prefetch(h);
         }
+        // The state each successor most likely is, found half the prefetch distance ahead
+        // (`NONE` where not looked for or not there), by successor index modulo PREFETCH.
+        const NONE: u32 = u32::MAX;
+        let mut candidates = [NONE; PREFETCH];
         let mut k = 0usize;
         for (i, &count) in p.counts.iter().enumerate() {
             let s = p.first + i as u32;
@@ -1228,15 +1231,27 @@ impl Store {
                 if let Some(&h) = p.hashes.get(k + PREFETCH) {
                     self.index.prefetch(h);
                 }
-                if let Some(&h) = p.hashes.get(k + PREFETCH / 2) {
-                    if let Some(c) = self.index.candidate(h) {
+                let ahead = k + PREFETCH / 2;
+                if let Some(&h) = p.hashes.get(ahead) {
+                    let c = self.index.candidate(h).unwrap_or(NONE);
+                    if c != NONE {
                         self.states.prefetch(c as usize);
                     }
+                    candidates[ahead % PREFETCH] = c;
                 }
                 let h = p.hashes[k];
                 let key = &p.keys[k * stride..(k + 1) * stride];
                 let states = &self.states;
-                let t = match self.index.find(h, |j| states.eq(j as usize, key)) {
+                // A candidate with these words is the state: states are stored once, and
+                // the look-ups since only added others. Otherwise (a fingerprint shared, or
+                // the state added since by this batch, or new) the look-up proper.
+                let c = std::mem::replace(&mut candidates[k % PREFETCH], NONE);
+                let probe = if c != NONE && states.eq(c as usize, key) {
+                    Probe::Found(c)
+                } else {
+                    self.index.find(h, |j| states.eq(j as usize, key))
+                };
+                let t = match probe {
                     Probe::Found(t) => t,
                     Probe::Vacant(slot) => {
                         let t = self.states.len() as u32;
@@ -1263,9 +1278,6 @@ impl Store {
                     }
                 };
                 self.targets.push(t);
-                if let Some(&perm) = p.perms.get(k) {
-                    self.edge_perm.push(perm);
-                }
                 k += 1;
             }
             assert!(
@@ -1274,6 +1286,7 @@ impl Store {
             );
             self.offsets.push(self.targets.len() as u32);
         }
+        self.edge_perm.extend(&p.perms);
         debug_assert_eq!(k, n, "invariant: every successor of the batch is looked up");
         Ok(())
     }
@@ -1431,11 +1444,11 @@ pub fn explore_opts(
         sym,
     };
     x.facts.sync(cfg, &x.g);
-    // Level by level: the level's states, copied for the generator, and its successors
-    // looked up in order; `level` generates and looks up one level (from its first state
-    // and its rows).
+    // Level by level: `level` generates and looks up one level, from its first state, with
+    // the level's rows copied for the generator into `rows` (two buffers take turns: the
+    // generator's previous level comes back to hold the next one).
     let levels = |store: &mut Store,
-                  level: &mut dyn FnMut(&mut Store, u32, Rows) -> Result<(), ExploreError>|
+                  level: &mut dyn FnMut(&mut Store, u32) -> Result<(), ExploreError>|
      -> Result<(), ExploreError> {
         let mut lo = 0u32;
         while (lo as usize) < store.states.len() {
@@ -1443,15 +1456,16 @@ pub fn explore_opts(
             if lo > 0 {
                 store.levels.push(lo);
             }
-            let rows = store.states.slice(lo as usize..store.states.len());
-            level(store, lo, rows)?;
+            level(store, lo)?;
             lo = hi;
         }
         Ok(())
     };
     let mut x = if opts.threads <= 1 {
-        levels(&mut store, &mut |store, base, rows| {
-            x.g.states = rows;
+        levels(&mut store, &mut |store, base| {
+            store
+                .states
+                .copy_into(base as usize..store.states.len(), &mut x.g.states);
             x.base = base;
             let mut failed = None;
             x.generate_level(&mut |m| match m {
@@ -1474,16 +1488,22 @@ pub fn explore_opts(
     } else {
         std::thread::scope(|scope| -> Result<Explorer<'_>, ExploreError> {
             let (to_gen, level_rows) = std::sync::mpsc::channel::<(u32, Rows)>();
+            let (to_reuse, used_rows) = std::sync::mpsc::channel::<Rows>();
             let (to_look, batches) = std::sync::mpsc::sync_channel::<Msg>(8);
             let generator = scope.spawn(move || {
                 while let Ok((base, rows)) = level_rows.recv() {
-                    x.g.states = rows;
+                    // The look-ups may have stopped; then the buffer is not needed.
+                    let _ = to_reuse.send(std::mem::replace(&mut x.g.states, rows));
                     x.base = base;
                     x.generate_level(&mut |m| to_look.send(m).is_ok());
                 }
                 x
             });
-            let result = levels(&mut store, &mut |store, base, rows| {
+            let result = levels(&mut store, &mut |store, base| {
+                let mut rows = used_rows.try_recv().unwrap_or_else(|_| Rows::new(stride));
+                store
+                    .states
+                    .copy_into(base as usize..store.states.len(), &mut rows);
                 to_gen
                     .send((base, rows))
                     .expect("invariant: the generator waits for levels");
@@ -1548,6 +1568,67 @@ pub fn explore_opts(
 mod tests {
     use super::*;
 
+    /// The look-ups number each distinct successor once, in order of first appearance, and
+    /// every edge leads to its successor's number: with a successor repeated at every
+    /// distance from 1 to 40 in a batch (so within and past the candidates' reach, and
+    /// added by the same batch shortly before), with different states that share a whole
+    /// hash (the candidate is another state), and across batches.
+    #[test]
+    fn look_ups_number_each_state_once_in_order() {
+        let stride = 3;
+        let mut store = Store {
+            stride,
+            index: Visited::new(),
+            states: Rows::new(stride),
+            offsets: vec![0],
+            targets: Vec::new(),
+            edge_perm: EdgePerms::none(),
+            levels: vec![0],
+            concrete: 0,
+            violated: vec![None; Prop::ALL.len()],
+            max_states: u64::MAX,
+        };
+        // Successor `i` of the sequence is state `i % 97 + (i / 4000) * 50` in row form, so
+        // states repeat at every distance; states 0..8 all hash alike.
+        let key = |n: u32| [n, n % 5, 70_000 * (n % 3)];
+        let hash = |n: u32| {
+            if n < 8 {
+                0x1234_5678_9abc_def0
+            } else {
+                state_hash(&key(n))
+            }
+        };
+        let mut seq: Vec<u32> = Vec::new();
+        for gap in 1..=40u32 {
+            for i in 0..60u32 {
+                seq.push(if i % gap == 0 {
+                    500 + gap
+                } else {
+                    (i * 37 + gap) % 97
+                });
+            }
+        }
+        seq.extend(0..8);
+        let mut want: HashMap<u32, u32> = HashMap::default();
+        for chunk in seq.chunks(700) {
+            let mut b = Batch::with_room(0, 1, chunk.len(), stride, false);
+            b.counts.push(chunk.len() as u32);
+            for &n in chunk {
+                b.keys.extend_from_slice(&key(n));
+                b.hashes.push(hash(n));
+                b.state_bad.push(PropSet::default());
+                let next = want.len() as u32;
+                want.entry(n).or_insert(next);
+            }
+            store.insert(&b, &mut |_| {}).expect("no state cap");
+        }
+        assert_eq!(store.states.len(), want.len());
+        for (e, &n) in seq.iter().enumerate() {
+            assert_eq!(store.targets[e], want[&n], "edge {e} to state {n}");
+            assert!(store.states.eq(want[&n] as usize, &key(n)));
+        }
+    }
+
     /// Edge permutations read back as pushed, identities unmarked and the rest found by the
     /// bitmap and the counts before each word, across many words, in one and two bytes;
     /// without symmetry reduction nothing is kept and every edge reads `None`.
@@ -1561,8 +1642,12 @@ mod tests {
                     _ => 0,
                 })
                 .collect();
-            for &p in &pushed {
-                perms.push(p);
+            // Batch by batch, of many sizes.
+            let (mut e, mut size) = (0, 1);
+            while e < pushed.len() {
+                let end = (e + size).min(pushed.len());
+                perms.extend(&pushed[e..end]);
+                (e, size) = (end, size * 3 % 211 + 1);
             }
             perms.shrink_to_fit();
             for (e, &p) in pushed.iter().enumerate() {
@@ -1571,7 +1656,7 @@ mod tests {
             assert_eq!(perms.marked(), pushed.iter().filter(|&&p| p != 0).count());
         }
         let mut none = EdgePerms::none();
-        none.push(0);
+        none.extend(&[0, 3]);
         assert_eq!(none.get(0), None);
         assert_eq!(none.marked(), 0);
     }

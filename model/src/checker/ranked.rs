@@ -23,19 +23,14 @@ impl RankedBits {
         }
     }
 
-    /// The `n` elements `0..n`, element `i` set when `set(i)`, built a word at a time.
+    /// The `n` elements `0..n`, element `i` set when `set(i)`.
     pub fn from_fn(n: usize, mut set: impl FnMut(usize) -> bool) -> RankedBits {
         let mut r = RankedBits::with_capacity(n);
         for w in 0..n.div_ceil(64) {
             let word = (0..64.min(n - w * 64))
                 .filter(|&b| set(w * 64 + b))
                 .fold(0u64, |word, b| word | 1 << b);
-            r.before.push(r.ones);
-            r.bits.push(word);
-            r.ones = r
-                .ones
-                .checked_add(word.count_ones())
-                .expect("invariant: fewer than 2^32 set elements");
+            r.close(word);
         }
         r.len = n;
         r
@@ -43,22 +38,41 @@ impl RankedBits {
 
     /// Add the next element, set or not.
     pub fn push(&mut self, set: bool) {
-        let b = self.len % 64;
-        if b == 0 {
-            self.before.push(self.ones);
-            self.bits.push(0);
+        self.extend([set]);
+    }
+
+    /// Add the next elements, set or not, a word at a time.
+    pub fn extend(&mut self, set: impl IntoIterator<Item = bool>) {
+        let mut b = self.len % 64;
+        let mut word = 0u64;
+        if b != 0 {
+            // Reopen the last word, partly filled.
+            word = self.bits.pop().expect("invariant: a word per 64 elements");
+            self.before.pop();
+            self.ones -= word.count_ones();
         }
-        self.len += 1;
-        if set {
-            *self
-                .bits
-                .last_mut()
-                .expect("invariant: a word per 64 elements") |= 1 << b;
-            self.ones = self
-                .ones
-                .checked_add(1)
-                .expect("invariant: fewer than 2^32 set elements");
+        for s in set {
+            word |= u64::from(s) << b;
+            b += 1;
+            self.len += 1;
+            if b == 64 {
+                self.close(word);
+                (word, b) = (0, 0);
+            }
         }
+        if b != 0 {
+            self.close(word);
+        }
+    }
+
+    /// Append a word and the set bits before it.
+    fn close(&mut self, word: u64) {
+        self.before.push(self.ones);
+        self.bits.push(word);
+        self.ones = self
+            .ones
+            .checked_add(word.count_ones())
+            .expect("invariant: fewer than 2^32 set elements");
     }
 
     /// Whether element `i` is set.
@@ -106,5 +120,16 @@ mod tests {
         let f = RankedBits::from_fn(700, set);
         assert!((0..700).all(|i| f.contains(i) == set(i) && f.rank(i) == r.rank(i)));
         assert_eq!(f.ones(), ones);
+        // Extended in runs of every length from 1 (within a word, filling one exactly,
+        // across several).
+        let mut e = RankedBits::default();
+        let (mut i, mut run) = (0, 1);
+        while i < 700 {
+            let end = (i + run).min(700);
+            e.extend((i..end).map(set));
+            (i, run) = (end, run % 130 + 1);
+        }
+        assert!((0..700).all(|i| e.contains(i) == set(i) && e.rank(i) == r.rank(i)));
+        assert_eq!(e.ones(), ones);
     }
 }

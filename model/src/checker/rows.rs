@@ -56,8 +56,17 @@ impl Rows {
     }
 
     /// Add a row.
+    #[inline]
     pub fn push(&mut self, words: &[u32]) {
         debug_assert_eq!(words.len(), self.stride);
+        // Most rows have no high half anywhere: then only their low halves are stored (the
+        // wide columns, if any, get zeros).
+        if words.iter().fold(0, |acc, &w| acc | w) <= u32::from(u16::MAX) {
+            self.lo.extend(words.iter().map(|&w| w as u16));
+            let w = self.wide_cols.len();
+            self.hi.resize(self.hi.len() + w, 0);
+            return;
+        }
         for (c, &w) in words.iter().enumerate() {
             if w > u32::from(u16::MAX) && self.wide_at[c] == u8::MAX {
                 self.widen(c);
@@ -96,8 +105,18 @@ impl Rows {
     }
 
     /// Whether row `s` has these words.
+    #[inline]
     pub fn eq(&self, s: usize, words: &[u32]) -> bool {
         let lo = &self.lo[s * self.stride..(s + 1) * self.stride];
+        if self.wide_cols.is_empty() {
+            // Every word is its low half, so a word with a high half matches none; no early
+            // exit, which compiles to straight-line code.
+            return lo
+                .iter()
+                .zip(words)
+                .fold(0, |acc, (&l, &w)| acc | (u32::from(l) ^ w))
+                == 0;
+        }
         if !lo.iter().zip(words).all(|(&l, &w)| l == w as u16) {
             return false;
         }
@@ -115,16 +134,21 @@ impl Rows {
         })
     }
 
-    /// A copy of the rows in `range` (with this array's wide columns).
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Rows {
+    /// Make `out` a copy of the rows in `range` (with this array's wide columns), in the
+    /// memory `out` already has: the explorer hands each BFS level to its generator this
+    /// way, in one of two buffers that take turns, instead of a new allocation per level
+    /// whose pages the kernel would zero first.
+    pub fn copy_into(&self, range: std::ops::Range<usize>, out: &mut Rows) {
         let w = self.wide_cols.len();
-        Rows {
-            stride: self.stride,
-            lo: self.lo[range.start * self.stride..range.end * self.stride].to_vec(),
-            wide_at: self.wide_at.clone(),
-            wide_cols: self.wide_cols.clone(),
-            hi: self.hi[range.start * w..range.end * w].to_vec(),
-        }
+        out.stride = self.stride;
+        out.lo.clear();
+        out.lo
+            .extend_from_slice(&self.lo[range.start * self.stride..range.end * self.stride]);
+        out.wide_at.clone_from(&self.wide_at);
+        out.wide_cols.clone_from(&self.wide_cols);
+        out.hi.clear();
+        out.hi
+            .extend_from_slice(&self.hi[range.start * w..range.end * w]);
     }
 
     /// Start loading row `s` into the cache.
@@ -180,15 +204,16 @@ mod tests {
         }
         // A narrow column told apart from a value with a high half.
         assert!(!rows.eq(0, &[0, 1 << 16, 3, 0]));
-        // A slice holds the same rows.
-        let part = rows.slice(1500..2600);
-        assert_eq!(part.len(), 1100);
-        for s in 0..1100 {
-            assert_eq!(
-                part.row(s).as_slice(),
-                &want[1500 + s],
-                "row {s} of the slice"
-            );
+        // A copy of a range holds the same rows, also into a buffer that held other rows
+        // of another width before.
+        let mut part = Rows::new(2);
+        part.push(&[1 << 20, 5]);
+        for range in [1500..2600, 10..20] {
+            rows.copy_into(range.clone(), &mut part);
+            assert_eq!(part.len(), range.len());
+            for (s, r) in range.clone().enumerate() {
+                assert_eq!(part.row(s).as_slice(), &want[r], "row {s} of {range:?}");
+            }
         }
     }
 }

@@ -27,6 +27,9 @@
 /// log2 of the number of segments.
 pub const SEGMENT_BITS: u32 = 6;
 
+/// Cache lines of slots prefetched past the place of a state that is likely new.
+const RUN_LINES: usize = 4;
+
 /// The capacity of a segment of a new table.
 const FIRST_SLOTS: usize = 64;
 
@@ -81,11 +84,18 @@ impl Segment {
     /// Put `v` at slot `i`, shifting the run from `i` up by one (into the next empty slot,
     /// lengthening the overflow by one when there is none).
     fn place(&mut self, i: usize, v: u64) {
-        let end = match self.slots[i..].iter().position(|&x| x == 0) {
-            Some(k) => i + k,
-            None => self.lengthen(),
-        };
-        self.slots.copy_within(i..end, i + 1);
+        // The run up to the next empty slot moves up by one.
+        let mut end = i;
+        while end < self.slots.len() && self.slots[end] != 0 {
+            end += 1;
+        }
+        if end == self.slots.len() {
+            self.lengthen();
+        }
+        while end > i {
+            self.slots[end] = self.slots[end - 1];
+            end -= 1;
+        }
         self.slots[i] = v;
     }
 
@@ -158,11 +168,22 @@ impl Visited {
     }
 
     /// The first state whose fingerprint matches `hash` along its probe sequence, if any: the
-    /// state a [`Visited::find`] will most likely compare against.
+    /// state a [`Visited::find`] will most likely compare against. Where there is none the
+    /// state is most likely new, and its insertion will shift the run after its place up to
+    /// the next empty slot, a few cache lines on at this load: those lines are prefetched.
     pub fn candidate(&self, hash: u64) -> Option<u32> {
         match self.find(hash, |_| true) {
             Probe::Found(n) => Some(n),
-            Probe::Vacant(_) => None,
+            Probe::Vacant(slot) => {
+                let (seg, i) = (&self.segments[slot >> 32], slot & 0xffff_ffff);
+                for line in 1..=RUN_LINES {
+                    prefetch_index::prefetch_index(
+                        &seg.slots,
+                        (i + 8 * line).min(seg.slots.len() - 1),
+                    );
+                }
+                None
+            }
         }
     }
 
