@@ -1444,9 +1444,9 @@ pub fn explore_opts(
         sym,
     };
     x.facts.sync(cfg, &x.g);
-    // Level by level: `level` generates and looks up one level, from its first state, with
-    // the level's rows copied for the generator into `rows` (two buffers take turns: the
-    // generator's previous level comes back to hold the next one).
+    // Level by level: `level` generates and looks up one level, from its first state. It
+    // copies the level's rows for the generator into the generator's buffer (on two
+    // threads, two buffers take turns: the previous level's comes back for the next one).
     let levels = |store: &mut Store,
                   level: &mut dyn FnMut(&mut Store, u32) -> Result<(), ExploreError>|
      -> Result<(), ExploreError> {
@@ -1588,8 +1588,9 @@ mod tests {
             violated: vec![None; Prop::ALL.len()],
             max_states: u64::MAX,
         };
-        // Successor `i` of the sequence is state `i % 97 + (i / 4000) * 50` in row form, so
-        // states repeat at every distance; states 0..8 all hash alike.
+        // For each gap from 1 to 40, state 500 + gap comes back every `gap` successors among
+        // states below 97, so states repeat at every distance; states 0..8, last, all hash
+        // alike. A third of the rows have a word with a high half.
         let key = |n: u32| [n, n % 5, 70_000 * (n % 3)];
         let hash = |n: u32| {
             if n < 8 {

@@ -36,11 +36,6 @@ impl RankedBits {
         r
     }
 
-    /// Add the next element, set or not.
-    pub fn push(&mut self, set: bool) {
-        self.extend([set]);
-    }
-
     /// Add the next elements, set or not, a word at a time.
     pub fn extend(&mut self, set: impl IntoIterator<Item = bool>) {
         let mut b = self.len % 64;
@@ -108,7 +103,7 @@ mod tests {
         let set = |i: usize| i % 3 == 0 || (i / 64) % 5 == 2 || i == 639;
         let mut r = RankedBits::default();
         for i in 0..700 {
-            r.push(set(i));
+            r.extend([set(i)]);
         }
         let mut ones = 0;
         for i in 0..700 {
