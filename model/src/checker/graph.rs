@@ -1221,9 +1221,8 @@ impl Store {
             self.index.prefetch(h);
         }
         // The state each successor most likely is, found half the prefetch distance ahead
-        // (`NONE` where not looked for or not there), by successor index modulo PREFETCH.
-        const NONE: u32 = u32::MAX;
-        let mut candidates = [NONE; PREFETCH];
+        // (none where not looked for or not there), by successor index modulo PREFETCH.
+        let mut candidates = [None; PREFETCH];
         let mut k = 0usize;
         for (i, &count) in p.counts.iter().enumerate() {
             let s = p.first + i as u32;
@@ -1233,8 +1232,8 @@ impl Store {
                 }
                 let ahead = k + PREFETCH / 2;
                 if let Some(&h) = p.hashes.get(ahead) {
-                    let c = self.index.candidate(h).unwrap_or(NONE);
-                    if c != NONE {
+                    let c = self.index.candidate(h);
+                    if let Some(c) = c {
                         self.states.prefetch(c as usize);
                     }
                     candidates[ahead % PREFETCH] = c;
@@ -1245,11 +1244,9 @@ impl Store {
                 // A candidate with these words is the state: states are stored once, and
                 // the look-ups since only added others. Otherwise (a fingerprint shared, or
                 // the state added since by this batch, or new) the look-up proper.
-                let c = std::mem::replace(&mut candidates[k % PREFETCH], NONE);
-                let probe = if c != NONE && states.eq(c as usize, key) {
-                    Probe::Found(c)
-                } else {
-                    self.index.find(h, |j| states.eq(j as usize, key))
+                let probe = match candidates[k % PREFETCH].take() {
+                    Some(c) if states.eq(c as usize, key) => Probe::Found(c),
+                    _ => self.index.find(h, |j| states.eq(j as usize, key)),
                 };
                 let t = match probe {
                     Probe::Found(t) => t,
