@@ -752,9 +752,9 @@ impl Batch {
 /// The most states one batch generates from. Each batch costs a hand-over between the two
 /// threads (a wake-up on each side when one waits) and a restart of the look-ups' prefetch
 /// pipeline; at 256 states a batch those were a few per cent of both threads, and the two
-/// stages waited on each other longer. 4096 took the two-thread exploration of 1 x 4 x 2 from
-/// 42.0-45.6 s to 34.1-36.2 s and of 1 x 5 x 1 from 148 s to 129 s; 16384 and 65536 gained
-/// nothing more, and on one thread the size made no difference.
+/// stages waited on each other longer. 4096 took the two-thread exploration of 1 x 5 x 1 from
+/// 148.4 s to 124.8 s (README, "Speed and memory of the checker"); 16384 and 65536 gained
+/// nothing more on 1 x 4 x 2, and on one thread the size made no difference.
 const MAX_BATCH: u32 = 4096;
 
 /// The fewest states one batch generates from.
@@ -1152,9 +1152,9 @@ impl Explorer<'_> {
         let mut s = self.base;
         // Room for as many successors as the last batch had, and a quarter more.
         let mut room = 0;
-        let batch = batch_states(n);
+        let per_batch = batch_states(n);
         while s < self.base + n {
-            let end = (s + batch).min(self.base + n);
+            let end = (s + per_batch).min(self.base + n);
             let mut batch = Batch::with_room(s, end - s, room, self.g.stride, self.sym.is_some());
             for t in s..end {
                 self.generate(t, &mut batch);
