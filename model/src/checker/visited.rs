@@ -175,7 +175,8 @@ impl Visited {
         match self.find(hash, |_| true) {
             Probe::Found(n) => Some(n),
             Probe::Vacant(slot) => {
-                let (seg, i) = (&self.segments[slot >> 32], slot & 0xffff_ffff);
+                let (seg, i) = Self::place_of(slot);
+                let seg = &self.segments[seg];
                 for line in 1..=RUN_LINES {
                     prefetch_index::prefetch_index(
                         &seg.slots,
@@ -207,12 +208,18 @@ impl Visited {
         }
     }
 
+    /// The segment and the slot of a place that [`Visited::find`] returned as vacant.
+    fn place_of(slot: usize) -> (usize, usize) {
+        (slot >> 32, slot & 0xffff_ffff)
+    }
+
     /// Put state `n` with this hash in the place that [`Visited::find`] returned as vacant
     /// (with no insertion in between), shifting the states after it in its run.
     pub fn insert_at(&mut self, slot: usize, hash: u64, n: u32) {
         assert!(n < u32::MAX, "invariant: fewer than 2^32 - 1 states");
-        let seg = &mut self.segments[slot >> 32];
-        seg.place(slot & 0xffff_ffff, (hash >> 32) << 32 | u64::from(n + 1));
+        let (seg, i) = Self::place_of(slot);
+        let seg = &mut self.segments[seg];
+        seg.place(i, (hash >> 32) << 32 | u64::from(n + 1));
         seg.len += 1;
         self.len += 1;
         // At most 7/8 full: in fingerprint order, look-ups read 4.5 slots or fewer.
