@@ -84,18 +84,11 @@ impl Segment {
     /// Put `v` at slot `i`, shifting the run from `i` up by one (into the next empty slot,
     /// lengthening the overflow by one when there is none).
     fn place(&mut self, i: usize, v: u64) {
-        // The run up to the next empty slot moves up by one.
-        let mut end = i;
-        while end < self.slots.len() && self.slots[end] != 0 {
-            end += 1;
-        }
-        if end == self.slots.len() {
-            self.lengthen();
-        }
-        while end > i {
-            self.slots[end] = self.slots[end - 1];
-            end -= 1;
-        }
+        let end = match self.slots[i..].iter().position(|&x| x == 0) {
+            Some(k) => i + k,
+            None => self.lengthen(),
+        };
+        self.slots.copy_within(i..end, i + 1);
         self.slots[i] = v;
     }
 
