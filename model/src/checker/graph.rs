@@ -204,6 +204,29 @@ impl ActionTable {
     pub(crate) fn all(&self) -> &[Action] {
         &self.actions
     }
+
+    /// The actions of the state with these words, in the order of its edges (what
+    /// [`World::actions`] lists for it decoded): each device's in device order, then the
+    /// Time-To-Live expiries user by user. The table must be synced with `devices`.
+    pub(crate) fn state_actions(
+        &self,
+        cfg: &Config,
+        (devices, users): (&[Device], &[UserServer]),
+        words: &[u32],
+        nd: usize,
+        out: &mut Vec<Action>,
+    ) {
+        let counters = words.len() - 1;
+        let (crashes, losses, _) = unpack_counters(words[counters]);
+        for (d, &i) in words[..nd].iter().enumerate() {
+            let at_0 = self.get(i, crashes, losses);
+            out.extend(at_0.iter().map(|a| a.at_device(d as u8)));
+        }
+        for (u, &i) in words[nd..counters].iter().enumerate() {
+            let us = &users[i as usize];
+            expiry_actions(cfg, u as u8, us, |d| &devices[words[d] as usize], out);
+        }
+    }
 }
 
 /// What a device-local action does to a device, whatever the rest of the world: the device
@@ -1041,7 +1064,7 @@ impl Explorer<'_> {
     /// Generate the successors of state `s` into `batch`, running the step monitors on
     /// every edge.
     fn generate(&mut self, s: u32, batch: &mut Batch) {
-        let (cfg, nd, stride) = (self.cfg, self.devices, self.g.stride);
+        let (cfg, nd) = (self.cfg, self.devices);
         // The facts of the components interned since the last rewrite (by whole-world steps),
         // which this state may hold.
         self.facts.sync(cfg, &self.g);
@@ -1061,23 +1084,10 @@ impl Explorer<'_> {
             self.decode();
             self.cur.actions(cfg, &mut actions);
         } else {
-            let (crashes, losses, _) = unpack_counters(self.held[stride - 1]);
-            let (devices, held) = (&self.g.devices.items, &self.held);
-            self.device_actions.sync(cfg, devices);
-            for (d, &i) in held[..nd].iter().enumerate() {
-                let at_0 = self.device_actions.get(i, crashes, losses);
-                actions.extend(at_0.iter().map(|a| a.at_device(d as u8)));
-            }
-            for (u, &i) in held[nd..stride - 1].iter().enumerate() {
-                let us = &self.g.users.items[i as usize];
-                expiry_actions(
-                    cfg,
-                    u as u8,
-                    us,
-                    |d| &devices[held[d] as usize],
-                    &mut actions,
-                );
-            }
+            let components = (&self.g.devices.items[..], &self.g.users.items[..]);
+            self.device_actions.sync(cfg, components.0);
+            self.device_actions
+                .state_actions(cfg, components, &self.held, nd, &mut actions);
         }
         let mut server_inputs = std::mem::take(&mut self.server_inputs);
         server_inputs.clear();

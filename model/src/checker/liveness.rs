@@ -22,7 +22,7 @@
 use super::graph::{ActionTable, Graph};
 use super::scc::for_each_scc;
 use super::symmetry::{compose, inverse, Perm, IDENTITY};
-use crate::world::{Action, World};
+use crate::world::Action;
 
 /// Whether each device wants a session and whether it holds one, read from the interned
 /// device components (two bits per component), so that no per-state array is kept: on the
@@ -547,16 +547,42 @@ impl Component<'_> {
     }
 }
 
-/// The edges of state `v` with their actions, from the decoded world.
+/// The actions of the graph's states in edge order, listed from the per-component action
+/// table as the explorer lists them ([`ActionTable::state_actions`]), without decoding a
+/// world.
+struct StateActions<'a> {
+    g: &'a Graph,
+    table: ActionTable,
+    nd: usize,
+}
+
+impl<'a> StateActions<'a> {
+    fn new(g: &'a Graph) -> StateActions<'a> {
+        let mut table = ActionTable::default();
+        table.sync(&g.cfg, &g.devices.items);
+        let nd = g.cfg.env.users as usize * g.cfg.env.devices_per_user as usize;
+        StateActions { g, table, nd }
+    }
+
+    /// The actions of state `v`, into `out` (cleared first).
+    fn of(&self, v: u32, out: &mut Vec<Action>) {
+        out.clear();
+        let g = self.g;
+        let components = (&g.devices.items[..], &g.users.items[..]);
+        let words = g.words(v);
+        self.table
+            .state_actions(&g.cfg, components, &words, self.nd, out);
+    }
+}
+
+/// The edges of state `v` with their actions.
 fn state_edges<'a>(g: &'a Graph) -> impl Fn(u32, &mut Vec<(u32, Action, Edge)>) + 'a {
-    // One world and one action list, reused for every state (decoding copies only the
-    // components that differ).
-    let scratch = std::cell::RefCell::new((World::new(&g.cfg), Vec::new()));
+    // One action list, reused for every state.
+    let actions = StateActions::new(g);
+    let scratch = std::cell::RefCell::new(Vec::new());
     move |v, out| {
-        let (w, acts) = &mut *scratch.borrow_mut();
-        g.decode(v, w);
-        acts.clear();
-        w.actions(&g.cfg, acts);
+        let acts = &mut *scratch.borrow_mut();
+        actions.of(v, acts);
         for (k, (&t, &a)) in g.succ(v).iter().zip(acts.iter()).enumerate() {
             out.push((t, a, (v, k as u16)));
         }
@@ -681,7 +707,7 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
         let (v, d) = split(x);
         g.succ(v).get(i).map(|&t| node(t, g.perm(v, i)[d as usize]))
     };
-    let mut w = World::new(&g.cfg);
+    let actions = StateActions::new(g);
     let mut acts = Vec::new();
     let mut best: Option<(u32, u8)> = None;
     let mut on_component = |comp: &[u32]| {
@@ -783,9 +809,7 @@ fn fair_violation_quotient(g: &Graph, flags: &DeviceFlags) -> Option<FairLasso> 
             for l in 0..16 {
                 inv[rx[l] as usize] = l as u8;
             }
-            g.decode(v, &mut w);
-            acts.clear();
-            w.actions(&g.cfg, &mut acts);
+            actions.of(v, &mut acts);
             for (i, a) in acts.iter().enumerate() {
                 let Some((kind, pos)) = kind_label(a) else {
                     continue;
@@ -874,13 +898,12 @@ fn lift_cycle(g: &Graph, flags: &DeviceFlags, entry: u32, device: u8) -> Vec<Edg
     );
     comp_of_start.sort_unstable();
     // The lift's actions are the quotient's, renamed to the entry's concrete devices.
+    let actions = StateActions::new(g);
     let edges = |x: u32, out: &mut Vec<(u32, Action, Edge)>| {
         let (v, f) = nodes[x as usize];
         let inv = inverse(&f);
-        let mut w = World::new(&g.cfg);
-        g.decode(v, &mut w);
         let mut acts = Vec::new();
-        w.actions(&g.cfg, &mut acts);
+        actions.of(v, &mut acts);
         for &(j, k) in &adj[x as usize] {
             out.push((j, rename_action(acts[k], &inv, &g.cfg), (v, k as u16)));
         }
@@ -910,5 +933,59 @@ pub fn rename_action(a: Action, inv: &Perm, cfg: &crate::config::Config) -> Acti
             user: d(user * k) / k,
             index,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::graph::{explore_opts, ExploreOptions};
+    use crate::world::World;
+
+    /// The actions listed from the action table are the decoded world's, in the same order,
+    /// in every state: on symmetry quotients with one and two users, with Time-To-Live
+    /// expiries (which the table does not hold) and without, and unreduced.
+    #[test]
+    fn state_actions_are_the_decoded_worlds() {
+        let dir = crate::variant::variants_dir();
+        for (name, set, symmetry) in [
+            ("post-cr-three-devices", "env.max_crashes=1", true),
+            ("post-cr-expiry-two-users", "env.max_crashes=0", true),
+            ("post-cr-expiry-three-devices", "env.max_crashes=1", true),
+            ("pre-cr-two-users", "env.max_crashes=0", false),
+        ] {
+            let mut cfg = crate::variant::resolve_variant(name, &dir)
+                .expect("a named variant")
+                .1
+                .cfg;
+            cfg.apply_set(set).expect("a known knob");
+            let opts = ExploreOptions {
+                max_states: u64::MAX,
+                symmetry,
+                whole_worlds: false,
+                threads: 1,
+            };
+            let g = explore_opts(&cfg, &opts, &mut |_| {}).expect("explores");
+            let actions = StateActions::new(&g);
+            let (mut w, mut want, mut got) = (World::new(&cfg), Vec::new(), Vec::new());
+            let mut expiries = 0;
+            for s in 0..g.len() as u32 {
+                g.decode(s, &mut w);
+                want.clear();
+                w.actions(&cfg, &mut want);
+                actions.of(s, &mut got);
+                assert_eq!(got, want, "{name}: state {s}");
+                assert_eq!(got.len(), g.succ(s).len(), "{name}: state {s}");
+                expiries += got
+                    .iter()
+                    .filter(|a| matches!(a, Action::Expire { .. }))
+                    .count();
+            }
+            assert_eq!(
+                expiries > 0,
+                cfg.server.ttl_expiry,
+                "{name}: expiries listed"
+            );
+        }
     }
 }
