@@ -162,8 +162,9 @@ impl IdLists {
 
 /// The actions of each device component, computed once per component and budget: a device's
 /// actions depend only on its component, its place (the device they name) and whether
-/// crashes and connection losses are left. The generator lists a state's actions from it,
-/// and the liveness checks the kinds of its edges.
+/// crashes and connection losses are left. The generator and the weak-fairness search list a
+/// state's actions from it ([`ActionTable::state_actions`]), and the way-out check the kinds
+/// of its edges.
 #[derive(Debug, Default)]
 pub(crate) struct ActionTable {
     /// The actions at device 0 of each (component, budget), one list after another.
