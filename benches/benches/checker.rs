@@ -27,6 +27,7 @@ fn explore(cfg: &Config, symmetry: bool, threads: usize) -> u64 {
         symmetry,
         whole_worlds: false,
         threads,
+        clock: None,
     };
     explore_opts(cfg, &opts, &mut |_| {})
         .expect("explores")

@@ -977,6 +977,7 @@ fn no_named_variant_fills_a_queue() {
             symmetry: true,
             whole_worlds: false,
             threads: 1,
+            clock: None,
         };
         let g = explore_opts(&variant(&name, &[]), &opts, &mut |_| {}).unwrap();
         let pushes = g.devices.items.iter().map(|d| d.pushes.len()).max();

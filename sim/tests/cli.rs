@@ -228,6 +228,53 @@ fn check_says_where_symmetry_reduced() {
     );
 }
 
+/// `--stats` tells how long each stage of the exploration waited for the other on two
+/// threads, and gives no such figures on one, where the stages take turns.
+#[test]
+fn stats_give_the_stage_waits_on_two_threads() {
+    for (threads, waited) in [("2", true), ("1", false)] {
+        let o = imps(&[
+            "check",
+            "--variant",
+            "post-cr-session-limit",
+            "--stats",
+            "--format",
+            "json",
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let st = &v["stats"][0];
+        for key in ["generator_wait_s", "lookups_wait_s"] {
+            assert_eq!(
+                st[key].is_f64(),
+                waited,
+                "--threads {threads}: {key} in {st}"
+            );
+            assert_eq!(
+                st[key].is_null(),
+                !waited,
+                "--threads {threads}: {key} in {st}"
+            );
+        }
+        let o = imps(&[
+            "check",
+            "--variant",
+            "post-cr-session-limit",
+            "--stats",
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(
+            stdout(&o).contains("waiting: generator "),
+            waited,
+            "--threads {threads}: {}",
+            stdout(&o)
+        );
+    }
+}
+
 #[test]
 fn variants_lists_every_variant_and_knob() {
     let o = imps(&["variants"]);

@@ -37,6 +37,7 @@ use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::time::Duration;
 
 fn fx<T: Hash + ?Sized>(t: &T) -> u64 {
     let mut h = FxHasher::default();
@@ -440,6 +441,20 @@ pub struct Graph {
     /// The concrete states the stored ones stand for (the sum of their orbits' sizes); the
     /// state count without symmetry reduction.
     pub concrete: u64,
+    /// How long each stage waited for the other, when the exploration ran on two threads
+    /// with a clock ([`ExploreOptions::clock`]).
+    pub waits: Option<StageWaits>,
+}
+
+/// How long each stage of a two-thread exploration waited for the other. The stage that
+/// waited less is the one that bounds the exploration's time; half their sum is what a
+/// perfectly balanced split of the work between the threads could take off it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageWaits {
+    /// The generator: for room in the queue of batches, and for each level's states.
+    pub generator: Duration,
+    /// The look-ups: for the next batch.
+    pub lookups: Duration,
 }
 
 impl Graph {
@@ -459,6 +474,7 @@ impl Graph {
             perms: Vec::new(),
             edge_perm: EdgePerms::none(),
             concrete: 0,
+            waits: None,
         }
     }
 
@@ -1234,6 +1250,15 @@ struct Store {
     max_states: u64,
 }
 
+/// How many batches the generator may have handed over that the look-ups have not taken
+/// yet, on two threads. Each stage slows down for a while now and then (a visited-set
+/// segment that grows holds the look-ups for milliseconds; a run of step-memo misses holds
+/// the generator), and a deeper queue lets the other stage go on meanwhile instead of
+/// waiting. A batch is the successors of up to [`MAX_BATCH`] states (about 1.3 MB on
+/// 1 x 5 x 1, so 85 MB for a full queue there). Deeper still, the generator waits longer at
+/// the end of each level, for the look-ups to find the next level's states.
+const QUEUE_BATCHES: usize = 64;
+
 /// How far ahead of its look-up a successor's visited-set slot is prefetched (the state it
 /// most likely matches is prefetched half as far ahead).
 const PREFETCH: usize = 8;
@@ -1320,6 +1345,14 @@ impl Store {
     }
 }
 
+/// The time since `since` on `clock` (zero without a clock).
+fn elapsed(clock: Option<fn() -> Duration>, since: Option<Duration>) -> Duration {
+    match (clock, since) {
+        (Some(c), Some(t)) => c().saturating_sub(t),
+        _ => Duration::ZERO,
+    }
+}
+
 /// Explore every state reachable from the initial world, checking the safety monitors and
 /// witnesses on every edge and state. `progress` is called every 2^16 states.
 ///
@@ -1355,6 +1388,7 @@ pub fn explore_with(
             symmetry: false,
             whole_worlds,
             threads: 1,
+            clock: None,
         },
         progress,
     )
@@ -1372,6 +1406,10 @@ pub struct ExploreOptions {
     /// Threads: 1 runs both stages on the calling thread; more runs the generator on a
     /// thread of its own (the exploration has two stages, so more than 2 adds nothing).
     pub threads: usize,
+    /// A monotonic clock, to time how long each stage waits for the other on two threads
+    /// ([`Graph::waits`]); none, no timing. The explorer keeps no clock of its own: only
+    /// its statistics read this one, never what it explores.
+    pub clock: Option<fn() -> Duration>,
 }
 
 /// [`explore`] with every option.
@@ -1415,6 +1453,7 @@ pub fn explore_opts(
         perms: Vec::new(),
         edge_perm: EdgePerms::none(),
         concrete: init_orbit,
+        waits: None,
     };
     let mut bad = PropSet::default();
     state_monitors(cfg, &init, &mut bad);
@@ -1489,6 +1528,7 @@ pub fn explore_opts(
         }
         Ok(())
     };
+    let (clock, mut waits) = (opts.clock, None);
     let mut x = if opts.threads <= 1 {
         levels(&mut store, &mut |store, base| {
             store
@@ -1517,16 +1557,28 @@ pub fn explore_opts(
         std::thread::scope(|scope| -> Result<Explorer<'_>, ExploreError> {
             let (to_gen, level_rows) = std::sync::mpsc::channel::<(u32, Rows)>();
             let (to_reuse, used_rows) = std::sync::mpsc::channel::<Rows>();
-            let (to_look, batches) = std::sync::mpsc::sync_channel::<Msg>(8);
+            let (to_look, batches) = std::sync::mpsc::sync_channel::<Msg>(QUEUE_BATCHES);
             let generator = scope.spawn(move || {
-                while let Ok((base, rows)) = level_rows.recv() {
+                let mut waited = Duration::ZERO;
+                loop {
+                    let since = clock.map(|c| c());
+                    let Ok((base, rows)) = level_rows.recv() else {
+                        break;
+                    };
+                    waited += elapsed(clock, since);
                     // The look-ups may have stopped; then the buffer is not needed.
                     let _ = to_reuse.send(std::mem::replace(&mut x.g.states, rows));
                     x.base = base;
-                    x.generate_level(&mut |m| to_look.send(m).is_ok());
+                    x.generate_level(&mut |m| {
+                        let since = clock.map(|c| c());
+                        let sent = to_look.send(m).is_ok();
+                        waited += elapsed(clock, since);
+                        sent
+                    });
                 }
-                x
+                (x, waited)
             });
+            let mut lookups_waited = Duration::ZERO;
             let result = levels(&mut store, &mut |store, base| {
                 let mut rows = used_rows.try_recv().unwrap_or_else(|_| Rows::new(stride));
                 store
@@ -1536,10 +1588,12 @@ pub fn explore_opts(
                     .send((base, rows))
                     .expect("invariant: the generator waits for levels");
                 loop {
-                    match batches
+                    let since = clock.map(|c| c());
+                    let m = batches
                         .recv()
-                        .expect("invariant: the generator ends each level")
-                    {
+                        .expect("invariant: the generator ends each level");
+                    lookups_waited += elapsed(clock, since);
+                    match m {
                         Msg::Batch(b) => store.insert(&b, progress)?,
                         Msg::LevelDone => return Ok(()),
                         Msg::Failed(e) => return Err(e),
@@ -1548,9 +1602,15 @@ pub fn explore_opts(
             });
             drop(to_gen);
             drop(batches);
-            let x = generator
+            let (x, generator_waited) = generator
                 .join()
                 .expect("invariant: the generator does not panic");
+            if clock.is_some() {
+                waits = Some(StageWaits {
+                    generator: generator_waited,
+                    lookups: lookups_waited,
+                });
+            }
             result.map(|()| x)
         })?
     };
@@ -1576,6 +1636,7 @@ pub fn explore_opts(
     g.edge_perm = store.edge_perm;
     g.levels = store.levels;
     g.concrete = store.concrete;
+    g.waits = waits;
     if let Some(sym) = x.sym.take() {
         g.perms = sym.perms.items;
     }

@@ -964,6 +964,7 @@ mod tests {
                 symmetry,
                 whole_worlds: false,
                 threads: 1,
+                clock: None,
             };
             let g = explore_opts(&cfg, &opts, &mut |_| {}).expect("explores");
             let actions = StateActions::new(&g);

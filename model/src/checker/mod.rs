@@ -45,6 +45,8 @@ pub struct Options {
     /// Threads for the exploration (two stages, [`graph::explore_opts`]) and the liveness
     /// checks (two, side by side). The result does not depend on it.
     pub threads: usize,
+    /// A monotonic clock for [`Outcome::waits`] ([`graph::ExploreOptions::clock`]).
+    pub clock: Option<fn() -> std::time::Duration>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             liveness: true,
             symmetry: true,
             threads: all_cores(),
+            clock: None,
         }
     }
 }
@@ -93,6 +96,9 @@ pub struct Outcome {
     pub components: (usize, usize),
     /// One result per property, in [`Prop::ALL`] order.
     pub results: Vec<PropResult>,
+    /// How long each stage of the exploration waited for the other: on two threads with a
+    /// clock only. Timing, so never part of a report's verdicts.
+    pub waits: Option<graph::StageWaits>,
 }
 
 impl Outcome {
@@ -149,6 +155,7 @@ pub fn check(
             symmetry: opts.symmetry,
             whole_worlds: false,
             threads: opts.threads,
+            clock: opts.clock,
         },
         progress,
     )?;
@@ -245,6 +252,7 @@ pub fn check(
         depth: g.levels.len() as u32,
         components: (g.devices.items.len(), g.users.items.len()),
         results,
+        waits: g.waits,
     })
 }
 

@@ -232,6 +232,12 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Time since the first call, for the explorer's stage waits (`--stats`).
+fn monotonic() -> Duration {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
+
 fn progress_printer<'a>(
     name: &'a str,
     explored: &'a std::cell::Cell<Option<Instant>>,
@@ -288,6 +294,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             liveness: true,
             symmetry: args.symmetry == OnOff::On,
             threads: args.threads.unwrap_or_else(checker::all_cores),
+            clock: args.stats.then_some(monotonic as fn() -> Duration),
         };
         let outcome = checker::check(cfg, &name, opts, &mut progress).map_err(|e| {
             CheckError::BadInput(format!(
@@ -473,6 +480,8 @@ fn stats_json(c: &Checked) -> serde_json::Value {
         "peak_rss_bytes": c.stats.peak_rss_bytes,
         "bytes_per_state": c.stats.peak_rss_bytes.map(|b| b as f64 / c.outcome.states.max(1) as f64),
         "huge_pages": c.stats.huge_pages,
+        "generator_wait_s": c.outcome.waits.map(|w| w.generator.as_secs_f64()),
+        "lookups_wait_s": c.outcome.waits.map(|w| w.lookups.as_secs_f64()),
     })
 }
 
@@ -529,7 +538,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             let st = stats_json(c);
             writeln!(
                 out,
-                "stats {}: explored {} states ({} concrete), {} edges in {:.3} s ({:.0} states/s, {:.0} concrete/s, {} thread(s)); total {:.3} s; peak RSS {} ({} bytes/state); huge pages {}",
+                "stats {}: explored {} states ({} concrete), {} edges in {:.3} s ({:.0} states/s, {:.0} concrete/s, {} thread(s){}); total {:.3} s; peak RSS {} ({} bytes/state); huge pages {}",
                 c.name,
                 c.outcome.states,
                 c.outcome.concrete_states,
@@ -538,6 +547,11 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
                 st["states_per_s"].as_f64().unwrap_or(0.0),
                 st["concrete_states_per_s"].as_f64().unwrap_or(0.0),
                 c.threads,
+                c.outcome.waits.map_or(String::new(), |w| format!(
+                    "; waiting: generator {:.3} s, look-ups {:.3} s",
+                    w.generator.as_secs_f64(),
+                    w.lookups.as_secs_f64()
+                )),
                 c.stats.total.as_secs_f64(),
                 c.stats.peak_rss_bytes.map_or("?".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
                 st["bytes_per_state"].as_f64().map_or("?".to_string(), |b| format!("{b:.1}")),
@@ -843,6 +857,7 @@ pub fn sweep(args: &SweepArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             liveness: true,
             symmetry: args.symmetry == OnOff::On,
             threads: args.threads.unwrap_or_else(checker::all_cores),
+            clock: None,
         };
         let o = checker::check(cfg, &name, opts, &mut |_| {})
             .map_err(|e| bad(format!("combination {}: {e}", row + 1)))?;
