@@ -1345,12 +1345,16 @@ impl Store {
     }
 }
 
-/// The time since `since` on `clock` (zero without a clock).
-fn elapsed(clock: Option<fn() -> Duration>, since: Option<Duration>) -> Duration {
-    match (clock, since) {
-        (Some(c), Some(t)) => c().saturating_sub(t),
-        _ => Duration::ZERO,
-    }
+/// Run `wait` (a blocking hand-over between the stages), adding the time it took on `clock`
+/// to `waited` (nothing without a clock).
+fn timed<T>(clock: Option<fn() -> Duration>, waited: &mut Duration, wait: impl FnOnce() -> T) -> T {
+    let Some(clock) = clock else {
+        return wait();
+    };
+    let since = clock();
+    let r = wait();
+    *waited += clock().saturating_sub(since);
+    r
 }
 
 /// Explore every state reachable from the initial world, checking the safety monitors and
@@ -1560,20 +1564,12 @@ pub fn explore_opts(
             let (to_look, batches) = std::sync::mpsc::sync_channel::<Msg>(QUEUE_BATCHES);
             let generator = scope.spawn(move || {
                 let mut waited = Duration::ZERO;
-                loop {
-                    let since = clock.map(|c| c());
-                    let Ok((base, rows)) = level_rows.recv() else {
-                        break;
-                    };
-                    waited += elapsed(clock, since);
+                while let Ok((base, rows)) = timed(clock, &mut waited, || level_rows.recv()) {
                     // The look-ups may have stopped; then the buffer is not needed.
                     let _ = to_reuse.send(std::mem::replace(&mut x.g.states, rows));
                     x.base = base;
                     x.generate_level(&mut |m| {
-                        let since = clock.map(|c| c());
-                        let sent = to_look.send(m).is_ok();
-                        waited += elapsed(clock, since);
-                        sent
+                        timed(clock, &mut waited, || to_look.send(m).is_ok())
                     });
                 }
                 (x, waited)
@@ -1588,12 +1584,9 @@ pub fn explore_opts(
                     .send((base, rows))
                     .expect("invariant: the generator waits for levels");
                 loop {
-                    let since = clock.map(|c| c());
-                    let m = batches
-                        .recv()
-                        .expect("invariant: the generator ends each level");
-                    lookups_waited += elapsed(clock, since);
-                    match m {
+                    match timed(clock, &mut lookups_waited, || batches.recv())
+                        .expect("invariant: the generator ends each level")
+                    {
                         Msg::Batch(b) => store.insert(&b, progress)?,
                         Msg::LevelDone => return Ok(()),
                         Msg::Failed(e) => return Err(e),
