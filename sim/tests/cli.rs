@@ -275,6 +275,57 @@ fn stats_give_the_stage_waits_on_two_threads() {
     }
 }
 
+/// `--stats` tells how much memory was resident at the end of the exploration and how much
+/// of it in huge pages (on Linux, where the kernel gives these figures): a part of it, and
+/// none when the heaps are not marked for them (unless the kernel gives huge pages to all
+/// memory). The peak is not a bound: the kernel counts it lazily, by a few pages.
+#[test]
+fn stats_give_the_huge_pages_in_use_at_the_end_of_the_exploration() {
+    let linux = cfg!(target_os = "linux");
+    for tunables in ["glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=1"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_imps"))
+            .args([
+                "check",
+                "--variant",
+                "post-cr-session-limit",
+                "--stats",
+                "--format",
+                "json",
+            ])
+            .env("GLIBC_TUNABLES", tunables)
+            .output()
+            .expect("imps runs");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let st = &v["stats"][0];
+        let (rss, huge) = (
+            st["explored_rss_bytes"].as_u64(),
+            st["explored_huge_page_bytes"].as_u64(),
+        );
+        assert_eq!((rss.is_some(), huge.is_some()), (linux, linux), "{st}");
+        if let (Some(rss), Some(huge)) = (rss, huge) {
+            assert!(rss > 0 && huge <= rss, "{st}");
+            if tunables.ends_with("=0") && !st["huge_pages"].as_bool().unwrap() {
+                // Nothing marked: THP mode `always` could still give some, `madvise` none.
+                let always = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+                    .is_ok_and(|m| m.contains("[always]"));
+                assert!(always || huge == 0, "{st}");
+            }
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_imps"))
+            .args(["check", "--variant", "post-cr-session-limit", "--stats"])
+            .env("GLIBC_TUNABLES", tunables)
+            .output()
+            .expect("imps runs");
+        assert_eq!(
+            stdout(&o).contains("resident at the end of the exploration"),
+            linux,
+            "{}",
+            stdout(&o)
+        );
+    }
+}
+
 #[test]
 fn variants_lists_every_variant_and_knob() {
     let o = imps(&["variants"]);

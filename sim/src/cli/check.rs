@@ -1,6 +1,7 @@
 //! `imps check`: model-check variants and print the verdict matrix, with counterexamples
 //! written as text, Mermaid, CSP 1.3 XML and ITF.
 
+use crate::hugepages::Resident;
 use crate::output::{entry_name, write_atomic};
 use imps_model::checker::{self, graph::Progress, Options, Outcome};
 use imps_model::config::ConfigError;
@@ -106,6 +107,8 @@ struct Stats {
     peak_rss_bytes: Option<u64>,
     /// glibc's heaps were marked for huge pages ([`crate::hugepages`]).
     huge_pages: bool,
+    /// Resident memory at the end of the exploration, and how much of it in huge pages.
+    explored_resident: Option<Resident>,
 }
 
 struct Checked {
@@ -238,9 +241,12 @@ fn monotonic() -> Duration {
     START.get_or_init(Instant::now).elapsed()
 }
 
+/// Progress on stderr; at the end of the exploration, its time in `explored` and, when
+/// `resident` is given, the process's resident memory there.
 fn progress_printer<'a>(
     name: &'a str,
     explored: &'a std::cell::Cell<Option<Instant>>,
+    resident: Option<&'a std::cell::Cell<Option<Resident>>>,
 ) -> impl FnMut(Progress) + 'a {
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal();
@@ -249,6 +255,9 @@ fn progress_printer<'a>(
         let now = Instant::now();
         if p.done {
             explored.set(Some(now));
+            if let Some(r) = resident {
+                r.set(crate::hugepages::resident());
+            }
             return;
         }
         if now.duration_since(start) < Duration::from_secs(1)
@@ -287,8 +296,8 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
     for (name, path, variant, set_aside) in variants {
         let cfg = &variant.cfg;
         let start = Instant::now();
-        let explored = std::cell::Cell::new(None);
-        let mut progress = progress_printer(&name, &explored);
+        let (explored, resident) = (std::cell::Cell::new(None), std::cell::Cell::new(None));
+        let mut progress = progress_printer(&name, &explored, args.stats.then_some(&resident));
         let opts = Options {
             max_states: args.max_states,
             liveness: true,
@@ -312,6 +321,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, CheckError> {
             total: elapsed,
             peak_rss_bytes: peak_rss_bytes(),
             huge_pages: crate::hugepages::in_effect(),
+            explored_resident: resident.get(),
         };
         let mut files = Vec::new();
         for r in &outcome.results {
@@ -480,6 +490,8 @@ fn stats_json(c: &Checked) -> serde_json::Value {
         "peak_rss_bytes": c.stats.peak_rss_bytes,
         "bytes_per_state": c.stats.peak_rss_bytes.map(|b| b as f64 / c.outcome.states.max(1) as f64),
         "huge_pages": c.stats.huge_pages,
+        "explored_rss_bytes": c.stats.explored_resident.map(|r| r.rss),
+        "explored_huge_page_bytes": c.stats.explored_resident.map(|r| r.huge),
         "generator_wait_s": c.outcome.waits.map(|w| w.generator.as_secs_f64()),
         "lookups_wait_s": c.outcome.waits.map(|w| w.lookups.as_secs_f64()),
     })
@@ -538,7 +550,7 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
             let st = stats_json(c);
             writeln!(
                 out,
-                "stats {}: explored {} states ({} concrete), {} edges in {:.3} s ({:.0} states/s, {:.0} concrete/s, {} thread(s){}); total {:.3} s; peak RSS {} ({} bytes/state); huge pages {}",
+                "stats {}: explored {} states ({} concrete), {} edges in {:.3} s ({:.0} states/s, {:.0} concrete/s, {} thread(s){}); total {:.3} s; peak RSS {} ({} bytes/state); huge pages {}{}",
                 c.name,
                 c.outcome.states,
                 c.outcome.concrete_states,
@@ -556,6 +568,11 @@ fn text_report(checked: &[Checked], args: &CheckArgs, out: &mut dyn Write) -> st
                 c.stats.peak_rss_bytes.map_or("?".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6)),
                 st["bytes_per_state"].as_f64().map_or("?".to_string(), |b| format!("{b:.1}")),
                 if c.stats.huge_pages { "on" } else { "off" },
+                c.stats.explored_resident.map_or(String::new(), |r| format!(
+                    " ({:.1} of {:.1} MB resident at the end of the exploration)",
+                    r.huge as f64 / 1e6,
+                    r.rss as f64 / 1e6
+                )),
             )?;
         }
     }
