@@ -283,20 +283,17 @@ fn stats_give_the_stage_waits_on_two_threads() {
 fn stats_give_the_huge_pages_in_use_at_the_end_of_the_exploration() {
     let linux = cfg!(target_os = "linux");
     for tunables in ["glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=1"] {
-        let o = Command::new(env!("CARGO_BIN_EXE_imps"))
-            .args([
-                "check",
-                "--variant",
-                "post-cr-session-limit",
-                "--stats",
-                "--format",
-                "json",
-            ])
-            .env("GLIBC_TUNABLES", tunables)
-            .output()
-            .expect("imps runs");
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let run = |format: &str| {
+            let o = Command::new(env!("CARGO_BIN_EXE_imps"))
+                .args(["check", "--variant", "post-cr-session-limit", "--stats"])
+                .args(["--format", format])
+                .env("GLIBC_TUNABLES", tunables)
+                .output()
+                .expect("imps runs");
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            o
+        };
+        let v: serde_json::Value = serde_json::from_slice(&run("json").stdout).unwrap();
         let st = &v["stats"][0];
         let (rss, huge) = (
             st["explored_rss_bytes"].as_u64(),
@@ -312,16 +309,11 @@ fn stats_give_the_huge_pages_in_use_at_the_end_of_the_exploration() {
                 assert!(always || huge == 0, "{st}");
             }
         }
-        let o = Command::new(env!("CARGO_BIN_EXE_imps"))
-            .args(["check", "--variant", "post-cr-session-limit", "--stats"])
-            .env("GLIBC_TUNABLES", tunables)
-            .output()
-            .expect("imps runs");
+        let text = stdout(&run("text"));
         assert_eq!(
-            stdout(&o).contains("resident at the end of the exploration"),
+            text.contains("resident at the end of the exploration"),
             linux,
-            "{}",
-            stdout(&o)
+            "{text}"
         );
     }
 }
