@@ -36,20 +36,23 @@ pub fn resident() -> Option<Resident> {
     parse_rollup(&std::fs::read_to_string("/proc/self/smaps_rollup").ok()?)
 }
 
-/// The [`Resident`] figures of the text of a `smaps_rollup` file (lines `Name: N kB`).
+/// The [`Resident`] figures of the text of a `smaps_rollup` file.
 pub fn parse_rollup(text: &str) -> Option<Resident> {
-    let field = |name: &str| -> Option<u64> {
-        let rest = text
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?;
-        let mut words = rest.split_whitespace();
-        let n: u64 = words.next()?.parse().ok()?;
-        (words.next()? == "kB").then_some(n * 1024)
-    };
     Some(Resident {
-        rss: field("Rss")?,
-        huge: field("AnonHugePages")?,
+        rss: kb_field(text, "Rss")?,
+        huge: kb_field(text, "AnonHugePages")?,
     })
+}
+
+/// The field `name` of a `/proc` file whose lines read `Name: N kB` (`status`,
+/// `smaps_rollup`), in bytes; `None` when it is missing, not a number or in another unit.
+pub fn kb_field(text: &str, name: &str) -> Option<u64> {
+    let rest = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?;
+    let mut words = rest.split_whitespace();
+    let n: u64 = words.next()?.parse().ok()?;
+    (words.next()? == "kB").then_some(n * 1024)
 }
 
 /// The glibc tunable that marks the heaps for transparent huge pages.

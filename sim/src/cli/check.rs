@@ -229,10 +229,7 @@ fn write_trace(dir: &Path, t: &Trace, log: bool) -> Result<PathBuf, CheckError> 
 
 /// Peak resident set size of this process (Linux: VmHWM), in bytes.
 fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::hugepages::kb_field(&std::fs::read_to_string("/proc/self/status").ok()?, "VmHWM")
 }
 
 /// Time since the first call, for the explorer's stage waits (`--stats`).
